@@ -1,0 +1,74 @@
+/*
+ * crc32c.c — CRC-32C with a hardware path (SSE4.2) and a portable
+ * slicing-by-8 fallback, picked once at first use.
+ */
+#include "shared/crc32c.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static uint32_t crc32c_table[8][256];
+static int crc32c_ready;   /* 1: table built, 2: hardware */
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+        crc32c_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc32c_table[t][i] = (crc32c_table[t - 1][i] >> 8) ^ crc32c_table[0][crc32c_table[t - 1][i] & 0xff];
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc32c_ready = __builtin_cpu_supports("sse4.2") ? 2 : 1;
+#else
+    crc32c_ready = 1;
+#endif
+}
+
+static uint32_t crc32c_sw(uint32_t crc, const unsigned char *p, size_t n)
+{
+    while (n && ((uintptr_t)p & 7)) { crc = (crc >> 8) ^ crc32c_table[0][(crc ^ *p++) & 0xff]; n--; }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        w ^= crc;
+        crc = crc32c_table[7][w & 0xff] ^ crc32c_table[6][(w >> 8) & 0xff] ^
+              crc32c_table[5][(w >> 16) & 0xff] ^ crc32c_table[4][(w >> 24) & 0xff] ^
+              crc32c_table[3][(w >> 32) & 0xff] ^ crc32c_table[2][(w >> 40) & 0xff] ^
+              crc32c_table[1][(w >> 48) & 0xff] ^ crc32c_table[0][w >> 56];
+        p += 8; n -= 8;
+    }
+    while (n--) crc = (crc >> 8) ^ crc32c_table[0][(crc ^ *p++) & 0xff];
+    return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_hw(uint32_t crc, const unsigned char *p, size_t n)
+{
+    uint64_t c = crc;
+    while (n && ((uintptr_t)p & 7)) { c = __builtin_ia32_crc32qi((uint32_t)c, *p++); n--; }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+        p += 8; n -= 8;
+    }
+    while (n--) c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+    return (uint32_t)c;
+}
+#endif
+
+uint32_t crc32c_update(uint32_t crc, const void *data, size_t n)
+{
+    pthread_once(&crc32c_once, crc32c_init);
+    crc = ~crc;
+#if defined(__x86_64__)
+    if (crc32c_ready == 2) return ~crc32c_hw(crc, data, n);
+#endif
+    return ~crc32c_sw(crc, data, n);
+}
