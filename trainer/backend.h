@@ -1,0 +1,174 @@
+/*
+ * backend.h — the compute backend interface (an ops table, in the spirit of
+ * ggml-backend, narrowed to what the models need).
+ *
+ * One `struct backend` is one execution stream on one device: the CPU backend
+ * (trainer/backend_cpu.c) or one GPU (trainer/backend_cuda.c + kernels/).
+ * Models and the trainer call only the backend_* wrappers below; they never
+ * know which backend runs.  A tower owns exactly one backend.
+ *
+ * Conventions every backend follows (the CPU backend is the reference):
+ *   - All float tensors are fp32 unless the op says otherwise; tensors may be
+ *     strided views (struct tensor), e.g. channel slices of a concat output.
+ *   - Forward ops OVERWRITE their outputs.
+ *   - Backward ops ACCUMULATE (+=) into every gradient they produce, both
+ *     activation gradients (dx) and parameter gradients (dw, db, dgamma,
+ *     dbeta).  An activation that feeds several branches thus gets the sum of
+ *     their gradients with no extra adds.  The graph zeroes gradient buffers
+ *     once per step (backend_zero).
+ *   - Ops are asynchronous with respect to the host where the backend allows;
+ *     backend_sync waits.  copy_d2h of a scalar (the loss) implies a sync.
+ *   - Failures return a status with a message (FAIL); nothing exits.
+ *   - Random ops (dropout) take (seed, stream) and use the counter-based RNG
+ *     (shared/rng.h) so CPU and CUDA draw the same masks.
+ *
+ * Argument order follows llm.c: outputs first, then saved tensors, then
+ * inputs, then parameters, then a small params struct.
+ */
+#ifndef DEEPER_BACKEND_H
+#define DEEPER_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/status.h"
+#include "trainer/tensor.h"
+
+#define BACKEND_API_VERSION 1
+
+struct backend;
+
+struct conv_params {
+    int kh, kw;          /* kernel */
+    int stride_h, stride_w;
+    int pad_h, pad_w;    /* symmetric zero padding */
+};
+
+enum pool_kind { POOL_MAX = 0, POOL_AVG = 1 };
+
+struct pool_params {
+    enum pool_kind kind;
+    int kh, kw, stride_h, stride_w, pad_h, pad_w;
+    int count_include_pad;   /* avg: divide by kh*kw (torchvision) or by the cells inside */
+};
+
+struct bn_params {
+    float eps;           /* 0.001 for Inception v3 */
+    float momentum;      /* running = (1-momentum)*running + momentum*batch; TF decay 0.9997 -> 0.0003 */
+};
+
+struct rmsprop_params {
+    float lr, decay, momentum, eps;   /* TF: decay 0.9, momentum 0.9, eps 1.0 */
+    float weight_decay;               /* L2 coefficient added to the gradient: g += wd * w */
+    float grad_scale;                 /* multiply g by this first (1/num_towers, 1/loss_scale) */
+};
+
+struct backend_ops {
+    const char *name;                 /* "cpu", "cuda" */
+    int api_version;
+    enum tensor_layout preferred_layout;
+
+    /* memory */
+    void  *(*alloc)(struct backend *be, size_t bytes);           /* NULL on failure; zeroed */
+    void   (*free)(struct backend *be, void *p);
+    status (*copy_h2d)(struct backend *be, void *dst, const void *src, size_t bytes);
+    status (*copy_d2h)(struct backend *be, void *dst, const void *src, size_t bytes);
+    status (*copy_d2d)(struct backend *be, void *dst, const void *src, size_t bytes);
+    status (*zero)(struct backend *be, void *p, size_t bytes);
+    status (*sync)(struct backend *be);
+    void   (*destroy)(struct backend *be);
+
+    /* input: uint8 NHWC batch (host or device memory as the backend says)
+     * -> float y in [-1, 1]: y = (x/255 - 0.5) * 2.  If y has 3 channels and
+     * the input 1, the gray value is repeated. */
+    status (*input_normalize)(struct backend *be, struct tensor *y, const uint8_t *x_nhwc,
+                              int n, int h, int w, int c);
+
+    /* convolution, no bias (BN follows); w is [out, in, kh, kw] dense */
+    status (*conv2d_forward)(struct backend *be, struct tensor *y, const struct tensor *x,
+                             const struct tensor *w, const struct conv_params *p);
+    status (*conv2d_backward_data)(struct backend *be, struct tensor *dx, const struct tensor *dy,
+                                   const struct tensor *w, const struct conv_params *p);
+    status (*conv2d_backward_filter)(struct backend *be, struct tensor *dw, const struct tensor *dy,
+                                     const struct tensor *x, const struct conv_params *p);
+
+    /* batch norm over (N, H, W) per channel.  Training: normalise with the
+     * batch mean and biased variance, save mean and 1/sqrt(var+eps) for
+     * backward, update running stats with momentum (running_var gets the
+     * unbiased variance, as PyTorch does).  Inference: running statistics. */
+    status (*batchnorm_train_forward)(struct backend *be, struct tensor *y, float *save_mean,
+                                      float *save_invstd, const struct tensor *x, const float *gamma,
+                                      const float *beta, float *running_mean, float *running_var,
+                                      const struct bn_params *p);
+    status (*batchnorm_infer_forward)(struct backend *be, struct tensor *y, const struct tensor *x,
+                                      const float *gamma, const float *beta, const float *running_mean,
+                                      const float *running_var, const struct bn_params *p);
+    status (*batchnorm_backward)(struct backend *be, struct tensor *dx, float *dgamma, float *dbeta,
+                                 const struct tensor *dy, const struct tensor *x, const float *gamma,
+                                 const float *save_mean, const float *save_invstd,
+                                 const struct bn_params *p);
+
+    /* pooling */
+    status (*pool_forward)(struct backend *be, struct tensor *y, const struct tensor *x,
+                           const struct pool_params *p);
+    status (*pool_backward)(struct backend *be, struct tensor *dx, const struct tensor *dy,
+                            const struct tensor *x, const struct tensor *y, const struct pool_params *p);
+
+    /* ReLU; y may alias x.  backward uses y (> 0). */
+    status (*relu_forward)(struct backend *be, struct tensor *y, const struct tensor *x);
+    status (*relu_backward)(struct backend *be, struct tensor *dx, const struct tensor *dy,
+                            const struct tensor *y);
+
+    /* fully connected: x [N, in] (a tensor with c*h*w = in, flattened in C,H,W
+     * order), w [out, in] row-major (torchvision), b [out]; y [N, out]. */
+    status (*fc_forward)(struct backend *be, struct tensor *y, const struct tensor *x,
+                         const float *w, const float *b, int in, int out);
+    status (*fc_backward)(struct backend *be, struct tensor *dx, float *dw, float *db,
+                          const struct tensor *dy, const struct tensor *x, const float *w,
+                          int in, int out);
+
+    /* dropout (inverted): y = x * mask / keep, mask ~ Bernoulli(keep) drawn
+     * from rng(seed, stream) per element index; mask stored as uint8. */
+    status (*dropout_forward)(struct backend *be, struct tensor *y, uint8_t *mask,
+                              const struct tensor *x, float keep, uint64_t seed, uint64_t stream);
+    status (*dropout_backward)(struct backend *be, struct tensor *dx, const struct tensor *dy,
+                               const uint8_t *mask, float keep);
+
+    /* softmax cross-entropy with label smoothing, mean over the batch:
+     * target = (1-s)*onehot + s/C.  Writes the (unscaled) mean loss to
+     * *loss_host after a sync, and dlogits += scale * d(mean loss)/dlogits.
+     * labels: int32[N] in backend memory.  correct1/correct5 (optional, may
+     * be NULL): host counts of top-1 / top-5 hits. */
+    status (*softmax_xent)(struct backend *be, float *loss_host, struct tensor *dlogits,
+                           const struct tensor *logits, const int32_t *labels, float smoothing,
+                           float scale);
+    /* softmax probabilities (inference); probs may alias logits. */
+    status (*softmax)(struct backend *be, struct tensor *probs, const struct tensor *logits);
+
+    /* optimizer and averaging, over n contiguous floats */
+    status (*rmsprop_update)(struct backend *be, float *w, float *ms, float *mom, const float *g,
+                             size_t n, const struct rmsprop_params *p);
+    status (*ema_update)(struct backend *be, float *shadow, const float *w, size_t n, float decay);
+    /* y = a*x + b*y over n floats (gradient averaging, accumulation) */
+    status (*axpby)(struct backend *be, float *y, const float *x, size_t n, float a, float b);
+    /* sum of squares of n floats, to the host (weight-decay loss, grad norms) */
+    status (*sumsq)(struct backend *be, double *out_host, const float *x, size_t n);
+};
+
+struct backend {
+    const struct backend_ops *ops;
+    void *ctx;            /* the backend's own state */
+    int device;           /* GPU ordinal; 0 for CPU */
+    int threads;          /* CPU threads the backend may use */
+};
+
+/* Create backends.  `name` is "cpu", "cuda", or "auto" (CUDA when a GPU is
+ * present).  backend_new_cuda returns STATUS_NO_DEVICE with a clear message
+ * when there is no GPU or the build has no CUDA. */
+status backend_new(struct backend **out, const char *name, int device, int threads);
+status backend_new_cpu(struct backend **out, int threads);
+status backend_new_cuda(struct backend **out, int device);
+int    backend_cuda_device_count(void);   /* 0 without CUDA */
+void   backend_free(struct backend **be);
+
+#endif
