@@ -1,0 +1,199 @@
+/*
+ * sender.c — PUSH socket + zero-copy batch pool (see sender.h).
+ *
+ * Each pool buffer carries a reference count of the data frames ZeroMQ still
+ * holds; frame_free (ZeroMQ's free callback, any thread) drops it and returns
+ * the buffer to the free stack at zero.  The header frame is 64 bytes and is
+ * copied (zmq_send), so only the data frames are zero-copy.
+ */
+#include "augment/sender.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+struct pool_entry {
+    struct send_buf buf;
+    void *mem;
+    atomic_int refs;
+    struct sender *owner;
+};
+
+struct sender {
+    struct sender_config cfg;
+    void *ctx, *sock;
+    struct pool_entry *entries;
+    int *free_stack, nfree;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+static void release_entry(struct pool_entry *e)
+{
+    struct sender *s = e->owner;
+    pthread_mutex_lock(&s->mu);
+    s->free_stack[s->nfree++] = e->buf.index_;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void frame_free(void *data, void *hint)
+{
+    (void)data;
+    struct pool_entry *e = hint;
+    if (atomic_fetch_sub(&e->refs, 1) == 1) release_entry(e);
+}
+
+status sender_new(const struct sender_config *cfg, struct sender **out)
+{
+    *out = NULL;
+    if (!cfg->endpoint || !cfg->endpoint[0]) return FAIL(STATUS_USAGE, "sender: no endpoint");
+    if (!cfg->max_n || !cfg->h || !cfg->w || !cfg->c) return FAIL(STATUS_USAGE, "sender: shape not set");
+    status st = STATUS_OK;
+    struct sender *s = calloc(1, sizeof *s);
+    if (!s) return FAIL(STATUS_NOMEM, "sender");
+    s->cfg = *cfg;
+    if (s->cfg.sndhwm <= 0) s->cfg.sndhwm = 2;
+    if (s->cfg.pool <= 0) s->cfg.pool = s->cfg.sndhwm + 2;
+    if (s->cfg.linger_ms < 0) s->cfg.linger_ms = 1000;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    int pool = s->cfg.pool;
+    s->entries = calloc((size_t)pool, sizeof *s->entries);
+    s->free_stack = calloc((size_t)pool, sizeof *s->free_stack);
+    if (!s->entries || !s->free_stack) { st = FAIL(STATUS_NOMEM, "sender: pool"); goto fail; }
+    size_t lab = round64((size_t)cfg->max_n * 4), ids = round64((size_t)cfg->max_n * 8);
+    size_t pix = round64((size_t)cfg->max_n * cfg->h * cfg->w * cfg->c);
+    for (int i = 0; i < pool; i++) {
+        struct pool_entry *e = &s->entries[i];
+        if (posix_memalign(&e->mem, 64, lab + ids + pix) != 0) { e->mem = NULL; st = FAIL(STATUS_NOMEM, "sender: buffer"); goto fail; }
+        e->buf.labels = (int32_t *)e->mem;
+        e->buf.ids = (uint64_t *)((uint8_t *)e->mem + lab);
+        e->buf.pixels = (uint8_t *)e->mem + lab + ids;
+        e->buf.index_ = i;
+        e->owner = s;
+        s->free_stack[s->nfree++] = pool - 1 - i;
+    }
+    s->ctx = zmq_ctx_new();
+    if (!s->ctx) { st = FAIL(STATUS_ZMQ, "sender: zmq_ctx_new: %s", zmq_strerror(zmq_errno())); goto fail; }
+    s->sock = zmq_socket(s->ctx, ZMQ_PUSH);
+    if (!s->sock) { st = FAIL(STATUS_ZMQ, "sender: zmq_socket: %s", zmq_strerror(zmq_errno())); goto fail; }
+    int hwm = s->cfg.sndhwm, linger = s->cfg.linger_ms ? s->cfg.linger_ms : 1000, tmo = 100;
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s->sock, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
+    {
+        char eps[1024];
+        snprintf(eps, sizeof eps, "%s", cfg->endpoint);
+        char *save = NULL;
+        for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+            int rc = cfg->bind ? zmq_bind(s->sock, ep) : zmq_connect(s->sock, ep);
+            if (rc != 0) {
+                st = FAIL(STATUS_ZMQ, "%s %s: %s", cfg->bind ? "bind" : "connect", ep, zmq_strerror(zmq_errno()));
+                goto fail;
+            }
+        }
+    }
+    *out = s;
+    return STATUS_OK;
+fail:
+    sender_free(&s);
+    return st;
+}
+
+status sender_acquire(struct sender *s, struct send_buf **out, volatile sig_atomic_t *stop)
+{
+    *out = NULL;
+    pthread_mutex_lock(&s->mu);
+    while (s->nfree == 0 && !(stop && *stop)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    int idx = s->nfree > 0 ? s->free_stack[--s->nfree] : -1;
+    pthread_mutex_unlock(&s->mu);
+    if (idx < 0) return FAIL(STATUS_INTERRUPTED, "interrupted");
+    *out = &s->entries[idx].buf;
+    return STATUS_OK;
+}
+
+void sender_discard(struct sender *s, struct send_buf *b)
+{
+    if (b) release_entry(&s->entries[b->index_]);
+}
+
+int sender_in_flight(struct sender *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->cfg.pool - s->nfree;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+status sender_send(struct sender *s, struct send_buf *b, volatile sig_atomic_t *stop)
+{
+    struct pool_entry *e = &s->entries[b->index_];
+    uint8_t hdr[WIRE_HEADER_SIZE];
+    wire_header_pack(&b->header, hdr);
+    /* The first frame decides whether the message is accepted (HWM); retry
+     * it until it is, watching *stop.  Later frames are then always taken. */
+    for (;;) {
+        if (zmq_send(s->sock, hdr, sizeof hdr, ZMQ_SNDMORE) == (int)sizeof hdr) break;
+        int err = zmq_errno();
+        if (err != EAGAIN && err != EINTR) {
+            sender_discard(s, b);
+            return FAIL(STATUS_ZMQ, "send: %s", zmq_strerror(err));
+        }
+        if (stop && *stop) {
+            sender_discard(s, b);
+            return FAIL(STATUS_INTERRUPTED, "interrupted");
+        }
+    }
+    struct { void *p; size_t n; } parts[3] = {
+        { b->labels, wire_labels_bytes(&b->header) },
+        { b->ids, wire_ids_bytes(&b->header) },
+        { b->pixels, wire_pixels_bytes(&b->header) },
+    };
+    atomic_store(&e->refs, 3);
+    for (int i = 0; i < 3; i++) {
+        zmq_msg_t m;
+        zmq_msg_init_data(&m, parts[i].p, parts[i].n, frame_free, e);
+        int rc;
+        do {
+            rc = zmq_msg_send(&m, s->sock, i < 2 ? ZMQ_SNDMORE : 0);
+        } while (rc < 0 && (zmq_errno() == EAGAIN || zmq_errno() == EINTR));
+        if (rc < 0) {
+            int err = zmq_errno();
+            /* frames i..2 are still ours: drop their references */
+            zmq_msg_close(&m);                 /* runs frame_free for frame i */
+            for (int j = i + 1; j < 3; j++) frame_free(NULL, e);
+            return FAIL(STATUS_ZMQ, "send: %s", zmq_strerror(err));
+        }
+    }
+    return STATUS_OK;
+}
+
+void sender_free(struct sender **sp)
+{
+    struct sender *s = sp ? *sp : NULL;
+    if (!s) return;
+    if (s->sock) zmq_close(s->sock);
+    if (s->ctx) zmq_ctx_term(s->ctx);   /* waits up to LINGER, then every frame is freed */
+    if (s->entries)
+        for (int i = 0; i < s->cfg.pool; i++) free(s->entries[i].mem);
+    free(s->entries);
+    free(s->free_stack);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    *sp = NULL;
+}

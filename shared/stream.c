@@ -1,0 +1,444 @@
+/*
+ * stream.c — batch-stream receiver: PULL socket, fixed buffer pool, receive
+ * thread, bounded ready queue (see stream.h for the contract).
+ *
+ * Pool slot layout (one allocation per slot, 64-byte aligned parts):
+ *   [labels int32[max_n]] [ids uint64[max_n]] [pixels uint8[max_n*h*w*c]]
+ * Frames are received with zmq_recv() directly into those parts with the
+ * part's capacity as the limit; zmq_recv reports the real frame size, so a
+ * frame bigger than its slot (truncated) or of the wrong size is detected and
+ * the whole message dropped.  ZMQ_MAXMSGSIZE caps any single frame at the
+ * largest legitimate one, so a hostile peer cannot make libzmq buffer
+ * gigabytes either (it is disconnected instead).
+ *
+ * Locking: one mutex protects the free stack, the ready ring, the counters and
+ * the pass trackers; two condition variables signal "slot free" (to the thread)
+ * and "batch ready" (to the consumer).  The receive thread never holds the
+ * mutex while it is in zmq calls.
+ */
+#include "shared/stream.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "shared/log.h"
+
+#define STREAM_PASS_TRACKERS 4
+#define STREAM_WORKER_BITS 65536
+
+struct pass_tracker {
+    int used;
+    uint64_t pass;
+    uint32_t seen;                          /* distinct workers seen */
+    uint8_t bits[STREAM_WORKER_BITS / 8];
+};
+
+struct stream_receiver {
+    struct stream_config cfg;
+    struct stream_allocator alloc;
+    void *ctx, *sock;
+    char endpoint[256];
+    size_t labels_off, ids_off, pixels_off, slot_bytes, pixels_cap;
+
+    struct stream_batch *slots;             /* pool_size */
+    void **buffers;                         /* pool_size */
+    int *free_stack, nfree;
+    int *ready, ready_head, nready;
+
+    pthread_mutex_t mu;
+    pthread_cond_t slot_cv, ready_cv;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    int dead;
+    char dead_msg[256];
+
+    struct stream_stats st;
+    struct pass_tracker passes[STREAM_PASS_TRACKERS];
+    int drops_logged;
+};
+
+static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+static void *default_alloc(size_t size, void *ctx)
+{
+    (void)ctx;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, size ? size : 64) != 0) return NULL;
+    return p;
+}
+static void default_free(void *p, size_t size, void *ctx) { (void)size; (void)ctx; free(p); }
+
+struct stream_config stream_config_default(void)
+{
+    struct stream_config c;
+    memset(&c, 0, sizeof c);
+    c.pool_size = 4;
+    c.rcvhwm = 2;
+    c.log_drops = 5;
+    return c;
+}
+
+static void abs_deadline(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+/* Discard the remaining parts of the current multipart message. */
+static void drain_message(void *sock)
+{
+    char scratch[64];
+    int more = 1;
+    size_t sz = sizeof more;
+    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+        if (zmq_recv(sock, scratch, sizeof scratch, ZMQ_DONTWAIT) < 0 && zmq_errno() != EINTR) break;
+        sz = sizeof more;
+    }
+}
+
+static int has_more(void *sock)
+{
+    int more = 0;
+    size_t sz = sizeof more;
+    if (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) != 0) return 0;
+    return more;
+}
+
+static void note_drop(struct stream_receiver *r, const char *why)
+{
+    pthread_mutex_lock(&r->mu);
+    r->st.dropped++;
+    int log_it = r->drops_logged < r->cfg.log_drops;
+    if (log_it) r->drops_logged++;
+    pthread_mutex_unlock(&r->mu);
+    if (log_it) log_warn("stream: dropped a malformed message: %s", why);
+}
+
+/* Receive one frame of exactly `want` bytes into dst (capacity cap).  Returns
+ * 0 on success, -1 malformed (message drained), -2 socket error. */
+static int recv_frame(struct stream_receiver *r, void *dst, size_t cap, size_t want, const char *name,
+                      char *why, size_t whylen)
+{
+    if (!has_more(r->sock)) {
+        snprintf(why, whylen, "message ended before the %s frame", name);
+        return -1;
+    }
+    int got = zmq_recv(r->sock, dst, cap, ZMQ_DONTWAIT);
+    if (got < 0) {
+        if (zmq_errno() == ETERM) return -2;
+        snprintf(why, whylen, "%s frame: %s", name, zmq_strerror(zmq_errno()));
+        drain_message(r->sock);
+        return -1;
+    }
+    if ((size_t)got != want) {
+        snprintf(why, whylen, "%s frame is %d bytes, header implies %zu", name, got, want);
+        drain_message(r->sock);
+        return -1;
+    }
+    return 0;
+}
+
+static void track_end(struct stream_receiver *r, struct stream_batch *b)
+{
+    /* called with mu held */
+    uint64_t pass = b->header.epoch;
+    uint32_t need = r->cfg.expect_workers ? r->cfg.expect_workers : b->header.num_workers;
+    struct pass_tracker *t = NULL, *oldest = &r->passes[0];
+    for (int i = 0; i < STREAM_PASS_TRACKERS; i++) {
+        if (r->passes[i].used && r->passes[i].pass == pass) { t = &r->passes[i]; break; }
+        if (!r->passes[i].used) oldest = &r->passes[i];
+        else if (oldest->used && r->passes[i].pass < oldest->pass) oldest = &r->passes[i];
+    }
+    if (!t) {
+        t = oldest;
+        memset(t, 0, sizeof *t);
+        t->used = 1;
+        t->pass = pass;
+    }
+    uint16_t wkr = b->header.worker;
+    r->st.end_markers++;
+    if (!(t->bits[wkr / 8] & (1u << (wkr % 8)))) {
+        t->bits[wkr / 8] |= (uint8_t)(1u << (wkr % 8));
+        t->seen++;
+        if (t->seen == need) {
+            b->pass_complete = 1;
+            r->st.passes_complete++;
+            t->used = 0;
+        }
+    }
+}
+
+static void *receive_thread(void *arg)
+{
+    struct stream_receiver *r = arg;
+    char why[200];
+    uint8_t hbuf[WIRE_HEADER_SIZE];
+    struct wire_expect ex = {
+        .max_n = r->cfg.max_n, .h = r->cfg.h, .w = r->cfg.w, .c = r->cfg.c,
+        .num_workers = r->cfg.expect_workers, .max_pixels = r->pixels_cap,
+    };
+    while (!atomic_load(&r->stop)) {
+        /* 1. a free slot (backpressure: do not read while none is free) */
+        pthread_mutex_lock(&r->mu);
+        while (r->nfree == 0 && !atomic_load(&r->stop)) {
+            struct timespec ts;
+            abs_deadline(&ts, 100);
+            pthread_cond_timedwait(&r->slot_cv, &r->mu, &ts);
+        }
+        int slot = r->nfree > 0 ? r->free_stack[--r->nfree] : -1;
+        pthread_mutex_unlock(&r->mu);
+        if (slot < 0) break;
+
+        /* 2. wait for a message, checking stop every 100 ms */
+        int got_msg = 0;
+        while (!atomic_load(&r->stop)) {
+            zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
+            int rc = zmq_poll(&it, 1, 100);
+            if (rc < 0) {
+                if (zmq_errno() == EINTR) continue;
+                snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_poll: %s", zmq_strerror(zmq_errno()));
+                goto died;
+            }
+            if (rc > 0) { got_msg = 1; break; }
+        }
+        if (!got_msg) {
+            pthread_mutex_lock(&r->mu);
+            r->free_stack[r->nfree++] = slot;
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
+
+        /* 3. the header frame */
+        int hn = zmq_recv(r->sock, hbuf, sizeof hbuf, ZMQ_DONTWAIT);
+        struct stream_batch *b = &r->slots[slot];
+        int bad = 0;
+        if (hn < 0) {
+            if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) goto give_back;
+            snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_recv: %s", zmq_strerror(zmq_errno()));
+            goto died;
+        }
+        if (wire_header_unpack(hbuf, (size_t)hn, &b->header) != STATUS_OK ||
+            wire_header_check(&b->header, &ex) != STATUS_OK) {
+            snprintf(why, sizeof why, "%s", status_msg());
+            drain_message(r->sock);
+            bad = 1;
+        }
+        /* 4. data frames straight into the slot */
+        if (!bad) {
+            const struct wire_header *h = &b->header;
+            int rc = recv_frame(r, b->labels, r->cfg.max_n * 4u, wire_labels_bytes(h), "labels", why, sizeof why);
+            if (rc == 0) rc = recv_frame(r, b->ids, r->cfg.max_n * 8u, wire_ids_bytes(h), "ids", why, sizeof why);
+            if (rc == 0) rc = recv_frame(r, b->pixels, r->pixels_cap, wire_pixels_bytes(h), "pixels", why, sizeof why);
+            if (rc == -2) { snprintf(r->dead_msg, sizeof r->dead_msg, "stream: context terminated"); goto died; }
+            if (rc == 0 && has_more(r->sock)) {
+                snprintf(why, sizeof why, "more than %d frames", WIRE_NUM_FRAMES);
+                drain_message(r->sock);
+                rc = -1;
+            }
+            if (rc == 0 && r->cfg.num_classes > 0) {
+                for (uint32_t i = 0; i < h->n; i++)
+                    if (b->labels[i] < 0 || b->labels[i] >= r->cfg.num_classes) {
+                        snprintf(why, sizeof why, "label %d out of range [0, %d)", b->labels[i], r->cfg.num_classes);
+                        rc = -1;
+                        break;
+                    }
+            }
+            bad = rc != 0;
+        }
+        if (bad) {
+            note_drop(r, why);
+            goto give_back;
+        }
+        b->n = b->header.n; b->h = b->header.h; b->w = b->header.w; b->c = b->header.c;
+        b->end_of_pass = (b->header.flags & WIRE_FLAG_END_OF_PASS) != 0;
+        b->pass_complete = 0;
+        b->received_at = log_now();
+        pthread_mutex_lock(&r->mu);
+        if (b->end_of_pass) track_end(r, b);
+        r->st.received++;
+        r->st.examples += b->n;
+        r->st.bytes += wire_labels_bytes(&b->header) + wire_ids_bytes(&b->header) + wire_pixels_bytes(&b->header);
+        int pool = r->cfg.pool_size;
+        r->ready[(r->ready_head + r->nready) % pool] = slot;
+        r->nready++;
+        pthread_cond_signal(&r->ready_cv);
+        pthread_mutex_unlock(&r->mu);
+        continue;
+    give_back:
+        pthread_mutex_lock(&r->mu);
+        r->free_stack[r->nfree++] = slot;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return NULL;
+died:
+    pthread_mutex_lock(&r->mu);
+    r->dead = 1;
+    pthread_cond_broadcast(&r->ready_cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+status stream_receiver_new(const struct stream_config *cfg, struct stream_receiver **out)
+{
+    *out = NULL;
+    if (!cfg->endpoint || !cfg->endpoint[0]) return FAIL(STATUS_USAGE, "stream: no endpoint");
+    if (cfg->max_n == 0 || cfg->max_n > WIRE_MAX_N) return FAIL(STATUS_USAGE, "stream: max_n %u out of range", cfg->max_n);
+    if (!cfg->h || !cfg->w || !cfg->c || cfg->h > WIRE_MAX_SIDE || cfg->w > WIRE_MAX_SIDE || cfg->c > WIRE_MAX_C)
+        return FAIL(STATUS_USAGE, "stream: image shape %ux%ux%u out of range", cfg->h, cfg->w, cfg->c);
+    if (cfg->pool_size < 1 || cfg->pool_size > 1024) return FAIL(STATUS_USAGE, "stream: pool_size %d", cfg->pool_size);
+    status st = STATUS_OK;
+    struct stream_receiver *r = calloc(1, sizeof *r);
+    if (!r) return FAIL(STATUS_NOMEM, "stream: receiver");
+    r->cfg = *cfg;
+    if (r->cfg.rcvhwm <= 0) r->cfg.rcvhwm = 2;
+    r->alloc = cfg->allocator ? *cfg->allocator : (struct stream_allocator){ default_alloc, default_free, NULL };
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->slot_cv, NULL);
+    pthread_cond_init(&r->ready_cv, NULL);
+
+    int pool = cfg->pool_size;
+    r->pixels_cap = (size_t)cfg->max_n * cfg->h * cfg->w * cfg->c;
+    r->labels_off = 0;
+    r->ids_off = round64((size_t)cfg->max_n * 4);
+    r->pixels_off = r->ids_off + round64((size_t)cfg->max_n * 8);
+    r->slot_bytes = r->pixels_off + round64(r->pixels_cap);
+    r->slots = calloc((size_t)pool, sizeof *r->slots);
+    r->buffers = calloc((size_t)pool, sizeof *r->buffers);
+    r->free_stack = calloc((size_t)pool, sizeof *r->free_stack);
+    r->ready = calloc((size_t)pool, sizeof *r->ready);
+    if (!r->slots || !r->buffers || !r->free_stack || !r->ready) { st = FAIL(STATUS_NOMEM, "stream: pool tables"); goto fail; }
+    for (int i = 0; i < pool; i++) {
+        uint8_t *buf = r->alloc.alloc(r->slot_bytes, r->alloc.ctx);
+        if (!buf) { st = FAIL(STATUS_NOMEM, "stream: pool buffer %d of %zu bytes", i, r->slot_bytes); goto fail; }
+        r->buffers[i] = buf;
+        r->slots[i].labels = (int32_t *)(buf + r->labels_off);
+        r->slots[i].ids = (uint64_t *)(buf + r->ids_off);
+        r->slots[i].pixels = buf + r->pixels_off;
+        r->slots[i].slot_ = i;
+        r->free_stack[r->nfree++] = pool - 1 - i;
+    }
+
+    r->ctx = zmq_ctx_new();
+    if (!r->ctx) { st = FAIL(STATUS_ZMQ, "stream: zmq_ctx_new: %s", zmq_strerror(zmq_errno())); goto fail; }
+    r->sock = zmq_socket(r->ctx, ZMQ_PULL);
+    if (!r->sock) { st = FAIL(STATUS_ZMQ, "stream: zmq_socket: %s", zmq_strerror(zmq_errno())); goto fail; }
+    int linger = 0, hwm = r->cfg.rcvhwm;
+    int64_t maxmsg = (int64_t)(r->pixels_cap > WIRE_HEADER_SIZE ? r->pixels_cap : WIRE_HEADER_SIZE);
+    zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(r->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    {
+        char eps[1024];
+        snprintf(eps, sizeof eps, "%s", cfg->endpoint);
+        char *save = NULL;
+        for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+            int rc = cfg->connect ? zmq_connect(r->sock, ep) : zmq_bind(r->sock, ep);
+            if (rc != 0) {
+                st = FAIL(STATUS_ZMQ, "stream: %s %s: %s", cfg->connect ? "connect" : "bind", ep, zmq_strerror(zmq_errno()));
+                goto fail;
+            }
+            size_t len = sizeof r->endpoint;
+            if (zmq_getsockopt(r->sock, ZMQ_LAST_ENDPOINT, r->endpoint, &len) != 0)
+                snprintf(r->endpoint, sizeof r->endpoint, "%s", ep);
+        }
+    }
+    if (pthread_create(&r->thread, NULL, receive_thread, r) != 0) { st = FAIL(STATUS_NOMEM, "stream: pthread_create"); goto fail; }
+    r->thread_started = 1;
+    *out = r;
+    return STATUS_OK;
+fail:
+    stream_receiver_free(&r);
+    return st;
+}
+
+status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out, int timeout_ms)
+{
+    *out = NULL;
+    double t0 = log_now();
+    struct timespec ts;
+    if (timeout_ms >= 0) abs_deadline(&ts, timeout_ms);
+    pthread_mutex_lock(&r->mu);
+    while (r->nready == 0 && !r->dead) {
+        if (timeout_ms < 0) pthread_cond_wait(&r->ready_cv, &r->mu);
+        else if (pthread_cond_timedwait(&r->ready_cv, &r->mu, &ts) == ETIMEDOUT) break;
+    }
+    status st = STATUS_OK;
+    if (r->nready > 0) {
+        int slot = r->ready[r->ready_head];
+        r->ready_head = (r->ready_head + 1) % r->cfg.pool_size;
+        r->nready--;
+        *out = &r->slots[slot];
+    } else if (r->dead) {
+        st = FAIL(STATUS_ZMQ, "%s", r->dead_msg);
+    } else {
+        st = FAIL(STATUS_TIMEOUT, "stream: no batch within %d ms on %s", timeout_ms, r->endpoint);
+    }
+    r->st.wait_seconds += log_now() - t0;
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b)
+{
+    if (!b) return;
+    ASSERT(b->slot_ >= 0 && b->slot_ < r->cfg.pool_size && b == &r->slots[b->slot_]);
+    pthread_mutex_lock(&r->mu);
+    ASSERT(r->nfree < r->cfg.pool_size);
+    r->free_stack[r->nfree++] = b->slot_;
+    pthread_cond_signal(&r->slot_cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void stream_receiver_stats(struct stream_receiver *r, struct stream_stats *out)
+{
+    pthread_mutex_lock(&r->mu);
+    *out = r->st;
+    out->queue_depth = r->nready;
+    out->pool_size = r->cfg.pool_size;
+    pthread_mutex_unlock(&r->mu);
+}
+
+const char *stream_receiver_endpoint(struct stream_receiver *r) { return r->endpoint; }
+
+void stream_receiver_reset_pass(struct stream_receiver *r)
+{
+    pthread_mutex_lock(&r->mu);
+    memset(r->passes, 0, sizeof r->passes);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void stream_receiver_free(struct stream_receiver **rp)
+{
+    struct stream_receiver *r = rp ? *rp : NULL;
+    if (!r) return;
+    if (r->thread_started) {
+        atomic_store(&r->stop, 1);
+        pthread_mutex_lock(&r->mu);
+        pthread_cond_broadcast(&r->slot_cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+    }
+    if (r->sock) zmq_close(r->sock);
+    if (r->ctx) zmq_ctx_term(r->ctx);
+    if (r->buffers)
+        for (int i = 0; i < r->cfg.pool_size; i++)
+            if (r->buffers[i]) r->alloc.free(r->buffers[i], r->slot_bytes, r->alloc.ctx);
+    free(r->buffers);
+    free(r->slots);
+    free(r->free_stack);
+    free(r->ready);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->slot_cv);
+    pthread_cond_destroy(&r->ready_cv);
+    free(r);
+    *rp = NULL;
+}
