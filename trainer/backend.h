@@ -78,13 +78,15 @@ struct backend_ops {
     status (*sync)(struct backend *be);
     void   (*destroy)(struct backend *be);
 
-    /* input: uint8 NHWC batch (host or device memory as the backend says)
-     * -> float y in [-1, 1]: y = (x/255 - 0.5) * 2.  If y has 3 channels and
+    /* input: uint8 NHWC batch in HOST memory (the backend stages it to the
+     * device itself; the CPU backend reads it in place) -> float y in [-1, 1]: y = (x/255 - 0.5) * 2.  If y has 3 channels and
      * the input 1, the gray value is repeated. */
     status (*input_normalize)(struct backend *be, struct tensor *y, const uint8_t *x_nhwc,
                               int n, int h, int w, int c);
 
-    /* convolution, no bias (BN follows); w is [out, in, kh, kw] dense */
+    /* convolution, no bias (BN follows, or bias_add below); w is [out, in,
+     * kh, kw] dense.  y has the usual output size
+     * (h + 2*pad - k) / stride + 1 per axis (floor). */
     status (*conv2d_forward)(struct backend *be, struct tensor *y, const struct tensor *x,
                              const struct tensor *w, const struct conv_params *p);
     status (*conv2d_backward_data)(struct backend *be, struct tensor *dx, const struct tensor *dy,
@@ -108,7 +110,16 @@ struct backend_ops {
                                  const float *save_mean, const float *save_invstd,
                                  const struct bn_params *p);
 
-    /* pooling */
+    /* per-channel bias (conv layers without BN, e.g. NielsenNet):
+     * forward y[n,c,h,w] += b[c] in place; backward db[c] += sum over
+     * (n,h,w) of dy. */
+    status (*bias_add_forward)(struct backend *be, struct tensor *y, const float *b);
+    status (*bias_add_backward)(struct backend *be, float *db, const struct tensor *dy);
+
+    /* pooling.  Output size (h + 2*pad - k) / stride + 1 (floor, VALID-style;
+     * no ceil mode).  Max pool ignores padded cells; backward routes each
+     * gradient to the first maximum in row-major window order.  Avg pool
+     * divides by kh*kw when count_include_pad, else by the cells inside. */
     status (*pool_forward)(struct backend *be, struct tensor *y, const struct tensor *x,
                            const struct pool_params *p);
     status (*pool_backward)(struct backend *be, struct tensor *dx, const struct tensor *dy,
@@ -127,8 +138,13 @@ struct backend_ops {
                           const struct tensor *dy, const struct tensor *x, const float *w,
                           int in, int out);
 
-    /* dropout (inverted): y = x * mask / keep, mask ~ Bernoulli(keep) drawn
-     * from rng(seed, stream) per element index; mask stored as uint8. */
+    /* dropout (inverted): y = x * mask / keep, mask stored as uint8 (dense,
+     * element i = NCHW index within x).  The draw for element i is fixed so
+     * CPU and CUDA, and 1 tower x 32 versus 2 towers x 16, agree: with
+     * j = stream + i, out = rng_philox(ctr = {lo32(j/4), hi32(j/4), 0, 0},
+     * key = {lo32(seed), hi32(seed)}), u = (out[j%4] >> 8) * 2^-24, and the
+     * element is kept iff u < keep.  Callers pass stream = the global element
+     * offset of x's first sample (tower offset * per-sample size). */
     status (*dropout_forward)(struct backend *be, struct tensor *y, uint8_t *mask,
                               const struct tensor *x, float keep, uint64_t seed, uint64_t stream);
     status (*dropout_backward)(struct backend *be, struct tensor *dx, const struct tensor *dy,
@@ -137,8 +153,8 @@ struct backend_ops {
     /* softmax cross-entropy with label smoothing, mean over the batch:
      * target = (1-s)*onehot + s/C.  Writes the (unscaled) mean loss to
      * *loss_host after a sync, and dlogits += scale * d(mean loss)/dlogits.
-     * labels: int32[N] in backend memory.  correct1/correct5 (optional, may
-     * be NULL): host counts of top-1 / top-5 hits. */
+     * labels: int32[N] in backend memory.  logits and dlogits are [N, C]
+     * (h = w = 1).  Top-k accuracy is computed by the caller from logits. */
     status (*softmax_xent)(struct backend *be, float *loss_host, struct tensor *dlogits,
                            const struct tensor *logits, const int32_t *labels, float smoothing,
                            float scale);
@@ -164,7 +180,15 @@ struct backend {
 
 /* Create backends.  `name` is "cpu", "cuda", or "auto" (CUDA when a GPU is
  * present).  backend_new_cuda returns STATUS_NO_DEVICE with a clear message
- * when there is no GPU or the build has no CUDA. */
+ * when there is no GPU or the build has no CUDA.  threads <= 0 means all
+ * cores.  The caller frees with backend_free (NULL-safe).
+ *
+ * trainer/backend.c holds these wrappers; with DEEPER_HAVE_CUDA it calls
+ *   status backend_cuda_create(struct backend **out, int device);
+ *   int    backend_cuda_count(void);
+ * which trainer/backend_cuda.c defines.  After creation backend.c checks
+ * api_version and fills the optional slots (marked "optional" above; none
+ * yet) with defaults. */
 status backend_new(struct backend **out, const char *name, int device, int threads);
 status backend_new_cpu(struct backend **out, int threads);
 status backend_new_cuda(struct backend **out, int device);

@@ -1,0 +1,97 @@
+/*
+ * backend.c — creating and freeing backends by name.
+ *
+ * "cpu" is always available.  "cuda" exists only in builds with
+ * DEEPER_HAVE_CUDA (the Makefile defines it when nvcc and cuDNN are found);
+ * trainer/backend_cuda.c then provides backend_cuda_create and
+ * backend_cuda_count.  Without it backend_new_cuda fails with
+ * STATUS_NO_DEVICE and a message saying why.  "auto" is CUDA when a GPU is
+ * present, else the CPU.
+ *
+ * After a backend is created its table is checked: the api_version must
+ * match and every required slot must be filled, so a half-done backend
+ * fails at startup with the slot's name instead of crashing mid-step.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/backend.h"
+
+#ifdef DEEPER_HAVE_CUDA
+/* Weak so that the trainer links while trainer/backend_cuda.c is absent. */
+__attribute__((weak)) status backend_cuda_create(struct backend **out, int device);
+__attribute__((weak)) int backend_cuda_count(void);
+#endif
+
+static status backend_check(struct backend *be)
+{
+    const struct backend_ops *o = be->ops;
+    if (o->api_version != BACKEND_API_VERSION)
+        return FAIL(STATUS_UNSUPPORTED, "backend %s: api version %d, trainer expects %d", o->name,
+                    o->api_version, BACKEND_API_VERSION);
+#define REQ(slot) if (!o->slot) return FAIL(STATUS_UNSUPPORTED, "backend %s: op %s missing", o->name, #slot)
+    REQ(alloc); REQ(free); REQ(copy_h2d); REQ(copy_d2h); REQ(copy_d2d); REQ(zero); REQ(sync);
+    REQ(destroy); REQ(input_normalize); REQ(conv2d_forward); REQ(conv2d_backward_data);
+    REQ(conv2d_backward_filter); REQ(batchnorm_train_forward); REQ(batchnorm_infer_forward);
+    REQ(batchnorm_backward); REQ(bias_add_forward); REQ(bias_add_backward); REQ(pool_forward);
+    REQ(pool_backward); REQ(relu_forward); REQ(relu_backward); REQ(fc_forward); REQ(fc_backward);
+    REQ(dropout_forward); REQ(dropout_backward); REQ(softmax_xent); REQ(softmax);
+    REQ(rmsprop_update); REQ(ema_update); REQ(axpby); REQ(sumsq);
+#undef REQ
+    return STATUS_OK;
+}
+
+status backend_new_cuda(struct backend **out, int device)
+{
+    *out = NULL;
+#ifdef DEEPER_HAVE_CUDA
+    if (!backend_cuda_create || !backend_cuda_count)
+        return FAIL(STATUS_NO_DEVICE, "this build has no CUDA backend (trainer/backend_cuda.c missing)");
+    int n = backend_cuda_count();
+    if (n <= 0) return FAIL(STATUS_NO_DEVICE, "no CUDA GPU found (this build has CUDA support)");
+    if (device < 0 || device >= n)
+        return FAIL(STATUS_NO_DEVICE, "GPU %d requested, %d present", device, n);
+    TRY(backend_cuda_create(out, device));
+    status st = backend_check(*out);
+    if (st != STATUS_OK) backend_free(out);
+    return st;
+#else
+    (void)device;
+    return FAIL(STATUS_NO_DEVICE,
+                "this build has no CUDA backend (nvcc or cuDNN were not found at build time)");
+#endif
+}
+
+int backend_cuda_device_count(void)
+{
+#ifdef DEEPER_HAVE_CUDA
+    return backend_cuda_count ? backend_cuda_count() : 0;
+#else
+    return 0;
+#endif
+}
+
+status backend_new(struct backend **out, const char *name, int device, int threads)
+{
+    *out = NULL;
+    if (!name || !strcmp(name, "cpu")) {
+        TRY(backend_new_cpu(out, threads));
+    } else if (!strcmp(name, "cuda")) {
+        TRY(backend_new_cuda(out, device));
+    } else if (!strcmp(name, "auto")) {
+        if (backend_cuda_device_count() > 0) TRY(backend_new_cuda(out, device));
+        else TRY(backend_new_cpu(out, threads));
+    } else {
+        return FAIL(STATUS_USAGE, "unknown backend '%s' (cpu, cuda, auto)", name);
+    }
+    status st = backend_check(*out);
+    if (st != STATUS_OK) backend_free(out);
+    return st;
+}
+
+void backend_free(struct backend **be)
+{
+    if (!be || !*be) return;
+    (*be)->ops->destroy(*be);
+    *be = NULL;
+}

@@ -1,0 +1,438 @@
+/*
+ * backend_cpu_nn.c — the CPU backend's layers: convolution (im2col + SGEMM,
+ * 1x1 convolutions straight to SGEMM), batch norm, max/avg pooling, fully
+ * connected.
+ *
+ * Parallelism: convolutions run one sample per OpenMP iteration, each thread
+ * with its own im2col buffer; the filter gradient is summed in per-thread
+ * private buffers and reduced at the end (so the result does not depend on
+ * scheduling order beyond float rounding of that final sum, which is fixed
+ * for a given thread count).  Batch norm runs one channel per iteration,
+ * pooling one (sample, channel) plane per iteration, and the fully connected
+ * GEMMs are split over threads by cpu_sgemm.
+ *
+ * Layout: NCHW with dense rows (backend_cpu.h); weights [out, in, kh, kw].
+ */
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "trainer/backend_cpu.h"
+
+static struct cpu_ctx *ctx_of(struct backend *be) { return (struct cpu_ctx *)be->ctx; }
+
+#define CHECK_ROWS(t, what) \
+    do { if (!cpu_row_dense(t)) return FAIL(STATUS_UNSUPPORTED, "cpu %s: tensor rows not dense", what); } while (0)
+
+/* ---------------------------------------------------------------------- */
+/* convolution */
+
+static int conv_out(int in, int k, int s, int pad) { return (in + 2 * pad - k) / s + 1; }
+
+/* col[(ci*kh + i)*kw + j][oy*ow + ox] = x[ci][oy*s - pad + i][ox*s - pad + j] */
+static void im2col(const float *x, int64_t sc, int cin, int h, int w, const struct conv_params *p,
+                   int oh, int ow, float *col)
+{
+    int ohw = oh * ow;
+    for (int ci = 0; ci < cin; ci++)
+        for (int i = 0; i < p->kh; i++)
+            for (int j = 0; j < p->kw; j++) {
+                float *dst = col + ((size_t)(ci * p->kh + i) * p->kw + j) * ohw;
+                const float *xc = x + ci * sc;
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * p->stride_h - p->pad_h + i;
+                    float *d = dst + oy * ow;
+                    if (iy < 0 || iy >= h) { memset(d, 0, sizeof(float) * ow); continue; }
+                    const float *xr = xc + (size_t)iy * w;
+                    if (p->stride_w == 1) {
+                        int ox0 = p->pad_w - j, ox1 = w + p->pad_w - j;   /* valid ox range */
+                        if (ox0 < 0) ox0 = 0;
+                        if (ox1 > ow) ox1 = ow;
+                        for (int ox = 0; ox < ox0 && ox < ow; ox++) d[ox] = 0;
+                        if (ox1 > ox0) memcpy(d + ox0, xr + ox0 - p->pad_w + j, sizeof(float) * (ox1 - ox0));
+                        for (int ox = ox1 > ox0 ? ox1 : ox0; ox < ow; ox++) d[ox] = 0;
+                    } else {
+                        for (int ox = 0; ox < ow; ox++) {
+                            int ix = ox * p->stride_w - p->pad_w + j;
+                            d[ox] = (ix >= 0 && ix < w) ? xr[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+/* x[ci][..] += col (the adjoint of im2col) */
+static void col2im_add(const float *col, float *x, int64_t sc, int cin, int h, int w,
+                       const struct conv_params *p, int oh, int ow)
+{
+    int ohw = oh * ow;
+    for (int ci = 0; ci < cin; ci++)
+        for (int i = 0; i < p->kh; i++)
+            for (int j = 0; j < p->kw; j++) {
+                const float *src = col + ((size_t)(ci * p->kh + i) * p->kw + j) * ohw;
+                float *xc = x + ci * sc;
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * p->stride_h - p->pad_h + i;
+                    if (iy < 0 || iy >= h) continue;
+                    float *xr = xc + (size_t)iy * w;
+                    const float *s = src + oy * ow;
+                    for (int ox = 0; ox < ow; ox++) {
+                        int ix = ox * p->stride_w - p->pad_w + j;
+                        if (ix >= 0 && ix < w) xr[ix] += s[ox];
+                    }
+                }
+            }
+}
+
+static int is_pointwise(const struct conv_params *p)
+{
+    return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
+           p->pad_w == 0;
+}
+
+static status conv_check(const struct tensor *y, const struct tensor *x, const struct tensor *w,
+                         const struct conv_params *p, const char *what)
+{
+    if (!cpu_row_dense(y) || !cpu_row_dense(x))
+        return FAIL(STATUS_UNSUPPORTED, "cpu %s: tensor rows not dense", what);
+    if (w->n != y->c || w->c != x->c || w->h != p->kh || w->w != p->kw || x->n != y->n)
+        return FAIL(STATUS_FORMAT, "cpu %s: weight [%d,%d,%d,%d] does not fit x c=%d y c=%d", what,
+                    w->n, w->c, w->h, w->w, x->c, y->c);
+    if (y->h != conv_out(x->h, p->kh, p->stride_h, p->pad_h) ||
+        y->w != conv_out(x->w, p->kw, p->stride_w, p->pad_w))
+        return FAIL(STATUS_FORMAT, "cpu %s: output %dx%d, expected %dx%d", what, y->h, y->w,
+                    conv_out(x->h, p->kh, p->stride_h, p->pad_h),
+                    conv_out(x->w, p->kw, p->stride_w, p->pad_w));
+    return STATUS_OK;
+}
+
+status cpu_conv2d_forward(struct backend *be, struct tensor *y, const struct tensor *x,
+                          const struct tensor *w, const struct conv_params *p)
+{
+    TRY(conv_check(y, x, w, p, "conv2d_forward"));
+    struct cpu_ctx *c = ctx_of(be);
+    int K = x->c * p->kh * p->kw, ohw = y->h * y->w, N = x->n;
+    int pw = is_pointwise(p);
+    int fail = 0;
+    #pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int n = 0; n < N; n++) {
+        int t = omp_get_thread_num();
+        const float *xs = (const float *)x->data + n * x->sn;
+        float *ys = (float *)y->data + n * y->sn;
+        const float *b;
+        int ldb;
+        if (pw) { b = xs; ldb = (int)x->sc; }
+        else {
+            float *col = cpu_scratch(c, t, (size_t)K * ohw);
+            if (!col) { fail = 1; continue; }
+            im2col(xs, x->sc, x->c, x->h, x->w, p, y->h, y->w, col);
+            b = col; ldb = ohw;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, ohw, K, 1.0f, w->data, K,
+                    b, ldb, 0.0f, ys, (int)y->sc);
+    }
+    if (fail) return FAIL(STATUS_NOMEM, "conv2d_forward: im2col buffer");
+    return STATUS_OK;
+}
+
+status cpu_conv2d_backward_data(struct backend *be, struct tensor *dx, const struct tensor *dy,
+                                const struct tensor *w, const struct conv_params *p)
+{
+    TRY(conv_check(dy, dx, w, p, "conv2d_backward_data"));
+    struct cpu_ctx *c = ctx_of(be);
+    int K = dx->c * p->kh * p->kw, ohw = dy->h * dy->w, N = dx->n;
+    int pw = is_pointwise(p);
+    int fail = 0;
+    #pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int n = 0; n < N; n++) {
+        int t = omp_get_thread_num();
+        float *dxs = (float *)dx->data + n * dx->sn;
+        const float *dys = (const float *)dy->data + n * dy->sn;
+        if (pw) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, dy->c, 1.0f, w->data, K,
+                        dys, (int)dy->sc, 1.0f, dxs, (int)dx->sc);
+            continue;
+        }
+        float *col = cpu_scratch(c, t, (size_t)K * ohw);
+        if (!col) { fail = 1; continue; }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, dy->c, 1.0f, w->data, K, dys,
+                    (int)dy->sc, 0.0f, col, ohw);
+        col2im_add(col, dxs, dx->sc, dx->c, dx->h, dx->w, p, dy->h, dy->w);
+    }
+    if (fail) return FAIL(STATUS_NOMEM, "conv2d_backward_data: col buffer");
+    return STATUS_OK;
+}
+
+status cpu_conv2d_backward_filter(struct backend *be, struct tensor *dw, const struct tensor *dy,
+                                  const struct tensor *x, const struct conv_params *p)
+{
+    TRY(conv_check(dy, x, dw, p, "conv2d_backward_filter"));
+    struct cpu_ctx *c = ctx_of(be);
+    int K = x->c * p->kh * p->kw, ohw = dy->h * dy->w, N = x->n, O = dy->c;
+    size_t wn = (size_t)O * K;
+    int pw = is_pointwise(p);
+    int T = c->threads < N ? c->threads : N;
+    if (T < 1) T = 1;
+    int fail = 0;
+    /* scratch layout per thread: [wn private dW][K*ohw col] */
+    #pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *buf = cpu_scratch(c, t, wn + (pw ? 0 : (size_t)K * ohw));
+        if (!buf) {
+            #pragma omp atomic write
+            fail = 1;
+        } else {
+            float *acc = buf, *col = buf + wn;
+            memset(acc, 0, wn * sizeof(float));
+            int per = (N + nt - 1) / nt, s = t * per, e = s + per < N ? s + per : N;
+            for (int n = s; n < e; n++) {
+                const float *xs = (const float *)x->data + n * x->sn;
+                const float *dys = (const float *)dy->data + n * dy->sn;
+                const float *b;
+                int ldb;
+                if (pw) { b = xs; ldb = (int)x->sc; }
+                else {
+                    im2col(xs, x->sc, x->c, x->h, x->w, p, dy->h, dy->w, col);
+                    b = col; ldb = ohw;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, ohw, 1.0f, dys,
+                            (int)dy->sc, b, ldb, 1.0f, acc, K);
+            }
+        }
+        #pragma omp barrier
+        if (!fail) {
+            /* reduce the private sums into dw, split by element range */
+            size_t per = (wn + nt - 1) / nt, s = t * per, e = s + per < wn ? s + per : wn;
+            float *d = dw->data;
+            for (int u = 0; u < nt; u++) {
+                const float *a = c->scratch[u];
+                for (size_t i = s; i < e; i++) d[i] += a[i];
+            }
+        }
+    }
+    if (fail) return FAIL(STATUS_NOMEM, "conv2d_backward_filter: scratch");
+    return STATUS_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* batch norm */
+
+status cpu_bn_train_forward(struct backend *be, struct tensor *y, float *save_mean,
+                            float *save_invstd, const struct tensor *x, const float *gamma,
+                            const float *beta, float *running_mean, float *running_var,
+                            const struct bn_params *p)
+{
+    CHECK_ROWS(y, "bn_train_forward"); CHECK_ROWS(x, "bn_train_forward");
+    int hw = x->h * x->w, N = x->n;
+    double cnt = (double)N * hw;
+    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
+    for (int c = 0; c < x->c; c++) {
+        double s = 0, ss = 0;
+        for (int n = 0; n < N; n++) {
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            for (int i = 0; i < hw; i++) s += xp[i];
+        }
+        double mean = s / cnt;
+        for (int n = 0; n < N; n++) {
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            for (int i = 0; i < hw; i++) { double d = xp[i] - mean; ss += d * d; }
+        }
+        double var = ss / cnt;
+        float invstd = (float)(1.0 / sqrt(var + p->eps));
+        save_mean[c] = (float)mean;
+        save_invstd[c] = invstd;
+        float g = gamma ? gamma[c] : 1.0f, bb = beta ? beta[c] : 0.0f;
+        float a = g * invstd, b = bb - (float)mean * a;
+        for (int n = 0; n < N; n++) {
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            float *yp = (float *)y->data + n * y->sn + c * y->sc;
+            for (int i = 0; i < hw; i++) yp[i] = xp[i] * a + b;
+        }
+        if (running_mean) {
+            double unb = cnt > 1 ? ss / (cnt - 1) : var;
+            running_mean[c] = (1 - p->momentum) * running_mean[c] + p->momentum * (float)mean;
+            running_var[c] = (1 - p->momentum) * running_var[c] + p->momentum * (float)unb;
+        }
+    }
+    return STATUS_OK;
+}
+
+status cpu_bn_infer_forward(struct backend *be, struct tensor *y, const struct tensor *x,
+                            const float *gamma, const float *beta, const float *running_mean,
+                            const float *running_var, const struct bn_params *p)
+{
+    CHECK_ROWS(y, "bn_infer_forward"); CHECK_ROWS(x, "bn_infer_forward");
+    int hw = x->h * x->w;
+    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
+    for (int n = 0; n < x->n; n++)
+        for (int c = 0; c < x->c; c++) {
+            float g = gamma ? gamma[c] : 1.0f, bb = beta ? beta[c] : 0.0f;
+            float a = g / sqrtf(running_var[c] + p->eps), b = bb - running_mean[c] * a;
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            float *yp = (float *)y->data + n * y->sn + c * y->sc;
+            for (int i = 0; i < hw; i++) yp[i] = xp[i] * a + b;
+        }
+    return STATUS_OK;
+}
+
+status cpu_bn_backward(struct backend *be, struct tensor *dx, float *dgamma, float *dbeta,
+                       const struct tensor *dy, const struct tensor *x, const float *gamma,
+                       const float *save_mean, const float *save_invstd, const struct bn_params *p)
+{
+    CHECK_ROWS(dx, "bn_backward"); CHECK_ROWS(dy, "bn_backward"); CHECK_ROWS(x, "bn_backward");
+    int hw = x->h * x->w, N = x->n;
+    double cnt = (double)N * hw;
+    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
+    for (int c = 0; c < x->c; c++) {
+        float mean = save_mean[c], inv = save_invstd[c];
+        double sdy = 0, sdyx = 0;
+        for (int n = 0; n < N; n++) {
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
+            for (int i = 0; i < hw; i++) { sdy += gp[i]; sdyx += gp[i] * (xp[i] - mean); }
+        }
+        float g = gamma ? gamma[c] : 1.0f;
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (dgamma) dgamma[c] += (float)(sdyx * inv);
+        if (!dx) continue;
+        /* dx = g*inv/cnt * (cnt*dy - sum(dy) - xhat*sum(dy*xhat)) */
+        float k = g * inv;
+        float mdy = (float)(sdy / cnt), mdyx = (float)(sdyx * inv * inv / cnt);
+        for (int n = 0; n < N; n++) {
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
+            float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
+            for (int i = 0; i < hw; i++) dp[i] += k * (gp[i] - mdy - (xp[i] - mean) * mdyx);
+        }
+    }
+    return STATUS_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* pooling */
+
+status cpu_pool_forward(struct backend *be, struct tensor *y, const struct tensor *x,
+                        const struct pool_params *p)
+{
+    CHECK_ROWS(y, "pool_forward"); CHECK_ROWS(x, "pool_forward");
+    if (y->h != conv_out(x->h, p->kh, p->stride_h, p->pad_h) ||
+        y->w != conv_out(x->w, p->kw, p->stride_w, p->pad_w) || y->c != x->c || y->n != x->n)
+        return FAIL(STATUS_FORMAT, "pool_forward: output %dx%dx%d does not fit input %dx%dx%d",
+                    y->c, y->h, y->w, x->c, x->h, x->w);
+    int H = x->h, W = x->w, OH = y->h, OW = y->w;
+    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
+    for (int n = 0; n < x->n; n++)
+        for (int c = 0; c < x->c; c++) {
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            float *yp = (float *)y->data + n * y->sn + c * y->sc;
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+                    int ys = y0 < 0 ? 0 : y0, ye = y0 + p->kh < H ? y0 + p->kh : H;
+                    int xs = x0 < 0 ? 0 : x0, xe = x0 + p->kw < W ? x0 + p->kw : W;
+                    float r;
+                    if (p->kind == POOL_MAX) {
+                        r = -FLT_MAX;
+                        for (int iy = ys; iy < ye; iy++)
+                            for (int ix = xs; ix < xe; ix++) r = xp[iy * W + ix] > r ? xp[iy * W + ix] : r;
+                    } else {
+                        float s = 0;
+                        for (int iy = ys; iy < ye; iy++)
+                            for (int ix = xs; ix < xe; ix++) s += xp[iy * W + ix];
+                        int div = p->count_include_pad ? p->kh * p->kw : (ye - ys) * (xe - xs);
+                        r = s / (float)div;
+                    }
+                    yp[oy * OW + ox] = r;
+                }
+        }
+    return STATUS_OK;
+}
+
+status cpu_pool_backward(struct backend *be, struct tensor *dx, const struct tensor *dy,
+                         const struct tensor *x, const struct tensor *y, const struct pool_params *p)
+{
+    CHECK_ROWS(dx, "pool_backward"); CHECK_ROWS(dy, "pool_backward"); CHECK_ROWS(x, "pool_backward");
+    int H = x->h, W = x->w, OH = dy->h, OW = dy->w;
+    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
+    for (int n = 0; n < x->n; n++)
+        for (int c = 0; c < x->c; c++) {
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
+            float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+                    int ys = y0 < 0 ? 0 : y0, ye = y0 + p->kh < H ? y0 + p->kh : H;
+                    int xs = x0 < 0 ? 0 : x0, xe = x0 + p->kw < W ? x0 + p->kw : W;
+                    float g = gp[oy * OW + ox];
+                    if (p->kind == POOL_MAX) {
+                        float r = -FLT_MAX;
+                        int at = -1;
+                        for (int iy = ys; iy < ye; iy++)
+                            for (int ix = xs; ix < xe; ix++)
+                                if (xp[iy * W + ix] > r) { r = xp[iy * W + ix]; at = iy * W + ix; }
+                        if (at >= 0) dp[at] += g;
+                    } else {
+                        int div = p->count_include_pad ? p->kh * p->kw : (ye - ys) * (xe - xs);
+                        float v = g / (float)div;
+                        for (int iy = ys; iy < ye; iy++)
+                            for (int ix = xs; ix < xe; ix++) dp[iy * W + ix] += v;
+                    }
+                }
+        }
+    return STATUS_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* fully connected: x [N, in] with rows sn apart (each row's C,H,W dense) */
+
+static status fc_check(const struct tensor *x, int in, const char *what)
+{
+    if ((int64_t)x->c * x->h * x->w != in)
+        return FAIL(STATUS_FORMAT, "cpu %s: input has %d features, layer expects %d", what,
+                    x->c * x->h * x->w, in);
+    if (!(x->c == 1 || x->sc == (int64_t)x->h * x->w) || !cpu_row_dense(x))
+        return FAIL(STATUS_UNSUPPORTED, "cpu %s: input sample not dense", what);
+    return STATUS_OK;
+}
+
+status cpu_fc_forward(struct backend *be, struct tensor *y, const struct tensor *x, const float *w,
+                      const float *b, int in, int out)
+{
+    TRY(fc_check(x, in, "fc_forward"));
+    TRY(fc_check(y, out, "fc_forward"));
+    struct cpu_ctx *c = ctx_of(be);
+    float *yd = y->data;
+    if (b) {
+        for (int n = 0; n < x->n; n++) memcpy(yd + n * y->sn, b, sizeof(float) * out);
+    }
+    cpu_sgemm(c, 0, 1, x->n, out, in, 1.0f, x->data, (int)x->sn, w, in, b ? 1.0f : 0.0f, yd,
+              (int)y->sn);
+    return STATUS_OK;
+}
+
+status cpu_fc_backward(struct backend *be, struct tensor *dx, float *dw, float *db,
+                       const struct tensor *dy, const struct tensor *x, const float *w, int in,
+                       int out)
+{
+    TRY(fc_check(x, in, "fc_backward"));
+    TRY(fc_check(dy, out, "fc_backward"));
+    struct cpu_ctx *c = ctx_of(be);
+    int N = x->n;
+    const float *g = dy->data;
+    if (dx) {
+        TRY(fc_check(dx, in, "fc_backward"));
+        cpu_sgemm(c, 0, 0, N, in, out, 1.0f, g, (int)dy->sn, w, in, 1.0f, dx->data, (int)dx->sn);
+    }
+    if (dw) cpu_sgemm(c, 1, 0, out, in, N, 1.0f, g, (int)dy->sn, x->data, (int)x->sn, 1.0f, dw, in);
+    if (db) {
+        for (int n = 0; n < N; n++) {
+            const float *gr = g + n * dy->sn;
+            for (int o = 0; o < out; o++) db[o] += gr[o];
+        }
+    }
+    return STATUS_OK;
+}
