@@ -1,0 +1,145 @@
+/*
+ * record.c — encode and decode records (see record.h and proto/record.md).
+ *
+ * Little-endian fields are written and read byte by byte, so the code does
+ * not depend on the host's byte order or on alignment of the LMDB value.
+ */
+#include "shared/record.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "shared/crc32c.h"
+
+static void put_u16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static uint32_t get_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+static size_t record_name_len(const struct record *r)
+{
+    return r->name_len > RECORD_NAME_MAX ? RECORD_NAME_MAX : r->name_len;
+}
+
+size_t record_encoded_size(const struct record *r)
+{
+    return RECORD_HEADER_SIZE + pad8(record_name_len(r)) + r->payload_len;
+}
+
+const char *record_storage_name(enum record_storage s)
+{
+    switch (s) {
+    case RECORD_RAW: return "raw";
+    case RECORD_JPEG: return "jpeg";
+    }
+    return "?";
+}
+
+status record_storage_parse(const char *s, enum record_storage *out)
+{
+    if (!strcmp(s, "raw")) { *out = RECORD_RAW; return STATUS_OK; }
+    if (!strcmp(s, "jpeg")) { *out = RECORD_JPEG; return STATUS_OK; }
+    return FAIL(STATUS_USAGE, "storage '%s': expected raw or jpeg", s);
+}
+
+/* Field checks shared by encode and decode. */
+static status record_check_fields(uint32_t storage, uint32_t channels, uint32_t h, uint32_t w,
+                                  uint64_t payload_len)
+{
+    if (storage != RECORD_RAW && storage != RECORD_JPEG)
+        return FAIL(STATUS_FORMAT, "record: unknown storage %u", storage);
+    if (channels != 1 && channels != 3)
+        return FAIL(STATUS_FORMAT, "record: channels %u (expected 1 or 3)", channels);
+    if (h == 0 || w == 0 || h > RECORD_DIM_MAX || w > RECORD_DIM_MAX)
+        return FAIL(STATUS_FORMAT, "record: image size %ux%u out of range (1..%u)", h, w, RECORD_DIM_MAX);
+    if (payload_len > UINT32_MAX)
+        return FAIL(STATUS_FORMAT, "record: payload of %llu bytes exceeds 4 GiB", (unsigned long long)payload_len);
+    if (storage == RECORD_RAW && payload_len != (uint64_t)h * w * channels)
+        return FAIL(STATUS_FORMAT, "record: raw payload is %llu bytes, %ux%ux%u needs %llu",
+                    (unsigned long long)payload_len, h, w, channels,
+                    (unsigned long long)((uint64_t)h * w * channels));
+    if (payload_len == 0) return FAIL(STATUS_FORMAT, "record: empty payload");
+    return STATUS_OK;
+}
+
+status record_encode(struct record *r, uint8_t *out, size_t cap, size_t *written)
+{
+    TRY(record_check_fields((uint32_t)r->storage, r->channels, r->height, r->width, r->payload_len));
+    size_t name_len = record_name_len(r);
+    size_t need = record_encoded_size(r);
+    if (cap < need) return FAIL(STATUS_USAGE, "record_encode: buffer of %zu bytes, need %zu", cap, need);
+    r->crc = crc32c(r->payload, r->payload_len);
+    out[0] = RECORD_MAGIC0; out[1] = RECORD_MAGIC1; out[2] = RECORD_MAGIC2; out[3] = RECORD_MAGIC3;
+    put_u16(out + 4, RECORD_VERSION);
+    out[6] = (uint8_t)r->storage;
+    out[7] = (uint8_t)r->channels;
+    put_u32(out + 8, (uint32_t)r->label);
+    put_u32(out + 12, r->height);
+    put_u32(out + 16, r->width);
+    put_u32(out + 20, r->crc);
+    put_u32(out + 24, (uint32_t)r->payload_len);
+    put_u16(out + 28, (uint32_t)name_len);
+    put_u16(out + 30, 0);
+    uint8_t *p = out + RECORD_HEADER_SIZE;
+    if (name_len) memcpy(p, r->name, name_len);
+    memset(p + name_len, 0, pad8(name_len) - name_len);
+    p += pad8(name_len);
+    memcpy(p, r->payload, r->payload_len);
+    if (written) *written = need;
+    return STATUS_OK;
+}
+
+status record_decode(const void *buf, size_t size, int verify_crc, struct record *out)
+{
+    const uint8_t *b = buf;
+    if (size < RECORD_HEADER_SIZE)
+        return FAIL(STATUS_CORRUPT, "record: %zu bytes, shorter than the %d-byte header", size, RECORD_HEADER_SIZE);
+    if (b[0] != RECORD_MAGIC0 || b[1] != RECORD_MAGIC1 || b[2] != RECORD_MAGIC2 || b[3] != RECORD_MAGIC3)
+        return FAIL(STATUS_CORRUPT, "record: bad magic %02x %02x %02x %02x (expected \"DRC1\")", b[0], b[1], b[2], b[3]);
+    uint32_t version = get_u16(b + 4);
+    if (version != RECORD_VERSION)
+        return FAIL(STATUS_UNSUPPORTED, "record: version %u (this program reads %d)", version, RECORD_VERSION);
+    uint32_t storage = b[6], channels = b[7];
+    uint32_t h = get_u32(b + 12), w = get_u32(b + 16);
+    uint64_t payload_len = get_u32(b + 24);
+    uint64_t name_len = get_u16(b + 28);
+    status st = record_check_fields(storage, channels, h, w, payload_len);
+    if (st != STATUS_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", status_msg());
+        return FAIL(STATUS_CORRUPT, "%s", why);
+    }
+    if (get_u16(b + 30) != 0) return FAIL(STATUS_CORRUPT, "record: reserved field is not zero");
+    /* all of these are < 2^33, so the sum cannot overflow 64 bits */
+    uint64_t need = (uint64_t)RECORD_HEADER_SIZE + pad8(name_len) + payload_len;
+    if (need != (uint64_t)size)
+        return FAIL(STATUS_CORRUPT, "record: value is %zu bytes, header describes %llu", size, (unsigned long long)need);
+    out->label = (int32_t)get_u32(b + 8);
+    out->height = h;
+    out->width = w;
+    out->channels = channels;
+    out->storage = (enum record_storage)storage;
+    out->name = (const char *)b + RECORD_HEADER_SIZE;
+    out->name_len = (size_t)name_len;
+    out->payload = b + RECORD_HEADER_SIZE + pad8(name_len);
+    out->payload_len = (size_t)payload_len;
+    out->crc = get_u32(b + 20);
+    if (verify_crc) TRY(record_verify(out));
+    return STATUS_OK;
+}
+
+status record_verify(const struct record *r)
+{
+    uint32_t c = crc32c(r->payload, r->payload_len);
+    if (c != r->crc)
+        return FAIL(STATUS_CORRUPT, "record: payload crc32c %08x, header says %08x", c, r->crc);
+    return STATUS_OK;
+}

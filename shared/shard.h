@@ -1,0 +1,128 @@
+/*
+ * shard.h — one LMDB file of records: the writer ingest uses, the reader the
+ * augment workers and `deeper info` use.
+ *
+ * A shard is a single LMDB environment opened with MDB_NOSUBDIR, so the path
+ * is the data file itself ("train-00003-of-00016.mdb").  Keys are example ids
+ * as 8-byte big-endian unsigned integers, so memcmp order is numeric order;
+ * values are records (shared/record.h).
+ *
+ * Writer (one process owns one shard file; open it in the process that writes
+ * it, never before a fork):
+ *   - keys must be strictly ascending; puts use MDB_APPEND;
+ *   - puts are buffered and committed in batches (records or bytes, whichever
+ *     limit comes first);
+ *   - on MDB_MAP_FULL the transaction is aborted, the map is grown (doubled)
+ *     and the whole batch is replayed, as Caffe does;
+ *   - the environment is opened with MDB_NOSYNC|MDB_NOLOCK (nobody reads a
+ *     shard before the manifest lists it); shard_writer_close() commits the
+ *     last batch and calls mdb_env_sync(env, 1) so the data is on disk before
+ *     the caller writes the manifest;
+ *   - the writer keeps a content checksum: CRC-32C over, for every record in
+ *     key order, the 8 key bytes followed by the value bytes.  It does not
+ *     depend on LMDB's page layout, so `deeper info --verify` recomputes it
+ *     from the records (shard_checksum_update).
+ *
+ * Reader (open per process, after any fork; one reader per file per process):
+ *   - MDB_RDONLY|MDB_NOSUBDIR|MDB_NOTLS|MDB_NORDAHEAD; when the lock file
+ *     cannot be created (a read-only dataset directory) it falls back to
+ *     MDB_NOLOCK, which is safe because listed shards never change;
+ *   - mdb_reader_check() at open clears slots left by killed readers;
+ *   - a struct shard_txn is a read transaction with a cursor; it is used by
+ *     one thread at a time (any thread, thanks to MDB_NOTLS).  Values returned
+ *     by get/next point into the map (zero-copy) and stay valid until the
+ *     transaction is reset or ended.
+ */
+#ifndef DEEPER_SHARD_H
+#define DEEPER_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/status.h"
+
+/* Big-endian key bytes for an example id, and back. */
+void shard_key_encode(uint64_t id, uint8_t out[8]);
+uint64_t shard_key_decode(const uint8_t in[8]);
+
+/* "<subset>-%05d-of-%05d.mdb" into buf; STATUS_USAGE if it does not fit. */
+status shard_file_name(const char *subset, int index, int count, char *buf, size_t size);
+
+/* Extend a shard content checksum with one (key, value) pair. */
+uint32_t shard_checksum_update(uint32_t crc, uint64_t key, const void *val, size_t len);
+
+/* ---------------------------------------------------------------- writer */
+
+struct shard_writer_opts {
+    size_t map_size;         /* initial map size in bytes (default 64 MiB); grows by doubling */
+    size_t batch_records;    /* commit after this many puts (default 1000) */
+    size_t batch_bytes;      /* ... or this many value bytes (default 64 MiB) */
+};
+
+struct shard_writer;
+
+/* Create (or truncate) the shard file at path and open it for writing.
+ * opts may be NULL for the defaults.  Caller finishes with shard_writer_close
+ * or abandons with shard_writer_free. */
+status shard_writer_open(const char *path, const struct shard_writer_opts *opts,
+                         struct shard_writer **out);
+
+/* Reserve len bytes for the value of key (> every earlier key) in the batch
+ * buffer and return where to write it.  The pointer is valid until the next
+ * call on this writer.  The value is committed (and counted, and added to
+ * the checksum) at the next batch commit, so fill it before the next call. */
+status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf);
+
+/* Copy one value (reserve + memcpy). */
+status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, size_t len);
+
+/* Commit what is buffered (done automatically when a batch limit is hit). */
+status shard_writer_flush(struct shard_writer *w);
+
+/* Commit, sync to disk, close.  Frees w in every case; *records and
+ * *checksum (optional) receive the totals. */
+status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *checksum);
+
+/* Abandon: abort the pending batch and close without syncing.  NULL is fine. */
+void shard_writer_free(struct shard_writer *w);
+
+uint64_t shard_writer_count(const struct shard_writer *w);   /* records put so far */
+size_t shard_writer_map_size(const struct shard_writer *w);  /* current map size */
+int shard_writer_grows(const struct shard_writer *w);        /* how many times the map grew */
+
+/* ---------------------------------------------------------------- reader */
+
+struct shard_reader;
+struct shard_txn;
+
+/* Open a shard read-only.  Caller frees with shard_reader_free (after ending
+ * every transaction). */
+status shard_reader_open(const char *path, struct shard_reader **out);
+void shard_reader_free(struct shard_reader *r);
+
+uint64_t shard_reader_count(const struct shard_reader *r);    /* number of records */
+const char *shard_reader_path(const struct shard_reader *r);
+
+/* Start a read transaction (with a cursor).  Caller ends it with shard_txn_end. */
+status shard_txn_begin(struct shard_reader *r, struct shard_txn **out);
+void shard_txn_end(struct shard_txn *t);
+/* Release the snapshot but keep the slot (cheap), then take a fresh one. */
+void shard_txn_reset(struct shard_txn *t);
+status shard_txn_renew(struct shard_txn *t);
+
+/* Value of key: STATUS_NOT_FOUND when absent.  *val points into the map. */
+status shard_txn_get(struct shard_txn *t, uint64_t key, const void **val, size_t *len);
+
+/* Cursor: the first call after begin/renew/rewind returns the first record,
+ * each later call the next; STATUS_NOT_FOUND after the last.  key/val/len may
+ * be NULL when not wanted. */
+status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size_t *len);
+/* Position at the first key >= key and return it (STATUS_NOT_FOUND if none);
+ * the following shard_txn_next returns the record after it. */
+status shard_txn_seek(struct shard_txn *t, uint64_t key, uint64_t *found, const void **val, size_t *len);
+void shard_txn_rewind(struct shard_txn *t);
+
+/* All keys in ascending order (malloc'd; caller frees with free()). */
+status shard_reader_keys(struct shard_reader *r, uint64_t **keys, uint64_t *n);
+
+#endif
