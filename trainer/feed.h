@@ -1,0 +1,67 @@
+/*
+ * feed.h — the trainer's deterministic view of the batch stream.
+ *
+ * ZeroMQ's PULL socket fair-queues between workers, so the order in which
+ * batches arrive depends on timing.  For a reproducible run (and an exact
+ * resume) the trainer consumes them in a fixed order instead: global batch k
+ * is worker (k mod W)'s batch number (k div W), identified by the header's
+ * (worker, seq).  Batches that arrive early are copied out of the
+ * receiver's pool into the feed's own reorder slots (so the receiver never
+ * starves); batches with a seq below the one expected (a respawned worker
+ * replaying its stream from the start, a duplicate) are dropped.
+ *
+ * Resume: feed_new(start_position = P) expects worker w's next seq to be
+ * feed_first_seq(P, W, w); a worker that restarts its numbering at 0 simply
+ * has its first batches skipped, so resuming is exact either way.
+ *
+ * With `ordered` = 0 (remote workers via --listen, where W is not known),
+ * batches are taken in arrival order.
+ */
+#ifndef DEEPER_FEED_H
+#define DEEPER_FEED_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "shared/status.h"
+#include "shared/stream.h"
+
+struct feed;
+
+struct feed_batch {
+    int n, h, w, c;
+    const int32_t *labels;
+    const uint64_t *ids;
+    const uint8_t *pixels;
+    uint64_t epoch;
+    int worker;
+    uint64_t seq;
+};
+
+/* Number of batches worker w owes before global position P. */
+static inline uint64_t feed_first_seq(int64_t position, int num_workers, int w)
+{
+    return position > w ? (uint64_t)((position - w + num_workers - 1) / num_workers) : 0;
+}
+
+/* r is borrowed.  max_slots bounds the reorder buffer (in batches). */
+status feed_new(struct feed **out, struct stream_receiver *r, int num_workers, int ordered,
+                int64_t start_position, int max_slots, int batch, int h, int w, int c);
+void feed_free(struct feed **f);
+
+/* Next batch in order.  Blocks; every `poll_ms` without progress calls
+ * on_idle(ctx) (e.g. to reap dead workers) and checks *stop (returns
+ * STATUS_INTERRUPTED).  *out is valid until the next feed_next call.
+ * *wait_s accumulates the time spent waiting. */
+status feed_next(struct feed *f, struct feed_batch *out, volatile sig_atomic_t *stop,
+                 void (*on_idle)(void *ctx), void *ctx, double *wait_s);
+
+/* The global position (batches consumed) and the seq expected from worker w. */
+int64_t feed_position(const struct feed *f);
+uint64_t feed_expected_seq(const struct feed *f, int w);
+/* Batches dropped as stale or duplicate. */
+uint64_t feed_dropped(const struct feed *f);
+/* Batches waiting in the reorder buffer plus the receiver's queue. */
+int feed_depth(struct feed *f);
+
+#endif
