@@ -1,8 +1,8 @@
 /*
  * graph.h — the static model graph: parameters, arenas, nodes.
  *
- * A model is plain C that calls the builders below once (trainer/models/*.c,
- * trainer/nielsennet.c); the result is a node list that graph_forward runs in
+ * A model is plain C that calls the builders below once (trainer/nielsennet.c,
+ * trainer/inception_v3.c); the result is a node list that graph_forward runs in
  * order and graph_backward runs in exact reverse.  Nothing is allocated per
  * step.
  *
@@ -34,8 +34,9 @@
  *
  * Conventions: layout NCHW (the CPU backend's; a backend preferring NHWC
  * gets NHWC strides from graph_finalize — model code never sees strides).
- * Forward ops overwrite, backward ops accumulate (backend.h); graph_backward
- * zeroes the gradient arena first.  ReLU after BN runs in place.
+ * Forward ops overwrite, backward ops accumulate (backend.h);
+ * graph_loss_forward zeroes every gradient before seeding the logits'
+ * gradient.  ReLU inside graph_conv_bn_relu runs in place.
  */
 #ifndef DEEPER_GRAPH_H
 #define DEEPER_GRAPH_H
@@ -175,12 +176,12 @@ status graph_set_input(struct graph *g, const uint8_t *pixels_nhwc, int n, int h
  * on (needs GRAPH_TRAIN); else inference.  dropout_seed keys this step's masks;
  * sample_offset is the global index of this graph's first sample (towers). */
 status graph_forward(struct graph *g, int training, uint64_t dropout_seed, int64_t sample_offset);
-/* Losses of the last forward: writes the weighted sum of data losses (mean
- * over `n_valid` samples, where n_valid <= batch; grad scale applies to
- * those only) into *loss, and seeds the logits gradients scaled by
- * `grad_scale` (e.g. 1/num_towers).  Call after graph_forward(training). */
+/* Losses of the last forward: zeroes all gradients (activations and
+ * parameters), writes the weighted sum of the data losses (each a mean over
+ * the batch) to *loss, and seeds the logits' gradients with
+ * grad_scale * weight * d(mean loss).  Call after graph_forward(training). */
 status graph_loss_forward(struct graph *g, float *loss, float grad_scale);
-/* Zero gradients, then run every node's backward in reverse order. */
+/* Run every node's backward in reverse order (after graph_loss_forward). */
 status graph_backward(struct graph *g);
 
 /* ---------------------------------------------------------------------- */

@@ -52,7 +52,9 @@ struct tower_set {
 };
 
 /* Builds one model into an empty graph (trainer/model.h's registry entries
- * have this shape). */
+ * have this shape).  It must register at least one loss (graph_loss) and
+ * must NOT call graph_finalize: the caller finalises (and reports the
+ * builders' sticky errors). */
 typedef status (*tower_build_fn)(struct graph *g, int classes, int image_size, int channels);
 
 struct tower_options {
