@@ -45,7 +45,8 @@ struct ckpt_meta {
     const char *model;          /* "nielsennet", "inception_v3" */
     int num_classes;            /* logits */
     const char *class_names;    /* JSON array of strings, index = label */
-    int image_size, channels;
+    int image_size;
+    int channels;               /* channels of the input images (dataset); the model may expand gray to RGB */
     const char *manifest_digest;/* dataset identity (manifest.json digest) */
     uint64_t seed;
     int64_t epoch;              /* epoch of the next batch to consume */

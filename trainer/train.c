@@ -321,7 +321,7 @@ status train_run(const struct train_config *c)
     meta.num_classes = classes;
     meta.class_names = names_json;
     meta.image_size = image_size;
-    meta.channels = model_c;
+    meta.channels = data_c;      /* channels of the images fed (the model may expand gray) */
     meta.manifest_digest = digest;
     meta.seed = seed;
     meta.num_workers = W;
@@ -354,11 +354,12 @@ status train_run(const struct train_config *c)
         struct tower_step_result r;
         st = model_step_train(ts, b.pixels, b.c, b.labels, b.n, &r);
         double dt = log_now() - t0;
-        if (st == STATUS_NAN || (st == STATUS_OK && isnan(r.loss))) {
+        if (st == STATUS_NAN || (st == STATUS_OK && !isfinite(r.loss))) {
+            const char *what = (st == STATUS_OK && isinf(r.loss)) ? "inf" : "NaN";
             if (tty) fprintf(stderr, "\r\033[K");
-            log_error("Model diverged with loss = NaN at step %" PRId64 "; the last good checkpoint is kept",
-                      ts->step + 1);
-            st = FAIL(STATUS_NAN, "Model diverged with loss = NaN");
+            log_error("Model diverged with loss = %s at step %" PRId64 "; the last good checkpoint is kept",
+                      what, ts->step + 1);
+            st = FAIL(STATUS_NAN, "Model diverged with loss = %s", what);
             goto done;
         }
         if (st != STATUS_OK) goto done;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Determinism of resume: 20 steps in one run equal 10 steps + kill -9 + resume to 20
+# (CPU, same seed, same worker count): every tensor of the final checkpoints (weights,
+# EMA, RMSProp slots) is bit-identical.
+set -euo pipefail
+source "$DEEPER_ROOT/tests/ref/train_common.sh"
+skip_unless_fmnist
+cd "$TMPDIR"
+fmnist_dataset data 1500 100
+common=(--data_dir data --model nielsennet --batch_size 16 --num_preprocess_threads 2 --seed 7
+        --initial_learning_rate 0.05 --log_every 5 --threads 1)
+
+"$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --max_steps 20 2> a.log
+
+# run b: killed with SIGKILL after its step-10 checkpoint, then resumed
+"$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --max_steps 20 --save_interval_steps 10 2> b1.log &
+pid=$!
+for i in $(seq 1 600); do
+  [ -f b/model.ckpt-10.safetensors ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.1
+done
+kill -9 $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+test -f b/model.ckpt-10.safetensors
+rm -f b/model.ckpt-20.safetensors          # in case it got that far: resume from 10
+"$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --max_steps 20 2> b2.log
+grep -q "resuming from .*model.ckpt-10.safetensors at step 10" b2.log
+"$PY" - a/model.ckpt-20.safetensors b/model.ckpt-20.safetensors <<'PYEOF'
+import sys
+sys.path.insert(0, __import__("os").environ["DEEPER_ROOT"] + "/tests/ref")
+from safetensors_np import read
+ma, a = read(sys.argv[1]); mb, b = read(sys.argv[2])
+assert sorted(a) == sorted(b)
+worst = 0.0
+for k in a:
+    d = float(abs(a[k].astype("f8") - b[k].astype("f8")).max()) if a[k].size else 0.0
+    worst = max(worst, d)
+print("tensors %d, largest difference %g" % (len(a), worst))
+assert worst == 0.0
+for k in ("step", "position", "seed"):
+    assert ma[k] == mb[k], (k, ma[k], mb[k])
+PYEOF
+echo ok

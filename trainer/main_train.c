@@ -1,0 +1,71 @@
+/*
+ * main_train.c — `deeper train`: flags only; the loop is trainer/train.c.
+ *
+ * Exit status: 0 when max_steps was reached or when SIGINT/SIGTERM stopped
+ * the run after saving a checkpoint; 2 for bad usage; 1 for any failure
+ * (including "Model diverged with loss = NaN").
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "shared/flags.h"
+#include "shared/log.h"
+#include "trainer/model.h"
+#include "trainer/train.h"
+
+int main(int argc, char **argv)
+{
+    struct train_config c = train_config_default();
+    int64_t seed = c.seed;
+    static char models_help[512];
+    int nm = 0;
+    const struct model_desc *ml = model_list(&nm);
+    size_t o = (size_t)snprintf(models_help, sizeof models_help, "model to train:");
+    for (int i = 0; i < nm && o < sizeof models_help; i++)
+        o += (size_t)snprintf(models_help + o, sizeof models_help - o, " %s", ml[i].name);
+    const struct flag flags[] = {
+        { "data_dir", FLAG_STRING, &c.data_dir, "dataset directory made by `deeper ingest` (required)", NULL },
+        { "train_dir", FLAG_STRING, &c.train_dir, "checkpoints and event files go here; resumes from the newest (required)", NULL },
+        { "model", FLAG_STRING, &c.model, models_help, NULL },
+        { "max_steps", FLAG_INT64, &c.max_steps, "stop after this many steps (global step)", NULL },
+        { "batch_size", FLAG_INT, &c.batch_size, "examples per step (all towers together)", NULL },
+        { "image_size", FLAG_INT, &c.image_size, "input side in pixels (0: the model's default)", NULL },
+        { "num_towers", FLAG_INT, &c.num_towers, "CPU towers the batch is split over (same code as GPU towers)", NULL },
+        { "num_gpus", FLAG_INT, &c.num_gpus, "GPU towers with --device cuda", NULL },
+        { "device", FLAG_STRING, &c.device, "cpu, cuda or auto", NULL },
+        { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },
+        { "initial_learning_rate", FLAG_FLOAT, &c.initial_learning_rate, "initial learning rate", NULL },
+        { "num_epochs_per_decay", FLAG_FLOAT, &c.num_epochs_per_decay, "epochs after which the learning rate decays", NULL },
+        { "learning_rate_decay_factor", FLAG_FLOAT, &c.learning_rate_decay_factor, "learning rate decay factor (staircase)", NULL },
+        { "weight_decay", FLAG_FLOAT, &c.weight_decay, "L2 weight decay on conv and FC weights", NULL },
+        { "moving_average_decay", FLAG_FLOAT, &c.ema_decay, "EMA decay cap for the eval weights (0: off)", NULL },
+        { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (0: remote workers, needs --listen)", NULL },
+        { "listen", FLAG_STRING, &c.listen, "bind here for remote workers (tcp://0.0.0.0:5555)", NULL },
+        { "input_queue_memory_factor", FLAG_INT, &c.input_queue_memory_factor, "shuffle buffer of each worker = factor x 1024 records", NULL },
+        { "no_flip", FLAG_BOOL, &c.no_flip, "tell workers never to flip (overrides the dataset profile)", NULL },
+        { "flip", FLAG_BOOL, &c.flip, "tell workers to flip even when the dataset profile says not to", NULL },
+        { "save_interval_steps", FLAG_INT, &c.save_interval_steps, "checkpoint every N steps (and always at the end)", NULL },
+        { "keep_checkpoints", FLAG_INT, &c.keep_checkpoints, "keep the newest N checkpoints", NULL },
+        { "seed", FLAG_INT64, &seed, "random seed (initial weights, shuffling, distortions, dropout)", NULL },
+        { "fresh", FLAG_BOOL, &c.fresh, "ignore checkpoints in --train_dir and start from step 0", NULL },
+        { "log_every", FLAG_INT, &c.log_every, "log line and TensorBoard scalars every N steps", NULL },
+    };
+    const struct flags_spec spec = {
+        "deeper train", "--data_dir DIR --train_dir DIR [flags]",
+        "Train a classifier on a dataset made by `deeper ingest`.  Starts --num_preprocess_threads local "
+        "augment workers, logs TF's line every --log_every steps, writes TensorBoard event files and "
+        "checkpoints (model.ckpt-STEP.safetensors) into --train_dir, and resumes from the newest one. "
+        "Ctrl-C saves a checkpoint and exits.",
+        flags, FLAGS_COUNT(flags), 0, 0,
+    };
+    status st = flags_parse(&spec, argc, argv, NULL, NULL);
+    if (st == STATUS_OK) {
+        c.seed = seed;
+        st = train_run(&c);
+        if (st == STATUS_INTERRUPTED) {
+            log_info("%s", status_msg());
+            st = STATUS_OK;
+        }
+    }
+    return status_report("deeper train", st, st == STATUS_USAGE ? "see deeper train --help" : NULL);
+}
