@@ -68,13 +68,20 @@ static int idset_add(struct idset *s, uint64_t id)
     return -1;
 }
 
-struct idle { struct workers *w; int died; };
+struct idle { struct workers *w; int died, exited, W; double all_exited_at; };
 
+/* A worker that fails invalidates the pass; one that exits cleanly may still
+ * have its last batches and marker in flight, so wait a while for them. */
 static void eval_reap(struct idle *ic)
 {
     if (!ic->w) return;
-    int dead[256];
-    if (workers_poll(ic->w, dead) > 0) ic->died = 1;
+    int dead[256], clean[256];
+    int nd = workers_poll(ic->w, dead, clean);
+    for (int k = 0; k < nd; k++) {
+        if (!clean[k]) ic->died = 1;
+        else if (++ic->exited == ic->W) ic->all_exited_at = log_now();
+    }
+    if (ic->exited == ic->W && log_now() - ic->all_exited_at > 30) ic->died = 1;
 }
 
 status eval_once(const struct eval_config *c, struct eval_result *res)
@@ -155,7 +162,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if ((st = idset_init(&seen, sub->count)) != STATUS_OK) goto done;
     probs = malloc((size_t)c->batch_size * (size_t)classes * sizeof(float));
     if (!probs) { st = FAIL(STATUS_NOMEM, "eval: out of memory"); goto done; }
-    struct idle ic = { workers, 0 };
+    struct idle ic = { workers, 0, 0, W, 0 };
     double t0 = log_now(), tl = t0;
     uint64_t batches = 0;
     for (;;) {

@@ -115,14 +115,14 @@ static const char *const *worker_extra(int i, void *ctx)
     return a->argv;
 }
 
-struct idle_ctx { struct workers *w; int respawn; status st; };
+struct idle_ctx { struct workers *w; struct feed *feed; status st; };
 
 static void reap_workers(void *ctx)
 {
     struct idle_ctx *ic = ctx;
     if (!ic->w) return;
     int dead[256];
-    int nd = workers_poll(ic->w, dead);
+    int nd = workers_poll(ic->w, dead, NULL);
     for (int k = 0; k < nd && !g_stop; k++) {
         if (workers_restarts(ic->w) >= 10) {
             ic->st = FAIL(STATUS_STATE, "augment workers keep dying (%d restarts); see their messages above",
@@ -130,6 +130,8 @@ static void reap_workers(void *ctx)
             g_stop = SIGTERM;
             return;
         }
+        log_warn("augment worker %d stopped; restarting it at its batch %" PRIu64, dead[k],
+                 feed_expected_seq(ic->feed, dead[k]));
         if (workers_respawn(ic->w, dead[k]) != STATUS_OK) log_warn("%s", status_msg());
     }
 }
@@ -309,6 +311,7 @@ status train_run(const struct train_config *c)
         if ((st = workers_start(&workers, exe, common, W, endpoint, worker_extra, &wargs)) != STATUS_OK) goto done;
         wargs.feed = feed;
         ic.w = workers;
+        ic.feed = feed;
         log_info("started %d augment workers on %s", W, endpoint);
     } else {
         log_info("waiting for remote augment workers on %s", stream_receiver_endpoint(rx));

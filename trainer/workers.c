@@ -111,7 +111,7 @@ fail:
     return st;
 }
 
-int workers_poll(struct workers *w, int *dead)
+int workers_poll(struct workers *w, int *dead, int *clean)
 {
     int nd = 0;
     for (int i = 0; i < w->n; i++) {
@@ -122,9 +122,10 @@ int workers_poll(struct workers *w, int *dead)
         if (WIFSIGNALED(ws))
             log_warn("augment worker %d (pid %d) was killed by signal %d (%s)", i, (int)r, WTERMSIG(ws),
                      strsignal(WTERMSIG(ws)));
-        else
+        else if (WEXITSTATUS(ws) != 0)
             log_warn("augment worker %d (pid %d) exited with status %d", i, (int)r, WEXITSTATUS(ws));
         w->pid[i] = 0;
+        if (clean) clean[nd] = WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
         dead[nd++] = i;
     }
     return nd;

@@ -32,9 +32,11 @@ typedef const char *const *(*workers_extra_fn)(int i, void *ctx);
 status workers_start(struct workers **out, const char *exe, const char *const *common, int n,
                      const char *endpoint, workers_extra_fn extra, void *ctx);
 
-/* Reap exited workers.  Returns the number that died since the last call;
- * their indices are written to dead[] (room for n).  Logs each death. */
-int workers_poll(struct workers *w, int *dead);
+/* Reap exited workers.  Returns the number that ended since the last call;
+ * their indices are written to dead[] (room for n) and, when clean is not
+ * NULL, clean[k] = 1 for an exit with status 0.  Abnormal ends (a signal, a
+ * non-zero status) are logged with one warning line each. */
+int workers_poll(struct workers *w, int *dead, int *clean);
 
 /* Start worker i again (after it died). */
 status workers_respawn(struct workers *w, int i);

@@ -6,7 +6,7 @@
 #  - classify prints 5 classes per file with probabilities summing to <= 1.
 set -euo pipefail
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
-skip_unless_fmnist
+skip_unless_fmnist classify
 cd "$TMPDIR"
 fmnist_dataset data 3000 500
 

@@ -9,8 +9,11 @@ PY=/usr/bin/python3
 
 skip_unless_fmnist() {
   if [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
-    echo "skipped: Debian's dataset-fashion-mnist is not installed"; exit 77
+    echo "Debian's dataset-fashion-mnist is not installed"; exit 77
   fi
+  for p in ingest augment train eval "$@"; do
+    if [ ! -x "$DEEPER_BIN/deeper-$p" ]; then echo "deeper-$p is not built yet"; exit 77; fi
+  done
 }
 
 fmnist_subset() {
