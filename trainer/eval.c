@@ -155,7 +155,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     char bs[16], is[16];
     snprintf(bs, sizeof bs, "%d", c->batch_size);
     snprintf(is, sizeof is, "%d", meta.image_size);
-    const char *common[] = { "--data_dir", c->data_dir, "--subset", c->subset, "--eval", "--batch_size", bs,
+    const char *common[] = { "--data_dir", c->data_dir, "--subset", c->subset, "--eval", "--num_passes", "1", "--batch_size", bs,
                              "--image_size", is, NULL };
     if ((st = workers_start(&workers, exe, common, W, endpoint, NULL, NULL)) != STATUS_OK) goto done;
 
