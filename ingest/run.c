@@ -458,6 +458,8 @@ status ingest_run(const struct ingest_opts *o)
         st = FAIL(STATUS_USAGE, "--output_directory is required");
         goto done;
     }
+    /* a fatal output problem is reported before any listing work */
+    if (!o->decode_only && (st = run_mkdirs(o->output_directory)) != STATUS_OK) goto done;
     if ((st = run_list(&c)) != STATUS_OK) goto done;
     c.channels = o->channels ? o->channels : (c.subsets[0].mnist ? 1 : 3);
     uint64_t listed = 0, list_rej = 0;
@@ -468,7 +470,6 @@ status ingest_run(const struct ingest_opts *o)
                  c.subsets[k].nrejects ? " (some rejected while listing)" : "");
     }
     if (o->decode_only) { st = ingest_decode_only(&c); goto done; }
-    if ((st = run_mkdirs(o->output_directory)) != STATUS_OK) goto done;
     if ((st = run_plan(&c)) != STATUS_OK) goto done;
     c.nprocs = o->num_threads < c.njobs ? o->num_threads : c.njobs;
     if ((st = run_clear_output(o->output_directory)) != STATUS_OK) goto done;
