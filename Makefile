@@ -24,7 +24,7 @@ SAN   ?=
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wno-unused-parameter \
                -Werror=implicit-function-declaration -Werror=incompatible-pointer-types \
-               -I. -MMD -MP -pthread -fopenmp
+               -I. -MMD -MP -pthread
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
@@ -118,7 +118,7 @@ $(LIBINGEST) $(LIBAUGMENT) $(LIBTRAINER): | $(BUILD)/obj/empty.o
 $(BUILD)/obj/empty.o:
 	@mkdir -p $(dir $@); echo 'typedef int deeper_empty_unit;' | $(CC) -x c -c - -o $@
 
-LDFLAGS_ALL = $(LDSAN) $(LDFLAGS) -pthread -fopenmp -Wl,--as-needed
+LDFLAGS_ALL = $(LDSAN) $(LDFLAGS) -pthread -Wl,--as-needed
 
 $(BIN)/deeper: $(call obj,front/main.c) $(LIBDEEPER)
 	@mkdir -p $(dir $@)

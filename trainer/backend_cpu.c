@@ -3,17 +3,17 @@
  * and the ops table.  Convolution, batch norm, pooling and fully connected
  * layers are in backend_cpu_nn.c.
  *
- * Host memory is 64-byte aligned and zeroed.  All loops are OpenMP loops over
- * the backend's thread count; OpenBLAS runs single-threaded inside them (see
- * backend_cpu.h).  This file is the reference the CUDA backend is checked
+ * Host memory is 64-byte aligned and zeroed.  All loops run on the backend's
+ * thread pool (backend_cpu_pool.c) in static chunks, so results do not depend
+ * on timing; OpenBLAS runs single-threaded inside them (backend_cpu.h).  This file is the reference the CUDA backend is checked
  * against, so every op follows backend.h's comments literally (forward
  * overwrites, backward accumulates).
  */
-/* sqrtf without errno so the optimizer loops vectorise */
-#pragma GCC optimize("no-math-errno")
+/* sqrtf without errno and float sums reassociated so the optimizer loops
+ * vectorise (results stay deterministic for a given build) */
+#pragma GCC optimize("O3", "no-math-errno", "associative-math", "no-signed-zeros", "no-trapping-math")
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,39 +37,45 @@ float *cpu_scratch(struct cpu_ctx *c, int t, size_t n)
     return c->scratch[t];
 }
 
+struct sgemm_job {
+    int ta, tb, m, n, k, split_m;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc, blk;
+};
+
+static void sgemm_task(void *va, int64_t b0, int64_t b1, int t)
+{
+    struct sgemm_job *j = va;
+    int len = j->split_m ? j->m : j->n;
+    int s = (int)b0 * j->blk, e = (int)b1 * j->blk < len ? (int)b1 * j->blk : len;
+    if (s >= e) return;
+    enum CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
+    if (j->split_m) {
+        const float *as = j->ta ? j->a + s : j->a + (size_t)s * j->lda;
+        cblas_sgemm(CblasRowMajor, ta, tb, e - s, j->n, j->k, j->alpha, as, j->lda, j->b, j->ldb,
+                    j->beta, j->c + (size_t)s * j->ldc, j->ldc);
+    } else {
+        const float *bs = j->tb ? j->b + (size_t)s * j->ldb : j->b + s;
+        cblas_sgemm(CblasRowMajor, ta, tb, j->m, e - s, j->k, j->alpha, j->a, j->lda, bs, j->ldb,
+                    j->beta, j->c + s, j->ldc);
+    }
+}
+
 void cpu_sgemm(struct cpu_ctx *c, int ta, int tb, int m, int n, int k, float alpha,
                const float *a, int lda, const float *b, int ldb, float beta, float *cc, int ldc)
 {
-    int nt = c->threads;
     int64_t work = (int64_t)m * n * k;
-    if (nt <= 1 || work < (1 << 18)) {
+    if (c->threads <= 1 || work < (1 << 18)) {
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
         return;
     }
-    int split_m = m >= n;
-    #pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int len = split_m ? m : n;
-        int chunk = (len + T - 1) / T;
-        if (split_m) chunk = (chunk + 3) & ~3;
-        else chunk = (chunk + 15) & ~15;
-        int s = t * chunk, e = s + chunk < len ? s + chunk : len;
-        if (s < e) {
-            if (split_m) {
-                const float *as = ta ? a + s : a + (size_t)s * lda;
-                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                            tb ? CblasTrans : CblasNoTrans, e - s, n, k, alpha, as, lda, b, ldb,
-                            beta, cc + (size_t)s * ldc, ldc);
-            } else {
-                const float *bs = tb ? b + (size_t)s * ldb : b + s;
-                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-                            tb ? CblasTrans : CblasNoTrans, m, e - s, k, alpha, a, lda, bs, ldb,
-                            beta, cc + s, ldc);
-            }
-        }
-    }
+    struct sgemm_job j = { ta, tb, m, n, k, m >= n, alpha, beta, a, b, cc, lda, ldb, ldc, 0 };
+    j.blk = j.split_m ? 4 : 16;
+    int len = j.split_m ? m : n;
+    cpu_parallel(c->pool, (len + j.blk - 1) / j.blk, sgemm_task, &j);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -98,7 +104,10 @@ static status cpu_sync(struct backend *be) { return STATUS_OK; }
 static void cpu_destroy(struct backend *be)
 {
     struct cpu_ctx *c = ctx_of(be);
-    if (c) for (int t = 0; t < CPU_MAX_THREADS; t++) free(c->scratch[t]);
+    if (c) {
+        cpu_pool_free(c->pool);
+        for (int t = 0; t < CPU_MAX_THREADS; t++) free(c->scratch[t]);
+    }
     free(c);
     free(be);
 }
@@ -109,6 +118,26 @@ static void cpu_destroy(struct backend *be)
 #define CHECK_ROWS(t, what) \
     do { if (!cpu_row_dense(t)) return FAIL(STATUS_UNSUPPORTED, "cpu %s: tensor rows not dense (sw=%lld sh=%lld w=%d)", what, (long long)(t)->sw, (long long)(t)->sh, (t)->w); } while (0)
 
+struct norm_job { struct tensor *y; const uint8_t *x; int h, w, c; };
+
+static void norm_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct norm_job *j = va;
+    struct tensor *y = j->y;
+    int h = j->h, w = j->w, c = j->c;
+    for (int64_t i = b; i < e; i++) {
+        const uint8_t *xs = j->x + (size_t)i * h * w * c;
+        for (int ch = 0; ch < y->c; ch++) {
+            int src = c == 1 ? 0 : ch;
+            for (int r = 0; r < h; r++) {
+                float *row = (float *)y->data + i * y->sn + ch * y->sc + r * y->sh;
+                const uint8_t *xr = xs + (size_t)r * w * c + src;
+                for (int q = 0; q < w; q++) row[q * y->sw] = (xr[(size_t)q * c] * (1.0f / 255.0f) - 0.5f) * 2.0f;
+            }
+        }
+    }
+}
+
 static status cpu_input_normalize(struct backend *be, struct tensor *y, const uint8_t *x, int n,
                                   int h, int w, int c)
 {
@@ -118,85 +147,102 @@ static status cpu_input_normalize(struct backend *be, struct tensor *y, const ui
     if (!(y->c == c || (c == 1 && y->c == 3)))
         return FAIL(STATUS_FORMAT, "input_normalize: %d-channel images for a %d-channel model", c,
                     y->c);
-    float *yd = y->data;
-    int yc = y->c;
-    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
-    for (int i = 0; i < n; i++) {
-        const uint8_t *xs = x + (size_t)i * h * w * c;
-        for (int ch = 0; ch < yc; ch++) {
-            int src = c == 1 ? 0 : ch;
-            for (int r = 0; r < h; r++) {
-                float *row = yd + i * y->sn + ch * y->sc + r * y->sh;
-                const uint8_t *xr = xs + (size_t)r * w * c + src;
-                for (int q = 0; q < w; q++) row[q * y->sw] = (xr[(size_t)q * c] / 255.0f - 0.5f) * 2.0f;
-            }
-        }
-    }
+    struct norm_job j = { y, x, h, w, c };
+    cpu_parallel(ctx_of(be)->pool, n, norm_task, &j);
     return STATUS_OK;
+}
+
+/* per-(sample, channel) plane loops: y (and x, dy) row-dense */
+struct plane_job { struct tensor *y; const struct tensor *x, *g; const float *b; float *db; };
+
+static void bias_fwd_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct plane_job *j = va;
+    struct tensor *y = j->y;
+    int hw = y->h * y->w;
+    for (int64_t q = b; q < e; q++) {
+        int n = (int)(q / y->c), c = (int)(q % y->c);
+        float *p = (float *)y->data + n * y->sn + c * y->sc, v = j->b[c];
+        for (int i = 0; i < hw; i++) p[i] += v;
+    }
 }
 
 static status cpu_bias_add_forward(struct backend *be, struct tensor *y, const float *b)
 {
     CHECK_ROWS(y, "bias_add");
-    int hw = y->h * y->w;
-    float *yd = y->data;
-    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
-    for (int n = 0; n < y->n; n++)
-        for (int c = 0; c < y->c; c++) {
-            float *p = yd + n * y->sn + c * y->sc, v = b[c];
-            for (int i = 0; i < hw; i++) p[i] += v;
-        }
+    struct plane_job j = { .y = y, .b = b };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)y->n * y->c, bias_fwd_task, &j);
     return STATUS_OK;
+}
+
+static void bias_bwd_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct plane_job *j = va;
+    const struct tensor *dy = j->g;
+    int hw = dy->h * dy->w;
+    for (int64_t c = b; c < e; c++) {
+        double s = 0;
+        for (int n = 0; n < dy->n; n++) {
+            const float *p = (const float *)dy->data + n * dy->sn + c * dy->sc;
+            float ps = 0;
+            for (int i = 0; i < hw; i++) ps += p[i];
+            s += ps;
+        }
+        j->db[c] += (float)s;
+    }
 }
 
 static status cpu_bias_add_backward(struct backend *be, float *db, const struct tensor *dy)
 {
     CHECK_ROWS(dy, "bias_add_backward");
-    int hw = dy->h * dy->w;
-    const float *d = dy->data;
-    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
-    for (int c = 0; c < dy->c; c++) {
-        double s = 0;
-        for (int n = 0; n < dy->n; n++) {
-            const float *p = d + n * dy->sn + c * dy->sc;
-            float ps = 0;
-            for (int i = 0; i < hw; i++) ps += p[i];
-            s += ps;
-        }
-        db[c] += (float)s;
-    }
+    struct plane_job j = { .g = dy, .db = db };
+    cpu_parallel(ctx_of(be)->pool, dy->c, bias_bwd_task, &j);
     return STATUS_OK;
+}
+
+static void relu_fwd_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct plane_job *j = va;
+    const struct tensor *x = j->x;
+    struct tensor *y = j->y;
+    int hw = x->h * x->w;
+    for (int64_t q = b; q < e; q++) {
+        int n = (int)(q / x->c), c = (int)(q % x->c);
+        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+        float *yp = (float *)y->data + n * y->sn + c * y->sc;
+        for (int i = 0; i < hw; i++) yp[i] = xp[i] > 0 ? xp[i] : 0;
+    }
 }
 
 static status cpu_relu_forward(struct backend *be, struct tensor *y, const struct tensor *x)
 {
     CHECK_ROWS(y, "relu"); CHECK_ROWS(x, "relu");
-    int hw = x->h * x->w;
-    const float *xd = x->data;
-    float *yd = y->data;
-    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
-    for (int n = 0; n < x->n; n++)
-        for (int c = 0; c < x->c; c++) {
-            const float *xp = xd + n * x->sn + c * x->sc;
-            float *yp = yd + n * y->sn + c * y->sc;
-            for (int i = 0; i < hw; i++) yp[i] = xp[i] > 0 ? xp[i] : 0;
-        }
+    struct plane_job j = { .y = y, .x = x };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)x->n * x->c, relu_fwd_task, &j);
     return STATUS_OK;
+}
+
+static void relu_bwd_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct plane_job *j = va;
+    const struct tensor *y = j->x, *dy = j->g;
+    struct tensor *dx = j->y;
+    int hw = y->h * y->w;
+    for (int64_t q = b; q < e; q++) {
+        int n = (int)(q / y->c), c = (int)(q % y->c);
+        const float *yp = (const float *)y->data + n * y->sn + c * y->sc;
+        const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
+        float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
+        for (int i = 0; i < hw; i++) dp[i] += yp[i] > 0 ? gp[i] : 0;
+    }
 }
 
 static status cpu_relu_backward(struct backend *be, struct tensor *dx, const struct tensor *dy,
                                 const struct tensor *y)
 {
     CHECK_ROWS(dx, "relu_backward"); CHECK_ROWS(dy, "relu_backward"); CHECK_ROWS(y, "relu_backward");
-    int hw = y->h * y->w;
-    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
-    for (int n = 0; n < y->n; n++)
-        for (int c = 0; c < y->c; c++) {
-            const float *yp = (const float *)y->data + n * y->sn + c * y->sc;
-            const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
-            float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
-            for (int i = 0; i < hw; i++) dp[i] += yp[i] > 0 ? gp[i] : 0;
-        }
+    struct plane_job j = { .y = dx, .x = y, .g = dy };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)y->n * y->c, relu_bwd_task, &j);
     return STATUS_OK;
 }
 
@@ -208,57 +254,72 @@ static inline int64_t off_of(const struct tensor *t, int64_t i)
     return n * t->sn + c * t->sc + (s / t->w) * t->sh + (s % t->w) * t->sw;
 }
 
+struct drop_job {
+    struct tensor *y; const struct tensor *x; uint8_t *mask; const uint8_t *cmask;
+    float keep; uint64_t seed, stream; int64_t total; int dense;
+};
+
+#define DROP_BLK 1024
+
+static void drop_fwd_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct drop_job *j = va;
+    const float *xd = j->x->data;
+    float *yd = j->y->data;
+    float inv = 1.0f / j->keep;
+    uint32_t key[2] = { (uint32_t)j->seed, (uint32_t)(j->seed >> 32) };
+    int64_t i0 = b * DROP_BLK, i1 = e * DROP_BLK < j->total ? e * DROP_BLK : j->total;
+    uint32_t out[4];
+    uint64_t blk = UINT64_MAX;
+    for (int64_t i = i0; i < i1; i++) {
+        uint64_t q = j->stream + (uint64_t)i;
+        if (q / 4 != blk) {
+            blk = q / 4;
+            uint32_t ctr[4] = { (uint32_t)blk, (uint32_t)(blk >> 32), 0, 0 };
+            rng_philox(ctr, key, out);
+        }
+        float u = (float)(out[q % 4] >> 8) * (1.0f / 16777216.0f);
+        uint8_t m = u < j->keep;
+        j->mask[i] = m;
+        if (j->dense) yd[i] = m ? xd[i] * inv : 0.0f;
+        else yd[off_of(j->y, i)] = m ? xd[off_of(j->x, i)] * inv : 0.0f;
+    }
+}
+
 static status cpu_dropout_forward(struct backend *be, struct tensor *y, uint8_t *mask,
                                   const struct tensor *x, float keep, uint64_t seed,
                                   uint64_t stream)
 {
-    int64_t total = tensor_numel(x);
-    const float *xd = x->data;
-    float *yd = y->data;
-    float inv = 1.0f / keep;
-    uint32_t key[2] = { (uint32_t)seed, (uint32_t)(seed >> 32) };
-    int dense = tensor_is_dense(x, LAYOUT_NCHW) && tensor_is_dense(y, LAYOUT_NCHW);
-    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
-    for (int64_t i0 = 0; i0 < total; i0 += 256) {
-        int64_t i1 = i0 + 256 < total ? i0 + 256 : total;
-        uint32_t out[4];
-        uint64_t blk = UINT64_MAX;
-        for (int64_t i = i0; i < i1; i++) {
-            uint64_t j = stream + (uint64_t)i;
-            if (j / 4 != blk) {
-                blk = j / 4;
-                uint32_t ctr[4] = { (uint32_t)blk, (uint32_t)(blk >> 32), 0, 0 };
-                rng_philox(ctr, key, out);
-            }
-            float u = (float)(out[j % 4] >> 8) * (1.0f / 16777216.0f);
-            uint8_t m = u < keep;
-            mask[i] = m;
-            if (dense) yd[i] = m ? xd[i] * inv : 0.0f;
-            else yd[off_of(y, i)] = m ? xd[off_of(x, i)] * inv : 0.0f;
-        }
-    }
+    struct drop_job j = { y, x, mask, NULL, keep, seed, stream, tensor_numel(x),
+                          tensor_is_dense(x, LAYOUT_NCHW) && tensor_is_dense(y, LAYOUT_NCHW) };
+    cpu_parallel(ctx_of(be)->pool, (j.total + DROP_BLK - 1) / DROP_BLK, drop_fwd_task, &j);
     return STATUS_OK;
+}
+
+static void drop_bwd_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct drop_job *j = va;
+    const float *g = j->x->data;
+    float *d = j->y->data;
+    float inv = 1.0f / j->keep;
+    for (int64_t i = b; i < e; i++) {
+        if (!j->cmask[i]) continue;
+        if (j->dense) d[i] += g[i] * inv;
+        else d[off_of(j->y, i)] += g[off_of(j->x, i)] * inv;
+    }
 }
 
 static status cpu_dropout_backward(struct backend *be, struct tensor *dx, const struct tensor *dy,
                                    const uint8_t *mask, float keep)
 {
-    int64_t total = tensor_numel(dy);
-    float inv = 1.0f / keep;
-    const float *g = dy->data;
-    float *d = dx->data;
-    int dense = tensor_is_dense(dx, LAYOUT_NCHW) && tensor_is_dense(dy, LAYOUT_NCHW);
-    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
-    for (int64_t i = 0; i < total; i++) {
-        if (!mask[i]) continue;
-        if (dense) d[i] += g[i] * inv;
-        else d[off_of(dx, i)] += g[off_of(dy, i)] * inv;
-    }
+    struct drop_job j = { dx, dy, NULL, mask, keep, 0, 0, tensor_numel(dy),
+                          tensor_is_dense(dx, LAYOUT_NCHW) && tensor_is_dense(dy, LAYOUT_NCHW) };
+    cpu_parallel(ctx_of(be)->pool, j.total, drop_bwd_task, &j);
     return STATUS_OK;
 }
 
 /* ---------------------------------------------------------------------- */
-/* loss */
+/* loss (batch-sized: single-threaded, deterministic summation order) */
 
 static status cpu_softmax_xent(struct backend *be, float *loss_host, struct tensor *dlogits,
                                const struct tensor *logits, const int32_t *labels, float smoothing,
@@ -273,9 +334,6 @@ static status cpu_softmax_xent(struct backend *be, float *loss_host, struct tens
         if (labels[n] < 0 || labels[n] >= C)
             return FAIL(STATUS_FORMAT, "softmax_xent: label %d of sample %d outside [0, %d)",
                         labels[n], n, C);
-    }
-    #pragma omp parallel for reduction(+:total) num_threads(ctx_of(be)->threads) schedule(static)
-    for (int n = 0; n < N; n++) {
         const float *z = (const float *)logits->data + n * logits->sn;
         float mx = z[0];
         for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
@@ -283,10 +341,7 @@ static status cpu_softmax_xent(struct backend *be, float *loss_host, struct tens
         for (int c = 0; c < C; c++) se += exp((double)(z[c] - mx));
         double lse = mx + log(se);
         double l = 0;
-        for (int c = 0; c < C; c++) {
-            float t = c == labels[n] ? on : off;
-            l += t * (lse - z[c]);
-        }
+        for (int c = 0; c < C; c++) l += (c == labels[n] ? on : off) * (lse - z[c]);
         total += l;
         if (dlogits) {
             float *d = (float *)dlogits->data + n * dlogits->sn;
@@ -319,15 +374,29 @@ static status cpu_softmax(struct backend *be, struct tensor *probs, const struct
 }
 
 /* ---------------------------------------------------------------------- */
-/* optimizer */
+/* optimizer: vector loops over blocks of VEC_BLK floats */
 
-static status cpu_rmsprop_update(struct backend *be, float *w, float *ms, float *mom,
-                                 const float *g, size_t n, const struct rmsprop_params *p)
+#define VEC_BLK 8192
+
+struct vec_job {
+    float *w, *ms, *mom, *y;
+    const float *g, *x;
+    size_t n;
+    struct rmsprop_params p;
+    float a, b;
+    double part[CPU_MAX_THREADS];
+};
+
+static void rms_task(void *va, int64_t b, int64_t e, int t)
 {
-    const float lr = p->lr, dec = p->decay, om = 1.0f - p->decay, mu = p->momentum, eps = p->eps;
-    const float wd = p->weight_decay, gs = p->grad_scale;
-    #pragma omp parallel for simd num_threads(ctx_of(be)->threads) schedule(static)
-    for (size_t i = 0; i < n; i++) {
+    struct vec_job *j = va;
+    const float lr = j->p.lr, dec = j->p.decay, om = 1.0f - j->p.decay, mu = j->p.momentum;
+    const float eps = j->p.eps, wd = j->p.weight_decay, gs = j->p.grad_scale;
+    size_t s = (size_t)b * VEC_BLK, end = (size_t)e * VEC_BLK < j->n ? (size_t)e * VEC_BLK : j->n;
+    float *restrict w = j->w, *restrict ms = j->ms, *restrict mom = j->mom;
+    const float *restrict g = j->g;
+    #pragma GCC ivdep
+    for (size_t i = s; i < end; i++) {
         float gi = gs * g[i] + wd * w[i];
         float m = dec * ms[i] + om * gi * gi;
         ms[i] = m;
@@ -335,36 +404,70 @@ static status cpu_rmsprop_update(struct backend *be, float *w, float *ms, float 
         mom[i] = v;
         w[i] -= v;
     }
+}
+
+static status cpu_rmsprop_update(struct backend *be, float *w, float *ms, float *mom,
+                                 const float *g, size_t n, const struct rmsprop_params *p)
+{
+    struct vec_job j = { .w = w, .ms = ms, .mom = mom, .g = g, .n = n, .p = *p };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), rms_task, &j);
     return STATUS_OK;
+}
+
+static void ema_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct vec_job *j = va;
+    size_t s = (size_t)b * VEC_BLK, end = (size_t)e * VEC_BLK < j->n ? (size_t)e * VEC_BLK : j->n;
+    float *restrict sh = j->y;
+    const float *restrict w = j->x;
+    const float a = j->a;
+    for (size_t i = s; i < end; i++) sh[i] -= a * (sh[i] - w[i]);
 }
 
 static status cpu_ema_update(struct backend *be, float *shadow, const float *w, size_t n, float decay)
 {
-    const float a = 1.0f - decay;
-    #pragma omp parallel for simd num_threads(ctx_of(be)->threads) schedule(static)
-    for (size_t i = 0; i < n; i++) shadow[i] -= a * (shadow[i] - w[i]);
+    struct vec_job j = { .y = shadow, .x = w, .n = n, .a = 1.0f - decay };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), ema_task, &j);
     return STATUS_OK;
+}
+
+static void axpby_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct vec_job *j = va;
+    size_t s = (size_t)b * VEC_BLK, end = (size_t)e * VEC_BLK < j->n ? (size_t)e * VEC_BLK : j->n;
+    float *restrict y = j->y;
+    const float *restrict x = j->x;
+    const float a = j->a, bb = j->b;
+    for (size_t i = s; i < end; i++) y[i] = a * x[i] + bb * y[i];
 }
 
 static status cpu_axpby(struct backend *be, float *y, const float *x, size_t n, float a, float b)
 {
-    #pragma omp parallel for simd num_threads(ctx_of(be)->threads) schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = a * x[i] + b * y[i];
+    struct vec_job j = { .y = y, .x = x, .n = n, .a = a, .b = b };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), axpby_task, &j);
     return STATUS_OK;
+}
+
+static void sumsq_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct vec_job *j = va;
+    double s = 0;
+    for (int64_t k = b; k < e; k++) {
+        size_t i0 = (size_t)k * VEC_BLK, i1 = i0 + VEC_BLK < j->n ? i0 + VEC_BLK : j->n;
+        float part = 0;
+        #pragma GCC ivdep
+        for (size_t i = i0; i < i1; i++) part += j->x[i] * j->x[i];
+        s += part;
+    }
+    j->part[t] = s;
 }
 
 static status cpu_sumsq(struct backend *be, double *out, const float *x, size_t n)
 {
+    struct vec_job j = { .x = x, .n = n };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), sumsq_task, &j);
     double s = 0;
-    size_t nb = (n + 4095) / 4096;
-    #pragma omp parallel for reduction(+:s) num_threads(ctx_of(be)->threads) schedule(static)
-    for (size_t b = 0; b < nb; b++) {
-        size_t e = (b + 1) * 4096 < n ? (b + 1) * 4096 : n;
-        float part = 0;
-        #pragma omp simd reduction(+:part)
-        for (size_t i = b * 4096; i < e; i++) part += x[i] * x[i];
-        s += part;
-    }
+    for (int t = 0; t < ctx_of(be)->threads; t++) s += j.part[t];
     *out = s;
     return STATUS_OK;
 }
@@ -423,6 +526,12 @@ status backend_new_cpu(struct backend **out, int threads)
         return FAIL(STATUS_NOMEM, "cpu backend: out of memory");
     }
     openblas_set_num_threads(1);
+    c->pool = cpu_pool_new(threads);
+    if (!c->pool) {
+        free(be); free(c);
+        return FAIL(STATUS_NOMEM, "cpu backend: cannot start %d threads", threads);
+    }
+    threads = cpu_pool_threads(c->pool);
     c->threads = threads;
     be->ops = &cpu_ops;
     be->ctx = c;

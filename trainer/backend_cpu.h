@@ -1,11 +1,11 @@
 /*
- * backend_cpu.h — private to the CPU backend (backend_cpu.c, backend_cpu_nn.c).
+ * backend_cpu.h — private to the CPU backend (backend_cpu*.c).
  *
- * The CPU backend is host memory plus OpenBLAS SGEMM and OpenMP loops.  We
- * keep OpenBLAS single-threaded and parallelise ourselves (over samples for
- * convolutions, over output blocks for the fully connected GEMMs), so there
- * is exactly one thread pool on the machine's cores and no two pools spin
- * against each other.
+ * The CPU backend is host memory plus OpenBLAS SGEMM and our own thread pool
+ * (backend_cpu_pool.c, which explains why not OpenMP).  We keep OpenBLAS
+ * single-threaded and parallelise ourselves (over samples for convolutions,
+ * over output blocks for the fully connected GEMMs), so there is exactly one
+ * pool on the machine's cores and no two pools spin against each other.
  *
  * Tensors must be "row-dense": sw == 1 and sh == w (NCHW with any sample and
  * channel strides, which is what channel-slice views of a concat are).  Ops
@@ -15,13 +15,24 @@
 #define DEEPER_BACKEND_CPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "trainer/backend.h"
 
 #define CPU_MAX_THREADS 64
 
+/* The pool: fn(arg, begin, end, thread) runs once per thread on a
+ * contiguous static chunk of [0, n). */
+typedef void (*cpu_task_fn)(void *arg, int64_t begin, int64_t end, int thread);
+struct cpu_pool;
+struct cpu_pool *cpu_pool_new(int threads);
+void cpu_pool_free(struct cpu_pool *p);
+int  cpu_pool_threads(const struct cpu_pool *p);
+void cpu_parallel(struct cpu_pool *p, int64_t n, cpu_task_fn fn, void *arg);
+
 struct cpu_ctx {
     int threads;
+    struct cpu_pool *pool;
     /* per-thread scratch (im2col columns, private weight-gradient sums) */
     float *scratch[CPU_MAX_THREADS];
     size_t scratch_n[CPU_MAX_THREADS];

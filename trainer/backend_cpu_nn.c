@@ -3,8 +3,8 @@
  * 1x1 convolutions straight to SGEMM), batch norm, max/avg pooling, fully
  * connected.
  *
- * Parallelism: convolutions run one sample per OpenMP iteration, each thread
- * with its own im2col buffer; the filter gradient is summed in per-thread
+ * Parallelism (the backend's pool, static chunks): convolutions run a chunk
+ * of samples per thread, each thread with its own im2col buffer; the filter gradient is summed in per-thread
  * private buffers and reduced at the end (so the result does not depend on
  * scheduling order beyond float rounding of that final sum, which is fixed
  * for a given thread count).  Batch norm runs one channel per iteration,
@@ -16,7 +16,6 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "trainer/backend_cpu.h"
@@ -108,128 +107,147 @@ static status conv_check(const struct tensor *y, const struct tensor *x, const s
     return STATUS_OK;
 }
 
+struct conv_job {
+    struct cpu_ctx *c;
+    const struct tensor *x, *w, *dy;
+    struct tensor *y, *dx, *dw;
+    const struct conv_params *p;
+    int K, ohw, pw, fail;
+    int used[CPU_MAX_THREADS];
+};
+
+static void conv_fwd_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct conv_job *j = va;
+    const struct tensor *x = j->x;
+    struct tensor *y = j->y;
+    float *col = NULL;
+    if (!j->pw && !(col = cpu_scratch(j->c, t, (size_t)j->K * j->ohw))) { j->fail = 1; return; }
+    for (int64_t n = b; n < e; n++) {
+        const float *xs = (const float *)x->data + n * x->sn;
+        float *ys = (float *)y->data + n * y->sn;
+        const float *bm = xs;
+        int ldb = (int)x->sc;
+        if (!j->pw) {
+            im2col(xs, x->sc, x->c, x->h, x->w, j->p, y->h, y->w, col);
+            bm = col; ldb = j->ohw;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, j->ohw, j->K, 1.0f, j->w->data,
+                    j->K, bm, ldb, 0.0f, ys, (int)y->sc);
+    }
+}
+
 status cpu_conv2d_forward(struct backend *be, struct tensor *y, const struct tensor *x,
                           const struct tensor *w, const struct conv_params *p)
 {
     TRY(conv_check(y, x, w, p, "conv2d_forward"));
-    struct cpu_ctx *c = ctx_of(be);
-    int K = x->c * p->kh * p->kw, ohw = y->h * y->w, N = x->n;
-    int pw = is_pointwise(p);
-    int fail = 0;
-    #pragma omp parallel for num_threads(c->threads) schedule(static)
-    for (int n = 0; n < N; n++) {
-        int t = omp_get_thread_num();
-        const float *xs = (const float *)x->data + n * x->sn;
-        float *ys = (float *)y->data + n * y->sn;
-        const float *b;
-        int ldb;
-        if (pw) { b = xs; ldb = (int)x->sc; }
-        else {
-            float *col = cpu_scratch(c, t, (size_t)K * ohw);
-            if (!col) { fail = 1; continue; }
-            im2col(xs, x->sc, x->c, x->h, x->w, p, y->h, y->w, col);
-            b = col; ldb = ohw;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, ohw, K, 1.0f, w->data, K,
-                    b, ldb, 0.0f, ys, (int)y->sc);
-    }
-    if (fail) return FAIL(STATUS_NOMEM, "conv2d_forward: im2col buffer");
+    struct conv_job j = { .c = ctx_of(be), .x = x, .w = w, .y = y, .p = p,
+                          .K = x->c * p->kh * p->kw, .ohw = y->h * y->w, .pw = is_pointwise(p) };
+    cpu_parallel(j.c->pool, x->n, conv_fwd_task, &j);
+    if (j.fail) return FAIL(STATUS_NOMEM, "conv2d_forward: im2col buffer");
     return STATUS_OK;
+}
+
+static void conv_bwd_data_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct conv_job *j = va;
+    const struct tensor *dy = j->dy;
+    struct tensor *dx = j->dx;
+    float *col = NULL;
+    if (!j->pw && !(col = cpu_scratch(j->c, t, (size_t)j->K * j->ohw))) { j->fail = 1; return; }
+    for (int64_t n = b; n < e; n++) {
+        float *dxs = (float *)dx->data + n * dx->sn;
+        const float *dys = (const float *)dy->data + n * dy->sn;
+        if (j->pw) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->K, j->ohw, dy->c, 1.0f,
+                        j->w->data, j->K, dys, (int)dy->sc, 1.0f, dxs, (int)dx->sc);
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->K, j->ohw, dy->c, 1.0f, j->w->data,
+                    j->K, dys, (int)dy->sc, 0.0f, col, j->ohw);
+        col2im_add(col, dxs, dx->sc, dx->c, dx->h, dx->w, j->p, dy->h, dy->w);
+    }
 }
 
 status cpu_conv2d_backward_data(struct backend *be, struct tensor *dx, const struct tensor *dy,
                                 const struct tensor *w, const struct conv_params *p)
 {
     TRY(conv_check(dy, dx, w, p, "conv2d_backward_data"));
-    struct cpu_ctx *c = ctx_of(be);
-    int K = dx->c * p->kh * p->kw, ohw = dy->h * dy->w, N = dx->n;
-    int pw = is_pointwise(p);
-    int fail = 0;
-    #pragma omp parallel for num_threads(c->threads) schedule(static)
-    for (int n = 0; n < N; n++) {
-        int t = omp_get_thread_num();
-        float *dxs = (float *)dx->data + n * dx->sn;
-        const float *dys = (const float *)dy->data + n * dy->sn;
-        if (pw) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, dy->c, 1.0f, w->data, K,
-                        dys, (int)dy->sc, 1.0f, dxs, (int)dx->sc);
-            continue;
-        }
-        float *col = cpu_scratch(c, t, (size_t)K * ohw);
-        if (!col) { fail = 1; continue; }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, dy->c, 1.0f, w->data, K, dys,
-                    (int)dy->sc, 0.0f, col, ohw);
-        col2im_add(col, dxs, dx->sc, dx->c, dx->h, dx->w, p, dy->h, dy->w);
-    }
-    if (fail) return FAIL(STATUS_NOMEM, "conv2d_backward_data: col buffer");
+    struct conv_job j = { .c = ctx_of(be), .dx = dx, .w = w, .dy = dy, .p = p,
+                          .K = dx->c * p->kh * p->kw, .ohw = dy->h * dy->w, .pw = is_pointwise(p) };
+    cpu_parallel(j.c->pool, dx->n, conv_bwd_data_task, &j);
+    if (j.fail) return FAIL(STATUS_NOMEM, "conv2d_backward_data: col buffer");
     return STATUS_OK;
+}
+
+/* each thread sums its samples' filter gradients into its own scratch
+ * [O*K private dW | K*ohw columns]; a second pass adds them into dw */
+static void conv_bwd_filter_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct conv_job *j = va;
+    const struct tensor *x = j->x, *dy = j->dy;
+    size_t wn = (size_t)dy->c * j->K;
+    float *buf = cpu_scratch(j->c, t, wn + (j->pw ? 0 : (size_t)j->K * j->ohw));
+    if (!buf) { j->fail = 1; return; }
+    float *acc = buf, *col = buf + wn;
+    memset(acc, 0, wn * sizeof(float));
+    j->used[t] = 1;
+    for (int64_t n = b; n < e; n++) {
+        const float *xs = (const float *)x->data + n * x->sn;
+        const float *dys = (const float *)dy->data + n * dy->sn;
+        const float *bm = xs;
+        int ldb = (int)x->sc;
+        if (!j->pw) {
+            im2col(xs, x->sc, x->c, x->h, x->w, j->p, dy->h, dy->w, col);
+            bm = col; ldb = j->ohw;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, dy->c, j->K, j->ohw, 1.0f, dys,
+                    (int)dy->sc, bm, ldb, 1.0f, acc, j->K);
+    }
+}
+
+static void conv_reduce_task(void *va, int64_t b, int64_t e, int t)
+{
+    struct conv_job *j = va;
+    float *d = j->dw->data;
+    for (int u = 0; u < j->c->threads; u++) {
+        if (!j->used[u]) continue;
+        const float *a = j->c->scratch[u];
+        for (int64_t i = b; i < e; i++) d[i] += a[i];
+    }
 }
 
 status cpu_conv2d_backward_filter(struct backend *be, struct tensor *dw, const struct tensor *dy,
                                   const struct tensor *x, const struct conv_params *p)
 {
     TRY(conv_check(dy, x, dw, p, "conv2d_backward_filter"));
-    struct cpu_ctx *c = ctx_of(be);
-    int K = x->c * p->kh * p->kw, ohw = dy->h * dy->w, N = x->n, O = dy->c;
-    size_t wn = (size_t)O * K;
-    int pw = is_pointwise(p);
-    int T = c->threads < N ? c->threads : N;
-    if (T < 1) T = 1;
-    int fail = 0;
-    /* scratch layout per thread: [wn private dW][K*ohw col] */
-    #pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *buf = cpu_scratch(c, t, wn + (pw ? 0 : (size_t)K * ohw));
-        if (!buf) {
-            #pragma omp atomic write
-            fail = 1;
-        } else {
-            float *acc = buf, *col = buf + wn;
-            memset(acc, 0, wn * sizeof(float));
-            int per = (N + nt - 1) / nt, s = t * per, e = s + per < N ? s + per : N;
-            for (int n = s; n < e; n++) {
-                const float *xs = (const float *)x->data + n * x->sn;
-                const float *dys = (const float *)dy->data + n * dy->sn;
-                const float *b;
-                int ldb;
-                if (pw) { b = xs; ldb = (int)x->sc; }
-                else {
-                    im2col(xs, x->sc, x->c, x->h, x->w, p, dy->h, dy->w, col);
-                    b = col; ldb = ohw;
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, ohw, 1.0f, dys,
-                            (int)dy->sc, b, ldb, 1.0f, acc, K);
-            }
-        }
-        #pragma omp barrier
-        if (!fail) {
-            /* reduce the private sums into dw, split by element range */
-            size_t per = (wn + nt - 1) / nt, s = t * per, e = s + per < wn ? s + per : wn;
-            float *d = dw->data;
-            for (int u = 0; u < nt; u++) {
-                const float *a = c->scratch[u];
-                for (size_t i = s; i < e; i++) d[i] += a[i];
-            }
-        }
-    }
-    if (fail) return FAIL(STATUS_NOMEM, "conv2d_backward_filter: scratch");
+    struct conv_job j = { .c = ctx_of(be), .x = x, .dw = dw, .dy = dy, .p = p,
+                          .K = x->c * p->kh * p->kw, .ohw = dy->h * dy->w, .pw = is_pointwise(p) };
+    cpu_parallel(j.c->pool, x->n, conv_bwd_filter_task, &j);
+    if (j.fail) return FAIL(STATUS_NOMEM, "conv2d_backward_filter: scratch");
+    cpu_parallel(j.c->pool, (int64_t)dy->c * j.K, conv_reduce_task, &j);
     return STATUS_OK;
 }
 
 /* ---------------------------------------------------------------------- */
-/* batch norm */
+/* batch norm: one channel (train, backward) or one plane (inference) per item */
 
-status cpu_bn_train_forward(struct backend *be, struct tensor *y, float *save_mean,
-                            float *save_invstd, const struct tensor *x, const float *gamma,
-                            const float *beta, float *running_mean, float *running_var,
-                            const struct bn_params *p)
+struct bn_job {
+    struct tensor *y, *dx;
+    const struct tensor *x, *dy;
+    const float *gamma, *beta, *rmean, *rvar, *smean, *sinv;
+    float *save_mean, *save_invstd, *run_mean, *run_var, *dgamma, *dbeta;
+    const struct bn_params *p;
+};
+
+static void bn_train_task(void *va, int64_t cb, int64_t ce, int t)
 {
-    CHECK_ROWS(y, "bn_train_forward"); CHECK_ROWS(x, "bn_train_forward");
+    struct bn_job *j = va;
+    const struct tensor *x = j->x;
+    struct tensor *y = j->y;
     int hw = x->h * x->w, N = x->n;
     double cnt = (double)N * hw;
-    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
-    for (int c = 0; c < x->c; c++) {
+    for (int64_t c = cb; c < ce; c++) {
         double s = 0, ss = 0;
         for (int n = 0; n < N; n++) {
             const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
@@ -241,23 +259,52 @@ status cpu_bn_train_forward(struct backend *be, struct tensor *y, float *save_me
             for (int i = 0; i < hw; i++) { double d = xp[i] - mean; ss += d * d; }
         }
         double var = ss / cnt;
-        float invstd = (float)(1.0 / sqrt(var + p->eps));
-        save_mean[c] = (float)mean;
-        save_invstd[c] = invstd;
-        float g = gamma ? gamma[c] : 1.0f, bb = beta ? beta[c] : 0.0f;
+        float invstd = (float)(1.0 / sqrt(var + j->p->eps));
+        j->save_mean[c] = (float)mean;
+        j->save_invstd[c] = invstd;
+        float g = j->gamma ? j->gamma[c] : 1.0f, bb = j->beta ? j->beta[c] : 0.0f;
         float a = g * invstd, b = bb - (float)mean * a;
         for (int n = 0; n < N; n++) {
             const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
             float *yp = (float *)y->data + n * y->sn + c * y->sc;
             for (int i = 0; i < hw; i++) yp[i] = xp[i] * a + b;
         }
-        if (running_mean) {
+        if (j->run_mean) {
+            float m = j->p->momentum;
             double unb = cnt > 1 ? ss / (cnt - 1) : var;
-            running_mean[c] = (1 - p->momentum) * running_mean[c] + p->momentum * (float)mean;
-            running_var[c] = (1 - p->momentum) * running_var[c] + p->momentum * (float)unb;
+            j->run_mean[c] = (1 - m) * j->run_mean[c] + m * (float)mean;
+            j->run_var[c] = (1 - m) * j->run_var[c] + m * (float)unb;
         }
     }
+}
+
+status cpu_bn_train_forward(struct backend *be, struct tensor *y, float *save_mean,
+                            float *save_invstd, const struct tensor *x, const float *gamma,
+                            const float *beta, float *running_mean, float *running_var,
+                            const struct bn_params *p)
+{
+    CHECK_ROWS(y, "bn_train_forward"); CHECK_ROWS(x, "bn_train_forward");
+    struct bn_job j = { .y = y, .x = x, .gamma = gamma, .beta = beta, .save_mean = save_mean,
+                        .save_invstd = save_invstd, .run_mean = running_mean,
+                        .run_var = running_var, .p = p };
+    cpu_parallel(ctx_of(be)->pool, x->c, bn_train_task, &j);
     return STATUS_OK;
+}
+
+static void bn_infer_task(void *va, int64_t qb, int64_t qe, int t)
+{
+    struct bn_job *j = va;
+    const struct tensor *x = j->x;
+    struct tensor *y = j->y;
+    int hw = x->h * x->w;
+    for (int64_t q = qb; q < qe; q++) {
+        int n = (int)(q / x->c), c = (int)(q % x->c);
+        float g = j->gamma ? j->gamma[c] : 1.0f, bb = j->beta ? j->beta[c] : 0.0f;
+        float a = g / sqrtf(j->rvar[c] + j->p->eps), b = bb - j->rmean[c] * a;
+        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+        float *yp = (float *)y->data + n * y->sn + c * y->sc;
+        for (int i = 0; i < hw; i++) yp[i] = xp[i] * a + b;
+    }
 }
 
 status cpu_bn_infer_forward(struct backend *be, struct tensor *y, const struct tensor *x,
@@ -265,40 +312,32 @@ status cpu_bn_infer_forward(struct backend *be, struct tensor *y, const struct t
                             const float *running_var, const struct bn_params *p)
 {
     CHECK_ROWS(y, "bn_infer_forward"); CHECK_ROWS(x, "bn_infer_forward");
-    int hw = x->h * x->w;
-    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
-    for (int n = 0; n < x->n; n++)
-        for (int c = 0; c < x->c; c++) {
-            float g = gamma ? gamma[c] : 1.0f, bb = beta ? beta[c] : 0.0f;
-            float a = g / sqrtf(running_var[c] + p->eps), b = bb - running_mean[c] * a;
-            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
-            float *yp = (float *)y->data + n * y->sn + c * y->sc;
-            for (int i = 0; i < hw; i++) yp[i] = xp[i] * a + b;
-        }
+    struct bn_job j = { .y = y, .x = x, .gamma = gamma, .beta = beta, .rmean = running_mean,
+                        .rvar = running_var, .p = p };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)x->n * x->c, bn_infer_task, &j);
     return STATUS_OK;
 }
 
-status cpu_bn_backward(struct backend *be, struct tensor *dx, float *dgamma, float *dbeta,
-                       const struct tensor *dy, const struct tensor *x, const float *gamma,
-                       const float *save_mean, const float *save_invstd, const struct bn_params *p)
+static void bn_bwd_task(void *va, int64_t cb, int64_t ce, int t)
 {
-    CHECK_ROWS(dx, "bn_backward"); CHECK_ROWS(dy, "bn_backward"); CHECK_ROWS(x, "bn_backward");
+    struct bn_job *j = va;
+    const struct tensor *x = j->x, *dy = j->dy;
+    struct tensor *dx = j->dx;
     int hw = x->h * x->w, N = x->n;
     double cnt = (double)N * hw;
-    #pragma omp parallel for num_threads(ctx_of(be)->threads) schedule(static)
-    for (int c = 0; c < x->c; c++) {
-        float mean = save_mean[c], inv = save_invstd[c];
+    for (int64_t c = cb; c < ce; c++) {
+        float mean = j->smean[c], inv = j->sinv[c];
         double sdy = 0, sdyx = 0;
         for (int n = 0; n < N; n++) {
             const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
             const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
             for (int i = 0; i < hw; i++) { sdy += gp[i]; sdyx += gp[i] * (xp[i] - mean); }
         }
-        float g = gamma ? gamma[c] : 1.0f;
-        if (dbeta) dbeta[c] += (float)sdy;
-        if (dgamma) dgamma[c] += (float)(sdyx * inv);
+        float g = j->gamma ? j->gamma[c] : 1.0f;
+        if (j->dbeta) j->dbeta[c] += (float)sdy;
+        if (j->dgamma) j->dgamma[c] += (float)(sdyx * inv);
         if (!dx) continue;
-        /* dx = g*inv/cnt * (cnt*dy - sum(dy) - xhat*sum(dy*xhat)) */
+        /* dx = g*inv * (dy - mean(dy) - xhat * mean(dy*xhat)) */
         float k = g * inv;
         float mdy = (float)(sdy / cnt), mdyx = (float)(sdyx * inv * inv / cnt);
         for (int n = 0; n < N; n++) {
@@ -308,11 +347,61 @@ status cpu_bn_backward(struct backend *be, struct tensor *dx, float *dgamma, flo
             for (int i = 0; i < hw; i++) dp[i] += k * (gp[i] - mdy - (xp[i] - mean) * mdyx);
         }
     }
+}
+
+status cpu_bn_backward(struct backend *be, struct tensor *dx, float *dgamma, float *dbeta,
+                       const struct tensor *dy, const struct tensor *x, const float *gamma,
+                       const float *save_mean, const float *save_invstd, const struct bn_params *p)
+{
+    if (dx) CHECK_ROWS(dx, "bn_backward");
+    CHECK_ROWS(dy, "bn_backward"); CHECK_ROWS(x, "bn_backward");
+    struct bn_job j = { .dx = dx, .dy = dy, .x = x, .gamma = gamma, .smean = save_mean,
+                        .sinv = save_invstd, .dgamma = dgamma, .dbeta = dbeta, .p = p };
+    cpu_parallel(ctx_of(be)->pool, x->c, bn_bwd_task, &j);
     return STATUS_OK;
 }
 
 /* ---------------------------------------------------------------------- */
-/* pooling */
+/* pooling: one (sample, channel) plane per item */
+
+struct pool_job {
+    const struct tensor *x, *dy;
+    struct tensor *y, *dx;
+    const struct pool_params *p;
+};
+
+static void pool_fwd_task(void *va, int64_t qb, int64_t qe, int t)
+{
+    struct pool_job *j = va;
+    const struct tensor *x = j->x;
+    struct tensor *y = j->y;
+    const struct pool_params *p = j->p;
+    int H = x->h, W = x->w, OH = y->h, OW = y->w;
+    for (int64_t q = qb; q < qe; q++) {
+        int n = (int)(q / x->c), c = (int)(q % x->c);
+        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+        float *yp = (float *)y->data + n * y->sn + c * y->sc;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+                int ys = y0 < 0 ? 0 : y0, ye = y0 + p->kh < H ? y0 + p->kh : H;
+                int xs = x0 < 0 ? 0 : x0, xe = x0 + p->kw < W ? x0 + p->kw : W;
+                float r;
+                if (p->kind == POOL_MAX) {
+                    r = -FLT_MAX;
+                    for (int iy = ys; iy < ye; iy++)
+                        for (int ix = xs; ix < xe; ix++) r = xp[iy * W + ix] > r ? xp[iy * W + ix] : r;
+                } else {
+                    float s = 0;
+                    for (int iy = ys; iy < ye; iy++)
+                        for (int ix = xs; ix < xe; ix++) s += xp[iy * W + ix];
+                    int div = p->count_include_pad ? p->kh * p->kw : (ye - ys) * (xe - xs);
+                    r = s / (float)div;
+                }
+                yp[oy * OW + ox] = r;
+            }
+    }
+}
 
 status cpu_pool_forward(struct backend *be, struct tensor *y, const struct tensor *x,
                         const struct pool_params *p)
@@ -322,67 +411,52 @@ status cpu_pool_forward(struct backend *be, struct tensor *y, const struct tenso
         y->w != conv_out(x->w, p->kw, p->stride_w, p->pad_w) || y->c != x->c || y->n != x->n)
         return FAIL(STATUS_FORMAT, "pool_forward: output %dx%dx%d does not fit input %dx%dx%d",
                     y->c, y->h, y->w, x->c, x->h, x->w);
-    int H = x->h, W = x->w, OH = y->h, OW = y->w;
-    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
-    for (int n = 0; n < x->n; n++)
-        for (int c = 0; c < x->c; c++) {
-            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
-            float *yp = (float *)y->data + n * y->sn + c * y->sc;
-            for (int oy = 0; oy < OH; oy++)
-                for (int ox = 0; ox < OW; ox++) {
-                    int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-                    int ys = y0 < 0 ? 0 : y0, ye = y0 + p->kh < H ? y0 + p->kh : H;
-                    int xs = x0 < 0 ? 0 : x0, xe = x0 + p->kw < W ? x0 + p->kw : W;
-                    float r;
-                    if (p->kind == POOL_MAX) {
-                        r = -FLT_MAX;
-                        for (int iy = ys; iy < ye; iy++)
-                            for (int ix = xs; ix < xe; ix++) r = xp[iy * W + ix] > r ? xp[iy * W + ix] : r;
-                    } else {
-                        float s = 0;
-                        for (int iy = ys; iy < ye; iy++)
-                            for (int ix = xs; ix < xe; ix++) s += xp[iy * W + ix];
-                        int div = p->count_include_pad ? p->kh * p->kw : (ye - ys) * (xe - xs);
-                        r = s / (float)div;
-                    }
-                    yp[oy * OW + ox] = r;
-                }
-        }
+    struct pool_job j = { .x = x, .y = y, .p = p };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)x->n * x->c, pool_fwd_task, &j);
     return STATUS_OK;
+}
+
+static void pool_bwd_task(void *va, int64_t qb, int64_t qe, int t)
+{
+    struct pool_job *j = va;
+    const struct tensor *x = j->x, *dy = j->dy;
+    struct tensor *dx = j->dx;
+    const struct pool_params *p = j->p;
+    int H = x->h, W = x->w, OH = dy->h, OW = dy->w;
+    for (int64_t q = qb; q < qe; q++) {
+        int n = (int)(q / x->c), c = (int)(q % x->c);
+        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+        const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
+        float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+                int ys = y0 < 0 ? 0 : y0, ye = y0 + p->kh < H ? y0 + p->kh : H;
+                int xs = x0 < 0 ? 0 : x0, xe = x0 + p->kw < W ? x0 + p->kw : W;
+                float g = gp[oy * OW + ox];
+                if (p->kind == POOL_MAX) {
+                    float r = -FLT_MAX;
+                    int at = -1;
+                    for (int iy = ys; iy < ye; iy++)
+                        for (int ix = xs; ix < xe; ix++)
+                            if (xp[iy * W + ix] > r) { r = xp[iy * W + ix]; at = iy * W + ix; }
+                    if (at >= 0) dp[at] += g;
+                } else {
+                    int div = p->count_include_pad ? p->kh * p->kw : (ye - ys) * (xe - xs);
+                    float v = g / (float)div;
+                    for (int iy = ys; iy < ye; iy++)
+                        for (int ix = xs; ix < xe; ix++) dp[iy * W + ix] += v;
+                }
+            }
+    }
 }
 
 status cpu_pool_backward(struct backend *be, struct tensor *dx, const struct tensor *dy,
                          const struct tensor *x, const struct tensor *y, const struct pool_params *p)
 {
     CHECK_ROWS(dx, "pool_backward"); CHECK_ROWS(dy, "pool_backward"); CHECK_ROWS(x, "pool_backward");
-    int H = x->h, W = x->w, OH = dy->h, OW = dy->w;
-    #pragma omp parallel for collapse(2) num_threads(ctx_of(be)->threads) schedule(static)
-    for (int n = 0; n < x->n; n++)
-        for (int c = 0; c < x->c; c++) {
-            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
-            const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
-            float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
-            for (int oy = 0; oy < OH; oy++)
-                for (int ox = 0; ox < OW; ox++) {
-                    int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-                    int ys = y0 < 0 ? 0 : y0, ye = y0 + p->kh < H ? y0 + p->kh : H;
-                    int xs = x0 < 0 ? 0 : x0, xe = x0 + p->kw < W ? x0 + p->kw : W;
-                    float g = gp[oy * OW + ox];
-                    if (p->kind == POOL_MAX) {
-                        float r = -FLT_MAX;
-                        int at = -1;
-                        for (int iy = ys; iy < ye; iy++)
-                            for (int ix = xs; ix < xe; ix++)
-                                if (xp[iy * W + ix] > r) { r = xp[iy * W + ix]; at = iy * W + ix; }
-                        if (at >= 0) dp[at] += g;
-                    } else {
-                        int div = p->count_include_pad ? p->kh * p->kw : (ye - ys) * (xe - xs);
-                        float v = g / (float)div;
-                        for (int iy = ys; iy < ye; iy++)
-                            for (int ix = xs; ix < xe; ix++) dp[iy * W + ix] += v;
-                    }
-                }
-        }
+    struct pool_job j = { .x = x, .dy = dy, .dx = dx, .p = p };
+    cpu_parallel(ctx_of(be)->pool, (int64_t)x->n * x->c, pool_bwd_task, &j);
     return STATUS_OK;
 }
 
