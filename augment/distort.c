@@ -508,22 +508,11 @@ static status grow(void **p, size_t *have, size_t want)
     return STATUS_OK;
 }
 
-status distort_example(const struct distort_config *cfg, struct distort_ctx *ctx,
-                       const uint8_t *src, int h, int w, int c, uint64_t epoch, uint64_t id,
-                       uint8_t *dst, struct distort_info *info)
+void distort_plan(const struct distort_config *cfg, int h, int w, int c, uint64_t epoch, uint64_t id,
+                  struct distort_info *info)
 {
-    if (h <= 0 || w <= 0 || (c != 1 && c != 3))
-        return FAIL(STATUS_FORMAT, "distort: example %llu has shape %dx%dx%d", (unsigned long long)id, h, w, c);
-    if (cfg->out_c != c && !(c == 1 && cfg->out_c == 3))
-        return FAIL(STATUS_FORMAT, "distort: example %llu has %d channels, output wants %d",
-                    (unsigned long long)id, c, cfg->out_c);
-    const int oh = cfg->out_h, ow = cfg->out_w;
-    const size_t npix = (size_t)oh * ow;
-    struct distort_info local;
-    if (!info) info = &local;
     memset(info, 0, sizeof *info);
     struct rng r;
-
     if (cfg->eval) {
         info->crop = distort_crop_central(h, w, cfg->central_fraction);
     } else if (cfg->crop) {
@@ -536,6 +525,42 @@ status distort_example(const struct distort_config *cfg, struct distort_ctx *ctx
         rng_init(&r, cfg->seed, rng_stream(epoch, id, RNG_WHAT_FLIP));
         info->flipped = (int)(rng_u32(&r) >> 31);
     }
+    if (!cfg->eval && cfg->color && c == 3) {
+        rng_init(&r, cfg->seed, rng_stream(epoch, id, RNG_WHAT_COLOR));
+        distort_color_sample(&cfg->color_p, &r, &info->color);
+        info->colored = 1;
+    }
+}
+
+struct box distort_box_scale(struct box b, int h, int w, int sh, int sw)
+{
+    if (sh == h && sw == w) return b;
+    struct box o;
+    o.y = (int)((int64_t)b.y * sh / h);
+    o.x = (int)((int64_t)b.x * sw / w);
+    int y1 = (int)(((int64_t)(b.y + b.h) * sh + h - 1) / h);
+    int x1 = (int)(((int64_t)(b.x + b.w) * sw + w - 1) / w);
+    if (y1 > sh) y1 = sh;
+    if (x1 > sw) x1 = sw;
+    o.h = y1 - o.y > 0 ? y1 - o.y : 1;
+    o.w = x1 - o.x > 0 ? x1 - o.x : 1;
+    if (o.y + o.h > sh) o.y = sh - o.h;
+    if (o.x + o.w > sw) o.x = sw - o.w;
+    return o;
+}
+
+status distort_apply(const struct distort_config *cfg, struct distort_ctx *ctx, const struct distort_info *info,
+                     const uint8_t *src, int h, int w, int c, uint8_t *dst)
+{
+    if (h <= 0 || w <= 0 || (c != 1 && c != 3))
+        return FAIL(STATUS_FORMAT, "distort: image shape %dx%dx%d", h, w, c);
+    if (cfg->out_c != c && !(c == 1 && cfg->out_c == 3))
+        return FAIL(STATUS_FORMAT, "distort: image has %d channels, output wants %d", c, cfg->out_c);
+    const struct box b = info->crop;
+    if (b.y < 0 || b.x < 0 || b.h <= 0 || b.w <= 0 || b.y + b.h > h || b.x + b.w > w)
+        return FAIL(STATUS_FORMAT, "distort: crop %d,%d %dx%d outside a %dx%d image", b.y, b.x, b.h, b.w, h, w);
+    const int oh = cfg->out_h, ow = cfg->out_w;
+    const size_t npix = (size_t)oh * ow;
     struct resize_params rp = cfg->resize_p;
     rp.flip = info->flipped;
     TRY(grow(&ctx->tmp, &ctx->tmp_bytes, distort_resize_tmp_bytes(w, ow, c)));
@@ -544,21 +569,29 @@ status distort_example(const struct distort_config *cfg, struct distort_ctx *ctx
         TRY(grow((void **)&ctx->gray, &ctx->gray_bytes, npix));
         out = ctx->gray;
     }
-    distort_resize(src, h, w, c, (size_t)w * c, info->crop, out, oh, ow, &rp, ctx->tmp);
-    if (out != dst) {
+    distort_resize(src, h, w, c, (size_t)w * c, b, out, oh, ow, &rp, ctx->tmp);
+    if (out != dst)
         for (size_t i = 0; i < npix; i++) dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = out[i];
-    }
-    if (!cfg->eval && cfg->color && c == 3) {
-        rng_init(&r, cfg->seed, rng_stream(epoch, id, RNG_WHAT_COLOR));
-        distort_color_sample(&cfg->color_p, &r, &info->color);
-        info->colored = 1;
-        size_t want = npix * 3 * sizeof(float);
+    if (info->colored && c == 3) {
         if (info->color.ordering == 0) {
             size_t have = ctx->scratch_n * sizeof(float);
-            TRY(grow((void **)&ctx->scratch, &have, want));
+            TRY(grow((void **)&ctx->scratch, &have, npix * 3 * sizeof(float)));
             ctx->scratch_n = have / sizeof(float);
         }
         distort_color_apply(dst, npix, &info->color, ctx->scratch);
     }
+    return STATUS_OK;
+}
+
+status distort_example(const struct distort_config *cfg, struct distort_ctx *ctx,
+                       const uint8_t *src, int h, int w, int c, uint64_t epoch, uint64_t id,
+                       uint8_t *dst, struct distort_info *info)
+{
+    struct distort_info local;
+    if (!info) info = &local;
+    distort_plan(cfg, h, w, c, epoch, id, info);
+    status st = distort_apply(cfg, ctx, info, src, h, w, c, dst);
+    if (st != STATUS_OK)
+        return FAIL(st, "example %llu: %s", (unsigned long long)id, status_msg());
     return STATUS_OK;
 }

@@ -140,10 +140,22 @@ struct distort_info {
     int colored;
 };
 
-/* Distort one example (src h x w x c, packed) into dst (out_h x out_w x out_c).
- * Deterministic in (cfg->seed, epoch, id).  c must be 1 or 3; out_c must equal
- * c, or be 3 with c == 1.  Colour ops apply only to 3-channel sources.
- * info may be NULL. */
+/* Draw everything random about one example of an h x w x c image: crop box,
+ * flip, colour factors.  Deterministic in (cfg->seed, epoch, id). */
+void distort_plan(const struct distort_config *cfg, int h, int w, int c, uint64_t epoch, uint64_t id,
+                  struct distort_info *info);
+
+/* Scale a plan's crop box from an h x w image to the sh x sw image that was
+ * actually decoded (JPEG DCT scaling); the box stays inside the image. */
+struct box distort_box_scale(struct box b, int h, int w, int sh, int sw);
+
+/* Carry out a plan on src (h x w x c, packed) into dst (out_h x out_w x out_c).
+ * c must be 1 or 3; out_c must equal c, or be 3 with c == 1 (gray expanded).
+ * Colour ops apply only to 3-channel sources. */
+status distort_apply(const struct distort_config *cfg, struct distort_ctx *ctx, const struct distort_info *info,
+                     const uint8_t *src, int h, int w, int c, uint8_t *dst);
+
+/* distort_plan + distort_apply.  info may be NULL. */
 status distort_example(const struct distort_config *cfg, struct distort_ctx *ctx,
                        const uint8_t *src, int h, int w, int c, uint64_t epoch, uint64_t id,
                        uint8_t *dst, struct distort_info *info);

@@ -59,8 +59,7 @@ struct wire_header {
     uint16_t worker;       /* sender's worker index, < num_workers */
     uint16_t num_workers;  /* W of the sender's run */
     uint64_t seq;          /* per-worker batch sequence number, from 0, +1 per message */
-    uint64_t epoch;        /* train: epoch of the batch's examples (the epoch the
-                              worker was reading when the batch was completed);
+    uint64_t epoch;        /* train: epoch the batch's first example was read in;
                               eval: pass number */
     uint32_t n, h, w, c;   /* batch size and image shape; n = 0 for END_OF_PASS */
     uint32_t dtype;        /* enum wire_dtype */

@@ -1,0 +1,357 @@
+/*
+ * worker.c — record order, shuffle buffer, fetch/decode/distort, batches
+ * (see worker.h for the stream definition).
+ *
+ * Positions: an epoch's sequence is the concatenation of the subset's shards
+ * in some order (`order`, a permutation of shard indices; identity for eval);
+ * position p maps to (shard, index within the shard's ascending keys).  A
+ * cursor (k = index into order, i = index in that shard) walks the worker's
+ * range [lo, hi).  Shard keys are loaded lazily (shard_reader_keys) the
+ * first time a shard is read, so fast-forwarding never touches LMDB.
+ */
+#include "augment/worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "augment/jpeg.h"
+#include "shared/log.h"
+#include "shared/record.h"
+#include "shared/rng.h"
+#include "shared/shard.h"
+
+#define WORKER_MAX_PIXELS (1ull << 28)   /* a decoded JPEG larger than this is a bad record */
+#define WORKER_BAD_LOG_MAX 100           /* log lines for bad records (then one summary line) */
+
+struct shard_state {
+    struct shard_reader *rd;
+    struct shard_txn *txn;
+    uint64_t *keys;             /* loaded lazily */
+    uint64_t count;
+    char path[4096];
+};
+
+struct ref { uint32_t shard; uint32_t pad; uint64_t index; uint64_t epoch; };
+
+struct worker {
+    struct worker_config cfg;
+    struct manifest *m;
+    const struct manifest_subset *sub;
+    int nshards;
+    struct shard_state *sh;
+    uint64_t N, lo, hi;
+    int data_c;
+    size_t image_bytes;
+
+    /* read cursor */
+    uint64_t epoch;
+    uint32_t *order;
+    int k;                      /* index into order */
+    uint64_t i;                 /* index in shard order[k] */
+    uint64_t pos;               /* position in the epoch sequence */
+
+    /* shuffle buffer */
+    struct ref *buf;
+    uint32_t cap, fill;
+    struct rng shuf;
+
+    /* eval */
+    uint64_t pass_sent;
+    int end_pending;
+
+    uint64_t seq;
+    struct distort_ctx *dctx;
+    struct jpeg_decoder *jd;
+    struct worker_stats st;
+    int bad_logged;
+};
+
+/* ------------------------------------------------------------------ cursor */
+
+static void cursor_seek(struct worker *w, uint64_t p)
+{
+    w->pos = p;
+    w->k = 0;
+    uint64_t before = 0;
+    while (w->k < w->nshards && before + w->sh[w->order[w->k]].count <= p) {
+        before += w->sh[w->order[w->k]].count;
+        w->k++;
+    }
+    w->i = p - before;
+}
+
+static void epoch_begin(struct worker *w, uint64_t epoch)
+{
+    w->epoch = epoch;
+    for (int s = 0; s < w->nshards; s++) w->order[s] = (uint32_t)s;
+    if (!w->cfg.eval) {
+        struct rng r;
+        rng_init(&r, w->cfg.dc.seed, rng_stream(epoch, 0, RNG_WHAT_SHARDS));
+        rng_shuffle_u32(&r, w->order, (uint32_t)w->nshards);
+    }
+    cursor_seek(w, w->lo);
+}
+
+/* Next reference of the train sequence (wraps into the next epoch). */
+static struct ref cursor_next(struct worker *w)
+{
+    if (w->pos >= w->hi) epoch_begin(w, w->epoch + 1);
+    while (w->i >= w->sh[w->order[w->k]].count) { w->k++; w->i = 0; }
+    struct ref r = { w->order[w->k], 0, w->i, w->epoch };
+    w->i++;
+    w->pos++;
+    return r;
+}
+
+/* One draw from the shuffle buffer (fills it on first use). */
+static struct ref shuffle_take(struct worker *w)
+{
+    while (w->fill < w->cap) w->buf[w->fill++] = cursor_next(w);
+    uint32_t j = rng_below(&w->shuf, w->cap);
+    struct ref out = w->buf[j];
+    w->buf[j] = cursor_next(w);
+    return out;
+}
+
+/* ------------------------------------------------------------------- fetch */
+
+static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key, const char *why)
+{
+    w->st.bad_records++;
+    if (w->bad_logged < WORKER_BAD_LOG_MAX) {
+        w->bad_logged++;
+        log_warn("skipping bad record %" PRIu64 " in %s: %s", key, s->path, why);
+        if (w->bad_logged == WORKER_BAD_LOG_MAX) log_warn("(further bad records are counted but not logged)");
+    }
+}
+
+/* Read, check, decode and distort one record into dst.  STATUS_CORRUPT for
+ * a bad record (already counted and logged); other codes are fatal. */
+static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label, uint64_t *id)
+{
+    struct shard_state *s = &w->sh[r.shard];
+    if (!s->keys) {
+        uint64_t n = 0;
+        TRY(shard_reader_keys(s->rd, &s->keys, &n));
+        if (n != s->count)
+            return FAIL(STATUS_CORRUPT, "%s: %" PRIu64 " keys, manifest lists %" PRIu64 " records", s->path, n, s->count);
+    }
+    uint64_t key = s->keys[r.index];
+    const void *val;
+    size_t len;
+    status st = shard_txn_get(s->txn, key, &val, &len);
+    if (st == STATUS_NOT_FOUND) { note_bad(w, s, key, "key vanished"); return STATUS_CORRUPT; }
+    if (st != STATUS_OK) return st;
+    struct record rec;
+    if (record_decode(val, len, 1, &rec) != STATUS_OK) {
+        note_bad(w, s, key, status_msg());
+        return STATUS_CORRUPT;
+    }
+    if ((int)rec.channels != w->data_c) {
+        note_bad(w, s, key, "channel count differs from the manifest");
+        return STATUS_CORRUPT;
+    }
+    struct distort_info info;
+    distort_plan(&w->cfg.dc, (int)rec.height, (int)rec.width, (int)rec.channels, r.epoch, key, &info);
+    const uint8_t *px = rec.payload;
+    int h = (int)rec.height, wd = (int)rec.width;
+    if (rec.storage == RECORD_JPEG) {
+        int num = w->cfg.jpeg_scale ? jpeg_pick_scale(info.crop.h, info.crop.w, w->cfg.dc.out_h, w->cfg.dc.out_w) : 8;
+        st = jpeg_decoder_decode(w->jd, rec.payload, rec.payload_len, (int)rec.channels, num, WORKER_MAX_PIXELS,
+                                 &px, &h, &wd);
+        if (st == STATUS_NOMEM) return st;
+        if (st != STATUS_OK) { note_bad(w, s, key, status_msg()); return STATUS_CORRUPT; }
+        if (num == 8 && (h != (int)rec.height || wd != (int)rec.width)) {
+            note_bad(w, s, key, "JPEG size differs from the record header");
+            return STATUS_CORRUPT;
+        }
+        info.crop = distort_box_scale(info.crop, (int)rec.height, (int)rec.width, h, wd);
+    }
+    st = distort_apply(&w->cfg.dc, w->dctx, &info, px, h, wd, (int)rec.channels, dst);
+    if (st == STATUS_NOMEM) return st;
+    if (st != STATUS_OK) { note_bad(w, s, key, status_msg()); return STATUS_CORRUPT; }
+    *label = rec.label;
+    *id = key;
+    return STATUS_OK;
+}
+
+/* ------------------------------------------------------------------ public */
+
+status worker_open(const struct worker_config *cfg, struct worker **out)
+{
+    *out = NULL;
+    if (cfg->num_workers < 1 || cfg->num_workers > 65535 || cfg->worker < 0 || cfg->worker >= cfg->num_workers)
+        return FAIL(STATUS_USAGE, "--worker %d --num_workers %d: need 0 <= worker < num_workers <= 65535",
+                    cfg->worker, cfg->num_workers);
+    if (cfg->batch_size < 1 || (uint32_t)cfg->batch_size > WIRE_MAX_N)
+        return FAIL(STATUS_USAGE, "--batch_size %d out of range", cfg->batch_size);
+    status st = STATUS_OK;
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w) return FAIL(STATUS_NOMEM, "worker");
+    w->cfg = *cfg;
+    st = manifest_load(cfg->data_dir, &w->m);
+    if (st == STATUS_NOT_FOUND) {
+        st = FAIL(STATUS_NOT_FOUND, "%s: no dataset here (no manifest.json; a dataset is complete only once "
+                  "`deeper ingest` has written it)", cfg->data_dir);
+        goto fail;
+    }
+    if (st != STATUS_OK) goto fail;
+    w->sub = manifest_subset_find(w->m, cfg->subset);
+    if (!w->sub) { st = FAIL(STATUS_NOT_FOUND, "%s: the dataset has no subset '%s'", cfg->data_dir, cfg->subset); goto fail; }
+    w->nshards = w->sub->nshards;
+    w->data_c = w->m->image.channels;
+    if (w->nshards < 1 || w->sub->count == 0) {
+        st = FAIL(STATUS_NOT_FOUND, "%s: subset '%s' is empty", cfg->data_dir, cfg->subset);
+        goto fail;
+    }
+    w->sh = calloc((size_t)w->nshards, sizeof *w->sh);
+    w->order = calloc((size_t)w->nshards, sizeof *w->order);
+    if (!w->sh || !w->order) { st = FAIL(STATUS_NOMEM, "worker: shard table"); goto fail; }
+    uint64_t bytes = 0;
+    for (int s = 0; s < w->nshards; s++) {
+        const struct manifest_shard *ms = &w->sub->shards[s];
+        struct shard_state *ss = &w->sh[s];
+        snprintf(ss->path, sizeof ss->path, "%s/%s", cfg->data_dir, ms->file);
+        st = shard_reader_open(ss->path, &ss->rd);
+        if (st != STATUS_OK) {
+            st = FAIL(st == STATUS_NOMEM ? st : STATUS_NOT_FOUND, "%s: shard listed in the manifest cannot be opened "
+                      "(incomplete dataset?): %s", ss->path, status_msg());
+            goto fail;
+        }
+        ss->count = ms->records;
+        if (shard_reader_count(ss->rd) != ms->records) {
+            st = FAIL(STATUS_CORRUPT, "%s: holds %" PRIu64 " records, the manifest lists %" PRIu64 " (incomplete dataset?)",
+                      ss->path, shard_reader_count(ss->rd), ms->records);
+            goto fail;
+        }
+        if ((st = shard_txn_begin(ss->rd, &ss->txn)) != STATUS_OK) goto fail;
+        w->N += ms->records;
+        bytes += ms->bytes;
+    }
+    w->st.avg_record_bytes = (double)bytes / (double)w->N;
+    uint64_t W = (uint64_t)cfg->num_workers, I = (uint64_t)cfg->worker;
+    w->lo = w->N * I / W;
+    w->hi = w->N * (I + 1) / W;
+    if (!cfg->eval && w->hi == w->lo) {
+        st = FAIL(STATUS_USAGE, "subset '%s' has %" PRIu64 " records, fewer than --num_workers %d", cfg->subset, w->N,
+                  cfg->num_workers);
+        goto fail;
+    }
+    if ((st = distort_ctx_new(&w->dctx)) != STATUS_OK) goto fail;
+    if ((st = jpeg_decoder_new(&w->jd)) != STATUS_OK) goto fail;
+    w->image_bytes = (size_t)cfg->dc.out_h * cfg->dc.out_w * cfg->dc.out_c;
+
+    epoch_begin(w, 0);
+    if (!cfg->eval) {
+        uint64_t per_epoch = w->hi - w->lo;
+        uint64_t want = (uint64_t)(cfg->queue_factor > 0 ? cfg->queue_factor : 1) * 1024;
+        w->cap = (uint32_t)(want < per_epoch ? want : per_epoch);
+        w->buf = malloc((size_t)w->cap * sizeof *w->buf);
+        if (!w->buf) { st = FAIL(STATUS_NOMEM, "worker: shuffle buffer of %u", w->cap); goto fail; }
+        rng_init(&w->shuf, cfg->dc.seed, rng_stream((uint64_t)cfg->worker, (uint64_t)cfg->num_workers, RNG_WHAT_SHUFFLE));
+        w->st.shuffle_capacity = w->cap;
+        /* fast-forward: replay the shuffle over references only */
+        uint64_t skip = cfg->start_batch * (uint64_t)cfg->batch_size;
+        for (uint64_t k = 0; k < skip; k++) (void)shuffle_take(w);
+        w->seq = cfg->start_batch;
+    }
+    *out = w;
+    return STATUS_OK;
+fail:
+    worker_free(&w);
+    return st;
+}
+
+const struct manifest *worker_manifest(const struct worker *w) { return w->m; }
+int worker_data_channels(const struct worker *w) { return w->data_c; }
+
+static status next_train(struct worker *w, struct send_buf *b)
+{
+    const int B = w->cfg.batch_size;
+    uint64_t epoch = 0;
+    for (int n = 0; n < B;) {
+        struct ref r = shuffle_take(w);
+        if (n == 0) epoch = r.epoch;
+        status st = fetch(w, r, b->pixels + (size_t)n * w->image_bytes, &b->labels[n], &b->ids[n]);
+        if (st == STATUS_CORRUPT) continue;
+        if (st != STATUS_OK) return st;
+        n++;
+    }
+    uint32_t flags = (w->cfg.dc.out_c == 3 && w->data_c == 1) ? WIRE_FLAG_GRAY_EXPAND : 0;
+    wire_header_init(&b->header, (uint16_t)w->cfg.worker, (uint16_t)w->cfg.num_workers, w->seq++, epoch,
+                     (uint32_t)B, (uint32_t)w->cfg.dc.out_h, (uint32_t)w->cfg.dc.out_w, (uint32_t)w->cfg.dc.out_c,
+                     flags, w->cfg.dc.seed);
+    w->st.batches++;
+    w->st.examples += (uint64_t)B;
+    w->st.epoch = epoch;
+    return STATUS_OK;
+}
+
+static status next_eval(struct worker *w, struct send_buf *b)
+{
+    uint32_t flags = WIRE_FLAG_EVAL | ((w->cfg.dc.out_c == 3 && w->data_c == 1) ? WIRE_FLAG_GRAY_EXPAND : 0);
+    if (w->cfg.num_passes > 0 && w->st.passes_done >= (uint64_t)w->cfg.num_passes) return STATUS_NOT_FOUND;
+    int n = 0;
+    if (!w->end_pending) {
+        while (n < w->cfg.batch_size && w->pos < w->hi) {
+            while (w->i >= w->sh[w->order[w->k]].count) { w->k++; w->i = 0; }
+            struct ref r = { w->order[w->k], 0, w->i, w->epoch };
+            w->i++;
+            w->pos++;
+            status st = fetch(w, r, b->pixels + (size_t)n * w->image_bytes, &b->labels[n], &b->ids[n]);
+            if (st == STATUS_CORRUPT) continue;
+            if (st != STATUS_OK) return st;
+            n++;
+        }
+        if (w->pos >= w->hi) w->end_pending = 1;
+    }
+    if (n > 0) {
+        wire_header_init(&b->header, (uint16_t)w->cfg.worker, (uint16_t)w->cfg.num_workers, w->seq++, w->epoch,
+                         (uint32_t)n, (uint32_t)w->cfg.dc.out_h, (uint32_t)w->cfg.dc.out_w,
+                         (uint32_t)w->cfg.dc.out_c, flags, w->cfg.dc.seed);
+        w->pass_sent += (uint64_t)n;
+        w->st.batches++;
+        w->st.examples += (uint64_t)n;
+        return STATUS_OK;
+    }
+    /* end of this worker's pass */
+    wire_header_init(&b->header, (uint16_t)w->cfg.worker, (uint16_t)w->cfg.num_workers, w->seq++, w->epoch, 0,
+                     (uint32_t)w->cfg.dc.out_h, (uint32_t)w->cfg.dc.out_w, (uint32_t)w->cfg.dc.out_c,
+                     flags | WIRE_FLAG_END_OF_PASS, w->cfg.dc.seed);
+    b->header.count = (uint32_t)w->pass_sent;
+    w->pass_sent = 0;
+    w->end_pending = 0;
+    w->st.passes_done++;
+    epoch_begin(w, w->epoch + 1);
+    w->st.epoch = w->epoch;
+    return STATUS_OK;
+}
+
+status worker_next(struct worker *w, struct send_buf *b)
+{
+    return w->cfg.eval ? next_eval(w, b) : next_train(w, b);
+}
+
+void worker_get_stats(const struct worker *w, struct worker_stats *out) { *out = w->st; }
+
+void worker_free(struct worker **wp)
+{
+    struct worker *w = wp ? *wp : NULL;
+    if (!w) return;
+    if (w->sh)
+        for (int s = 0; s < w->nshards; s++) {
+            if (w->sh[s].txn) shard_txn_end(w->sh[s].txn);
+            if (w->sh[s].rd) shard_reader_free(w->sh[s].rd);
+            free(w->sh[s].keys);
+        }
+    free(w->sh);
+    free(w->order);
+    free(w->buf);
+    distort_ctx_free(&w->dctx);
+    jpeg_decoder_free(&w->jd);
+    manifest_free(w->m);
+    free(w);
+    *wp = NULL;
+}
