@@ -1,0 +1,269 @@
+/*
+ * test_augment_worker.c — the worker's example stream on a small real
+ * dataset (LMDB shards + manifest written with shared/shard.h and
+ * shared/manifest.h): eval passes are exactly-once for W = 1, 2, 3 with true
+ * last-batch sizes and END counts; W train workers read disjoint ranges that
+ * together cover the subset; --start_batch fast-forwards to exactly the batch
+ * a fresh run would send; streams are deterministic; a record with a bad CRC
+ * is skipped and counted.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "augment/worker.h"
+#include "shared/manifest.h"
+#include "shared/record.h"
+#include "shared/shard.h"
+
+#define IMG_H 12
+#define IMG_W 10
+#define NSHARDS 3
+
+static char dir[256];
+
+static void remove_dataset(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* criterion runs each test in its own process: clean up at its end */
+static void fini_remove(void) { if (dir[0]) remove_dataset(); }
+
+/* N records over NSHARDS shards per subset; record id k has label k % 3 and
+ * pixels derived from k.  Record `bad_id` (if >= 0) gets a wrong CRC. */
+static void make_dataset(int n_train, int n_val, int bad_id)
+{
+    snprintf(dir, sizeof dir, "%s/augds-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    struct manifest *m = calloc(1, sizeof *m);
+    m->format_version = MANIFEST_FORMAT_VERSION;
+    m->nclasses = 3;
+    m->classes = calloc(3, sizeof *m->classes);
+    for (int c = 0; c < 3; c++) { m->classes[c].id = c; m->classes[c].name = strdup(c == 0 ? "a" : c == 1 ? "b" : "c"); }
+    m->storage = RECORD_RAW;
+    m->image.channels = 3;
+    m->image.min_height = m->image.max_height = IMG_H;
+    m->image.min_width = m->image.max_width = IMG_W;
+    m->augment.profile = MANIFEST_PROFILE_PHOTO;
+    m->augment.flip = m->augment.color = 1;
+    m->made.command = strdup("test");
+    m->made.date = strdup("2026-11-25T04:00:00Z");
+    m->made.program = strdup("test_augment_worker");
+    m->nsubsets = 2;
+    m->subsets = calloc(2, sizeof *m->subsets);
+    uint64_t id = 0;
+    for (int s = 0; s < 2; s++) {
+        struct manifest_subset *sub = &m->subsets[s];
+        int n = s == 0 ? n_train : n_val;
+        sub->name = strdup(s == 0 ? "train" : "validation");
+        sub->count = (uint64_t)n;
+        sub->nshards = NSHARDS;
+        sub->shards = calloc(NSHARDS, sizeof *sub->shards);
+        for (int k = 0; k < NSHARDS; k++) {
+            char name[64], path[400];
+            cr_assert_eq(shard_file_name(sub->name, k, NSHARDS, name, sizeof name), STATUS_OK);
+            snprintf(path, sizeof path, "%s/%s", dir, name);
+            struct shard_writer *wr;
+            cr_assert_eq(shard_writer_open(path, NULL, &wr), STATUS_OK, "%s", status_msg());
+            int lo = n * k / NSHARDS, hi = n * (k + 1) / NSHARDS;
+            uint64_t first = id, bytes = 0;
+            for (int i = lo; i < hi; i++, id++) {
+                uint8_t px[IMG_H * IMG_W * 3], buf[1024];
+                for (int p = 0; p < IMG_H * IMG_W * 3; p++) px[p] = (uint8_t)(id * 31 + p * 7);
+                struct record r = { (int32_t)(id % 3), IMG_H, IMG_W, 3, RECORD_RAW, "x.png", 5, px, sizeof px, 0 };
+                size_t len;
+                cr_assert_eq(record_encode(&r, buf, sizeof buf, &len), STATUS_OK);
+                if ((int64_t)id == bad_id) buf[len - 1] ^= 0x55;   /* payload byte: CRC mismatch */
+                cr_assert_eq(shard_writer_put(wr, id, buf, len), STATUS_OK);
+                bytes += len;
+            }
+            uint64_t recs;
+            uint32_t crc;
+            cr_assert_eq(shard_writer_close(wr, &recs, &crc), STATUS_OK);
+            sub->shards[k] = (struct manifest_shard){ strdup(name), recs, first, id - 1, crc, bytes };
+        }
+    }
+    cr_assert_eq(manifest_save(m, dir), STATUS_OK, "%s", status_msg());
+    manifest_free(m);
+}
+
+static struct worker_config config(int eval, int I, int W, int B)
+{
+    struct worker_config c = { .data_dir = dir, .subset = eval ? "validation" : "train", .worker = I,
+                               .num_workers = W, .batch_size = B, .eval = eval, .queue_factor = 1, .jpeg_scale = 1 };
+    distort_config_default(&c.dc, 8);
+    c.dc.eval = eval;
+    c.dc.seed = 7;
+    return c;
+}
+
+struct bufs { struct send_buf b; };
+static void bufs_init(struct send_buf *b, int B)
+{
+    memset(b, 0, sizeof *b);
+    b->labels = calloc((size_t)B, sizeof *b->labels);
+    b->ids = calloc((size_t)B, sizeof *b->ids);
+    b->pixels = calloc((size_t)B, 8 * 8 * 3);
+}
+static void bufs_free(struct send_buf *b) { free(b->labels); free(b->ids); free(b->pixels); }
+
+Test(augment_worker, eval_exactly_once_w123, .fini = fini_remove)
+{
+    make_dataset(30, 23, -1);
+    for (int W = 1; W <= 3; W++) {
+        int seen[23] = { 0 };
+        for (int I = 0; I < W; I++) {
+            struct worker_config c = config(1, I, W, 4);
+            c.num_passes = 2;
+            struct worker *w;
+            cr_assert_eq(worker_open(&c, &w), STATUS_OK, "%s", status_msg());
+            struct send_buf b;
+            bufs_init(&b, 4);
+            for (int pass = 0; pass < 2; pass++) {
+                uint32_t sent = 0;
+                for (;;) {
+                    cr_assert_eq(worker_next(w, &b), STATUS_OK, "%s", status_msg());
+                    cr_assert_eq(b.header.epoch, (uint64_t)pass);
+                    cr_assert(b.header.flags & WIRE_FLAG_EVAL);
+                    if (b.header.flags & WIRE_FLAG_END_OF_PASS) {
+                        cr_assert_eq(b.header.n, 0);
+                        cr_assert_eq(b.header.count, sent, "W %d I %d: END count %u, sent %u", W, I, b.header.count, sent);
+                        break;
+                    }
+                    cr_assert(b.header.n >= 1 && b.header.n <= 4);
+                    for (uint32_t k = 0; k < b.header.n; k++) {
+                        uint64_t id = b.ids[k];
+                        cr_assert(id >= 30 && id < 53, "id %llu not in validation", (unsigned long long)id);
+                        cr_assert_eq(b.labels[k], (int32_t)(id % 3));
+                        if (pass == 0) seen[id - 30]++;
+                    }
+                    sent += b.header.n;
+                }
+            }
+            cr_assert_eq(worker_next(w, &b), STATUS_NOT_FOUND);   /* num_passes done */
+            bufs_free(&b);
+            worker_free(&w);
+        }
+        for (int k = 0; k < 23; k++) cr_assert_eq(seen[k], 1, "W %d: id %d seen %d times", W, 30 + k, seen[k]);
+    }
+}
+
+Test(augment_worker, train_workers_cover_evenly, .fini = fini_remove)
+{
+    make_dataset(40, 6, -1);
+    int owner[40], count[40];
+    for (int k = 0; k < 40; k++) { owner[k] = -1; count[k] = 0; }
+    int W = 3;
+    for (int I = 0; I < W; I++) {
+        struct worker_config c = config(0, I, W, 5);
+        struct worker *w;
+        cr_assert_eq(worker_open(&c, &w), STATUS_OK, "%s", status_msg());
+        struct send_buf b;
+        bufs_init(&b, 5);
+        for (int t = 0; t < 20; t++) {
+            cr_assert_eq(worker_next(w, &b), STATUS_OK, "%s", status_msg());
+            cr_assert_eq(b.header.n, 5);
+            cr_assert_eq(b.header.seq, (uint64_t)t);
+            for (int k = 0; k < 5; k++) {
+                int id = (int)b.ids[k];
+                cr_assert(id >= 0 && id < 40);
+                owner[id] = I;   /* shards move between workers from epoch to epoch */
+                count[id]++;
+            }
+        }
+        bufs_free(&b);
+        worker_free(&w);
+    }
+    /* 100 draws per worker over ~13 records each: every record about 7-8 times */
+    for (int k = 0; k < 40; k++) {
+        cr_assert(owner[k] >= 0, "id %d never read", k);
+        cr_assert(count[k] >= 5 && count[k] <= 10, "id %d drawn %d times", k, count[k]);
+    }
+}
+
+static void first_batches(int start, int nb, int seed, struct send_buf *out)
+{
+    struct worker_config c = config(0, 1, 2, 4);
+    c.start_batch = (uint64_t)start;
+    c.dc.seed = (uint64_t)seed;
+    struct worker *w;
+    cr_assert_eq(worker_open(&c, &w), STATUS_OK, "%s", status_msg());
+    for (int i = 0; i < nb; i++) cr_assert_eq(worker_next(w, &out[i]), STATUS_OK, "%s", status_msg());
+    worker_free(&w);
+}
+
+static int same_batch(const struct send_buf *a, const struct send_buf *b)
+{
+    return a->header.seq == b->header.seq && a->header.epoch == b->header.epoch &&
+           !memcmp(a->ids, b->ids, 4 * sizeof *a->ids) && !memcmp(a->labels, b->labels, 4 * sizeof *a->labels) &&
+           !memcmp(a->pixels, b->pixels, 4 * 8 * 8 * 3);
+}
+
+Test(augment_worker, deterministic_and_fast_forward, .fini = fini_remove)
+{
+    make_dataset(30, 6, -1);
+    struct send_buf a[8], b[8], c[3], d[2];
+    for (int i = 0; i < 8; i++) { bufs_init(&a[i], 4); bufs_init(&b[i], 4); }
+    for (int i = 0; i < 3; i++) bufs_init(&c[i], 4);
+    for (int i = 0; i < 2; i++) bufs_init(&d[i], 4);
+    first_batches(0, 8, 7, a);
+    first_batches(0, 8, 7, b);
+    for (int i = 0; i < 8; i++) cr_assert(same_batch(&a[i], &b[i]), "batch %d differs between two runs", i);
+    first_batches(5, 3, 7, c);
+    for (int i = 0; i < 3; i++) cr_assert(same_batch(&a[5 + i], &c[i]), "start_batch 5: batch %d differs", 5 + i);
+    first_batches(0, 2, 8, d);
+    cr_assert(!same_batch(&a[0], &d[0]), "another seed gave the same batch");
+    for (int i = 0; i < 8; i++) { bufs_free(&a[i]); bufs_free(&b[i]); }
+    for (int i = 0; i < 3; i++) bufs_free(&c[i]);
+    for (int i = 0; i < 2; i++) bufs_free(&d[i]);
+}
+
+Test(augment_worker, bad_record_skipped_and_counted, .fini = fini_remove)
+{
+    make_dataset(10, 9, 13);    /* validation ids 10..18: id 13 is bad */
+    struct worker_config c = config(1, 0, 1, 4);
+    c.num_passes = 1;
+    struct worker *w;
+    cr_assert_eq(worker_open(&c, &w), STATUS_OK, "%s", status_msg());
+    struct send_buf b;
+    bufs_init(&b, 4);
+    int got = 0, saw_bad = 0;
+    for (;;) {
+        cr_assert_eq(worker_next(w, &b), STATUS_OK, "%s", status_msg());
+        if (b.header.flags & WIRE_FLAG_END_OF_PASS) { cr_assert_eq(b.header.count, 8); break; }
+        for (uint32_t k = 0; k < b.header.n; k++) saw_bad |= b.ids[k] == 13;
+        got += (int)b.header.n;
+    }
+    cr_assert_eq(got, 8);
+    cr_assert_eq(saw_bad, 0);
+    struct worker_stats st;
+    worker_get_stats(w, &st);
+    cr_assert_eq(st.bad_records, 1);
+    bufs_free(&b);
+    worker_free(&w);
+}
+
+Test(augment_worker, missing_dataset_is_one_clear_error, .fini = fini_remove)
+{
+    struct worker_config c = config(0, 0, 1, 4);
+    c.data_dir = "/nonexistent/dataset";
+    struct worker *w = NULL;
+    status st = worker_open(&c, &w);
+    cr_assert_neq(st, STATUS_OK);
+    cr_assert_null(w);
+    cr_assert(strstr(status_msg(), "/nonexistent/dataset"), "message: %s", status_msg());
+    /* a shard listed but missing */
+    make_dataset(9, 3, -1);
+    char path[400];
+    snprintf(path, sizeof path, "%s/train-00001-of-00003.mdb", dir);
+    cr_assert_eq(unlink(path), 0);
+    c.data_dir = dir;
+    st = worker_open(&c, &w);
+    cr_assert_neq(st, STATUS_OK);
+    cr_assert(strstr(status_msg(), "train-00001-of-00003.mdb"), "message: %s", status_msg());
+}
