@@ -18,9 +18,9 @@
 #include "trainer/backend.h"
 
 #ifdef DEEPER_HAVE_CUDA
-/* Weak so that the trainer links while trainer/backend_cuda.c is absent. */
-__attribute__((weak)) status backend_cuda_create(struct backend **out, int device);
-__attribute__((weak)) int backend_cuda_count(void);
+/* Strong references: a weak undefined symbol never pulls backend_cuda.o out
+ * of libtrainer.a, so the CUDA backend would silently be missing. */
+#include "trainer/backend_cuda.h"
 #endif
 
 static status backend_check(struct backend *be)
@@ -45,10 +45,10 @@ status backend_new_cuda(struct backend **out, int device)
 {
     *out = NULL;
 #ifdef DEEPER_HAVE_CUDA
-    if (!backend_cuda_create || !backend_cuda_count)
-        return FAIL(STATUS_NO_DEVICE, "this build has no CUDA backend (trainer/backend_cuda.c missing)");
     int n = backend_cuda_count();
-    if (n <= 0) return FAIL(STATUS_NO_DEVICE, "no CUDA GPU found (this build has CUDA support)");
+    if (n <= 0)
+        return FAIL(STATUS_NO_DEVICE, "no CUDA device: %s (this build has CUDA support)",
+                    backend_cuda_why_none());
     if (device < 0 || device >= n)
         return FAIL(STATUS_NO_DEVICE, "GPU %d requested, %d present", device, n);
     TRY(backend_cuda_create(out, device));
@@ -65,7 +65,7 @@ status backend_new_cuda(struct backend **out, int device)
 int backend_cuda_device_count(void)
 {
 #ifdef DEEPER_HAVE_CUDA
-    return backend_cuda_count ? backend_cuda_count() : 0;
+    return backend_cuda_count();
 #else
     return 0;
 #endif

@@ -1,0 +1,40 @@
+/*
+ * backend_cuda.h — the CUDA backend's public entry points (only in builds
+ * with DEEPER_HAVE_CUDA; the Makefile defines it when nvcc and cuDNN exist).
+ *
+ * trainer/backend.c calls backend_cuda_create / backend_cuda_count from
+ * backend_new_cuda / backend_cuda_device_count; nothing else should.  The
+ * tower code (trainer/tower_cuda.c) needs the backend's stream for NCCL.
+ */
+#ifndef DEEPER_BACKEND_CUDA_H
+#define DEEPER_BACKEND_CUDA_H
+
+#include <stddef.h>
+
+#include "trainer/backend.h"
+
+/* A backend on GPU `device` (0-based): one stream, cuDNN and cuBLAS handles.
+ * STATUS_NO_DEVICE with the CUDA runtime's reason when there is no such GPU
+ * (no driver, no device, ordinal too large).  Caller frees with backend_free. */
+status backend_cuda_create(struct backend **out, int device);
+
+/* Number of usable GPUs; 0 (never an error) when there is no driver or no
+ * device.  backend_cuda_why_none() then says why, e.g. "CUDA driver version
+ * is insufficient for CUDA runtime version" or "no CUDA-capable device is
+ * detected" (static string). */
+int backend_cuda_count(void);
+const char *backend_cuda_why_none(void);
+
+/* "NVIDIA H100 80GB HBM3, 132 SMs, 79.1 GiB, cc 9.0, cuDNN 91900" into buf. */
+status backend_cuda_describe(int device, char *buf, size_t n);
+
+/* The backend's cudaStream_t (as void*), for NCCL and input staging. */
+void *backend_cuda_stream(struct backend *be);
+
+/* Allocate n bytes of page-locked host memory (for the batch receiver's
+ * buffers, so uploads are asynchronous DMA).  NULL on failure.  Free with
+ * backend_cuda_host_free. */
+void *backend_cuda_host_alloc(size_t n);
+void backend_cuda_host_free(void *p);
+
+#endif
