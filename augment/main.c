@@ -111,7 +111,6 @@ static status stream_batches(struct worker *w, const struct opts *o, const struc
         .linger_ms = 1000, .max_n = (uint32_t)o->batch_size, .h = (uint32_t)dc->out_h,
         .w = (uint32_t)dc->out_w, .c = (uint32_t)dc->out_c,
     };
-    if (o->eval && o->num_passes > 0) sc.linger_ms = 60000;   /* deliver the last pass before exiting */
     struct sender *s = NULL;
     TRY(sender_new(&sc, &s));
     log_info("worker %d/%d %s %s, %s batches of %dx%dx%dx%d", o->worker, o->num_workers,
@@ -137,16 +136,11 @@ static status stream_batches(struct worker *w, const struct opts *o, const struc
         }
     }
     if (st == STATUS_NOT_FOUND) {
-        /* eval: all passes sent.  Stay connected until ZeroMQ has written
-         * every frame and then for --exit_grace_secs: libzmq drops the unread
-         * tail of a connection whose sender hangs up while the receiver's
-         * queue is at its high-water mark, so leaving at once can lose the
-         * last batches of a pass at a busy consumer. */
+        /* eval: all passes sent.  Stay until the consumer has it all (it
+         * disconnects or stops us), see sender_drain. */
         st = STATUS_OK;
-        double until = log_now() + 600;
-        while (!g_stop && sender_in_flight(s) > 0 && log_now() < until) usleep(10000);
-        until = log_now() + o->exit_grace_secs;
-        while (!g_stop && log_now() < until) usleep(10000);
+        log_info("worker %d: all %d passes sent; waiting for the consumer to finish reading", o->worker, o->num_passes);
+        sender_drain(s, o->exit_grace_secs, &g_stop);
     }
     if (st == STATUS_INTERRUPTED || g_stop) st = STATUS_OK;
     struct worker_stats ws;
@@ -163,7 +157,7 @@ static status run(int argc, char **argv)
         .data_dir = "", .subset = "train", .connect = "", .bind = "", .dump_dir = "augment_dump",
         .resize_method = "bilinear", .worker = 0, .num_workers = 1, .batch_size = 32, .image_size = 299,
         .queue_factor = 16, .channels = 0, .dump = 0, .num_passes = 0, .eval = 0, .flip = 1, .color = 1, .crop = 1,
-        .color_ordering = -1, .sndhwm = 2, .exit_grace_secs = 2.0, .jpeg_scale = 1, .seed = 0, .start_batch = 0,
+        .color_ordering = -1, .sndhwm = 2, .exit_grace_secs = 600.0, .jpeg_scale = 1, .seed = 0, .start_batch = 0,
     };
     struct flag table[] = {
         { "data_dir", FLAG_STRING, &o.data_dir, "dataset directory made by `deeper ingest` (required)", NULL },
@@ -191,8 +185,8 @@ static status run(int argc, char **argv)
         { "color_ordering", FLAG_INT, &o.color_ordering, "-1: TF's two orders, drawn per example; 0 or 1: fixed", NULL },
         { "jpeg_scale", FLAG_BOOL, &o.jpeg_scale, "decode JPEG records at 1/2, 1/4, 1/8 when the crop allows", NULL },
         { "sndhwm", FLAG_INT, &o.sndhwm, "ZeroMQ send high-water mark in batches (1-4 keeps memory bounded)", NULL },
-        { "exit_grace_secs", FLAG_DOUBLE, &o.exit_grace_secs, "eval with --num_passes: stay connected this long "
-                                                              "after the last message so a busy consumer gets it", NULL },
+        { "exit_grace_secs", FLAG_DOUBLE, &o.exit_grace_secs, "eval with --num_passes: after the last message, wait at "
+                                                              "most this long for the consumer to disconnect", NULL },
         { "dump", FLAG_INT, &o.dump, "write this many distorted images as PNG to --dump_dir and exit", NULL },
         { "dump_dir", FLAG_STRING, &o.dump_dir, "where --dump writes", NULL },
         { "quiet", FLAG_BOOL, &o.quiet, "no info lines", NULL },

@@ -26,7 +26,8 @@ struct pool_entry {
 
 struct sender {
     struct sender_config cfg;
-    void *ctx, *sock;
+    void *ctx, *sock, *mon;
+    int peers;
     struct pool_entry *entries;
     int *free_stack, nfree;
     pthread_mutex_t mu;
@@ -89,6 +90,18 @@ status sender_new(const struct sender_config *cfg, struct sender **out)
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s->sock, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
+    {
+        /* socket monitor: counts connected consumers (sender_peers/drain) */
+        char mon_ep[64];
+        snprintf(mon_ep, sizeof mon_ep, "inproc://deeper-sender-monitor-%p", (void *)s);
+        if (zmq_socket_monitor(s->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+            !(s->mon = zmq_socket(s->ctx, ZMQ_PAIR)) || zmq_connect(s->mon, mon_ep) != 0) {
+            st = FAIL(STATUS_ZMQ, "sender: socket monitor: %s", zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+        int zero = 0;
+        zmq_setsockopt(s->mon, ZMQ_LINGER, &zero, sizeof zero);
+    }
     {
         char eps[1024];
         snprintf(eps, sizeof eps, "%s", cfg->endpoint);
@@ -182,10 +195,47 @@ status sender_send(struct sender *s, struct send_buf *b, volatile sig_atomic_t *
     return STATUS_OK;
 }
 
+int sender_peers(struct sender *s)
+{
+    for (;;) {
+        uint8_t ev[6];
+        int n = zmq_recv(s->mon, ev, sizeof ev, ZMQ_DONTWAIT);
+        if (n < 0) break;
+        int more = 0;
+        size_t sz = sizeof more;
+        char addr[256];
+        while (zmq_getsockopt(s->mon, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+            (void)zmq_recv(s->mon, addr, sizeof addr, ZMQ_DONTWAIT);
+            sz = sizeof more;
+        }
+        if (n < 2) continue;
+        uint16_t e = (uint16_t)(ev[0] | (ev[1] << 8));
+        if (e == ZMQ_EVENT_CONNECTED || e == ZMQ_EVENT_ACCEPTED) s->peers++;
+        else if (e == ZMQ_EVENT_DISCONNECTED && s->peers > 0) s->peers--;
+    }
+    return s->peers;
+}
+
+void sender_drain(struct sender *s, double timeout_s, volatile sig_atomic_t *stop)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (stop && *stop) return;
+        if (sender_in_flight(s) == 0 && sender_peers(s) == 0) return;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) * 1e-9 > timeout_s) return;
+        struct timespec nap = { 0, 20000000L };
+        nanosleep(&nap, NULL);
+    }
+}
+
 void sender_free(struct sender **sp)
 {
     struct sender *s = sp ? *sp : NULL;
     if (!s) return;
+    if (s->sock) zmq_socket_monitor(s->sock, NULL, 0);
+    if (s->mon) zmq_close(s->mon);
     if (s->sock) zmq_close(s->sock);
     if (s->ctx) zmq_ctx_term(s->ctx);   /* waits up to LINGER, then every frame is freed */
     if (s->entries)

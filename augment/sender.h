@@ -62,6 +62,17 @@ void sender_discard(struct sender *s, struct send_buf *b);
 /* Buffers currently held by ZeroMQ or the caller. */
 int sender_in_flight(struct sender *s);
 
+/* Connected consumers right now (from the socket monitor's
+ * CONNECTED/ACCEPTED and DISCONNECTED events). */
+int sender_peers(struct sender *s);
+
+/* After the last message of a finite stream: wait until ZeroMQ has written
+ * every frame and no consumer is connected any more (the consumer closed its
+ * socket, or went away), *stop is set, or timeout_s passes.  Leaving earlier
+ * can lose the last batches: libzmq drops the unread tail of a connection
+ * whose sender hangs up while the receiver's queue is at its high-water mark. */
+void sender_drain(struct sender *s, double timeout_s, volatile sig_atomic_t *stop);
+
 /* Close (with LINGER), free the pool; NULL-safe; sets *s to NULL. */
 void sender_free(struct sender **s);
 
