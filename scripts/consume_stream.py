@@ -44,6 +44,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bind", default="tcp://127.0.0.1:5555")
     ap.add_argument("--batches", type=int, default=100, help="stop after this many batches (0: forever)")
+    ap.add_argument("--per_worker", type=int, default=0, help="stop once every worker has sent this many batches")
     ap.add_argument("--eval", action="store_true", help="stop after one complete pass; print the ids seen")
     ap.add_argument("--workers", type=int, default=0, help="eval: END markers to wait for (0: from headers)")
     ap.add_argument("--dump", help="write one line per batch: worker seq epoch n labels-hash pixels-hash")
@@ -64,6 +65,7 @@ def main():
         import torch
         torch.set_num_threads(1)
     seen, ends, got, t0 = [], set(), 0, time.time()
+    per_worker = {}
     try:
         for hdr, labels, ids, pixels in batches(sock):
             if out:
@@ -90,7 +92,11 @@ def main():
             if a.sleep:
                 time.sleep(a.sleep)
             got += 1
-            if a.batches and got >= a.batches and not a.eval:
+            per_worker[hdr["worker"]] = per_worker.get(hdr["worker"], 0) + 1
+            if a.per_worker:
+                if len(per_worker) == hdr["num_workers"] and min(per_worker.values()) >= a.per_worker:
+                    break
+            elif a.batches and got >= a.batches and not a.eval:
                 break
     except zmq.Again:
         print("consume_stream: no data for %.0f s" % a.timeout, file=sys.stderr)

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "augment/sender.h"
@@ -227,4 +228,35 @@ Test(stream, caller_allocator_and_queue_depth_bounded)
     sender_free(&s);
     stream_receiver_free(&r);
     cr_assert_eq(frees, 2);
+}
+
+/* A separate process (Python, pyzmq) sends hostile messages over TCP, then a
+ * good one: the receiver drops and counts them and keeps working. */
+Test(stream, hostile_sender_process)
+{
+    if (access("/usr/bin/python3", X_OK) != 0) cr_skip_test("no /usr/bin/python3");
+    struct stream_receiver *r = open_receiver(1, 2);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"\n"
+             "import zmq, struct, time, os\n"
+             "s = zmq.Context().socket(zmq.PUSH); s.connect('%s')\n"
+             "hdr = lambda n, h=%d: struct.pack('<IHHIHHQQIIIIIIQ', 0x48425044, 1, 64, 0, 0, 1, 7, 0, n, h, %d, %d, 1, 0, 0)\n"
+             "good = [hdr(%d), bytes(4 * %d), bytes(8 * %d), bytes(%d)]\n"
+             "bad = [[b'x'], [hdr(%d)], [hdr(%d)[:60]] + good[1:], [hdr(%d, 9)] + good[1:], good + [b'extra'],\n"
+             "       [os.urandom(64)] + good[1:], [hdr(%d)] + good[1:3] + [bytes(7)]]\n"
+             "for m in bad: s.send_multipart(m)\n"
+             "s.send_multipart(good); time.sleep(0.5)\n"
+             "\"",
+             stream_receiver_endpoint(r), H, W, C, N, N, N, N * H * W * C, N, N, N, N);
+    cr_assert_eq(system(cmd), 0, "python sender failed");
+    struct stream_batch *b;
+    cr_assert_eq(stream_receiver_next(r, &b, 5000), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(b->header.seq, 7);
+    cr_assert_eq(b->n, N);
+    stream_receiver_release(r, b);
+    struct stream_stats st;
+    stream_receiver_stats(r, &st);
+    cr_assert_eq(st.dropped, 7, "dropped %llu", (unsigned long long)st.dropped);
+    stream_receiver_free(&r);
 }
