@@ -335,7 +335,7 @@ static status run_write_rejected(struct ingest_ctx *c, uint64_t *count)
         fclose(f);
         unlink(path);
     }
-    qsort(v, n, sizeof *v, cmp_rej);
+    if (n) qsort(v, n, sizeof *v, cmp_rej);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += strlen(v[i].text);
     char *all = malloc(total + 1);

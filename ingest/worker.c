@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "shared/crc32c.h"
 #include "shared/image.h"
 #include "shared/log.h"
 #include "shared/shard.h"
@@ -129,6 +131,68 @@ static int worker_load(struct worker *w, const struct ingest_subset *s, const st
     return 0;
 }
 
+static void worker_count(struct ingest_shard_result *res, uint64_t id, const struct record *r, size_t size)
+{
+    if (res->records == 0) res->first_id = id;
+    res->last_id = id;
+    res->records++;
+    res->bytes += size;
+    if ((int)r->height < res->min_h) res->min_h = (int)r->height;
+    if ((int)r->height > res->max_h) res->max_h = (int)r->height;
+    if ((int)r->width < res->min_w) res->min_w = (int)r->width;
+    if ((int)r->width > res->max_w) res->max_w = (int)r->width;
+}
+
+/* Fast path for raw storage of a file that needs no resize: decode straight
+ * into the record's place in the shard batch (no intermediate image, no
+ * copy), CRC once, and hand the value's CRC to the writer.  Returns 1 when
+ * the record was written, 0 when the generic path must handle the item, -1
+ * when the item is rejected (reason set); *fatal on a writer failure. */
+static int worker_raw_inplace(struct worker *w, struct shard_writer *sw, const struct ingest_item *it, uint64_t id,
+                              struct record *r, size_t *size, char *reason, size_t rcap, status *fatal)
+{
+    const struct ingest_opts *o = w->c->o;
+    size_t n;
+    if (worker_read(w, it->path, &n, reason, rcap) != 0) return -1;
+    struct image_info info;
+    if (image_probe(w->file, n, &info) != STATUS_OK) {
+        snprintf(reason, rcap, "%s", status_msg());
+        return -1;
+    }
+    if (info.animated) return 0;    /* let the decoder give its reason */
+    if (o->max_pixels && (uint64_t)info.width * (uint64_t)info.height > (uint64_t)o->max_pixels) {
+        snprintf(reason, rcap, "header says %dx%d = %llu pixels, over --max_pixels %llu", info.width, info.height,
+                 (unsigned long long)((uint64_t)info.width * (uint64_t)info.height), (unsigned long long)o->max_pixels);
+        return -1;
+    }
+    int nh, nw;
+    image_size_short_side(info.height, info.width, o->resize_short, &nh, &nw);
+    if (nh != info.height || nw != info.width || info.width > (int)RECORD_DIM_MAX || info.height > (int)RECORD_DIM_MAX)
+        return 0;
+    r->height = (uint32_t)info.height;
+    r->width = (uint32_t)info.width;
+    r->channels = (uint32_t)w->c->channels;
+    r->payload_len = (size_t)info.height * info.width * w->c->channels;
+    r->crc = 0;
+    *size = record_encoded_size(r);
+    void *dst;
+    if ((*fatal = shard_writer_reserve(sw, id, *size, &dst)) != STATUS_OK) return -1;
+    if ((*fatal = record_encode_header(r, dst, *size)) != STATUS_OK) return -1;
+    size_t off = record_payload_offset(r->name_len);
+    struct image_decode_opts dopt = { .channels = w->c->channels, .max_pixels = (uint64_t)o->max_pixels };
+    struct image img;
+    if (image_decode_to(w->file, n, &dopt, (uint8_t *)dst + off, r->payload_len, &img) != STATUS_OK ||
+        (uint32_t)img.height != r->height || (uint32_t)img.width != r->width) {
+        snprintf(reason, rcap, "%s", status_msg());
+        shard_writer_unreserve(sw);
+        return -1;
+    }
+    uint32_t pcrc = crc32c((uint8_t *)dst + off, r->payload_len);
+    record_set_crc(dst, pcrc);
+    shard_writer_value_crc(sw, crc32c_combine(crc32c(dst, off), pcrc, r->payload_len));
+    return 1;
+}
+
 static status worker_shard(struct worker *w, const struct ingest_shard_job *job, struct ingest_shard_result *res)
 {
     struct ingest_ctx *c = w->c;
@@ -147,6 +211,16 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
         size_t file_len = 0;
         int plain_jpeg = 0;
         char reason[600];
+        if (o->storage == RECORD_RAW && !s->mnist) {
+            struct record r = { .label = it->class_idx + (o->background_class ? 1 : 0), .storage = RECORD_RAW,
+                                .name = it->name, .name_len = strlen(it->name) };
+            size_t size = 0;
+            int got = worker_raw_inplace(w, sw, it, id, &r, &size, reason, sizeof reason, &st);
+            if (st != STATUS_OK) break;
+            if (got < 0) worker_reject(w, s, id, it->name, reason);
+            if (got > 0) worker_count(res, id, &r, size);
+            if (got != 0) goto next;
+        }
         if (worker_load(w, s, it, &img, &file_len, &plain_jpeg, reason, sizeof reason) != 0) {
             worker_reject(w, s, id, it->name, reason);
         } else {
@@ -182,14 +256,7 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
             free(enc);
             image_free(&img);
             if (st != STATUS_OK) break;
-            if (res->records == 0) res->first_id = id;
-            res->last_id = id;
-            res->records++;
-            res->bytes += size;
-            if ((int)r.height < res->min_h) res->min_h = (int)r.height;
-            if ((int)r.height > res->max_h) res->max_h = (int)r.height;
-            if ((int)r.width < res->min_w) res->min_w = (int)r.width;
-            if ((int)r.width > res->max_w) res->max_w = (int)r.width;
+            worker_count(res, id, &r, size);
         }
 next:
         w->processed++;
@@ -214,6 +281,10 @@ next:
 status ingest_worker_run(struct ingest_ctx *c, int p)
 {
     struct worker w = { .c = c, .p = p };
+    /* images and LMDB overflow pages are large, same-sized and short-lived:
+       keep them in the heap instead of one mmap/munmap (and page faults) each */
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     char rpath[PATH_MAX];
     snprintf(rpath, sizeof rpath, "%s/.rejected-%d.tmp", c->o->output_directory, p);
     w.rej = fopen(rpath, "w");

@@ -72,3 +72,39 @@ uint32_t crc32c_update(uint32_t crc, const void *data, size_t n)
 #endif
     return ~crc32c_sw(crc, data, n);
 }
+
+/* ---- combine (zlib's x^(2^n) method, Castagnoli polynomial) ----
+ * multmodp multiplies two polynomials modulo P (bit-reflected, x^0 in the
+ * top bit); x2n[k] = x^(2^k) mod P. */
+static uint32_t crc32c_multmodp(uint32_t a, uint32_t b)
+{
+    uint32_t m = 1u << 31, p = 0;
+    for (;;) {
+        if (a & m) {
+            p ^= b;
+            if ((a & (m - 1)) == 0) break;
+        }
+        m >>= 1;
+        b = b & 1 ? (b >> 1) ^ 0x82F63B78u : b >> 1;
+    }
+    return p;
+}
+
+static uint32_t crc32c_x2n[32];
+static pthread_once_t crc32c_x2n_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_x2n_init(void)
+{
+    uint32_t p = 1u << 30;   /* x^1 */
+    crc32c_x2n[0] = p;
+    for (int n = 1; n < 32; n++) crc32c_x2n[n] = p = crc32c_multmodp(p, p);
+}
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    pthread_once(&crc32c_x2n_once, crc32c_x2n_init);
+    uint32_t p = 1u << 31;   /* x^0 */
+    for (unsigned k = 3; len_b; len_b >>= 1, k++)   /* x^(8*len_b) */
+        if (len_b & 1) p = crc32c_multmodp(crc32c_x2n[k & 31], p);
+    return crc32c_multmodp(p, crc_a) ^ crc_b;
+}

@@ -16,6 +16,10 @@
 uint32_t crc32c_update(uint32_t crc, const void *data, size_t n);
 static inline uint32_t crc32c(const void *data, size_t n) { return crc32c_update(0, data, n); }
 
+/* CRC of the concatenation A||B from crc32c(A), crc32c(B) and len(B), in
+ * O(log len) without touching the data (zlib's crc32_combine method). */
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
 /* TFRecord / TensorBoard masking: ((c >> 15) | (c << 17)) + 0xA282EAD8. */
 static inline uint32_t crc32c_mask(uint32_t c)
 {

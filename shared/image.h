@@ -77,6 +77,14 @@ struct image_decode_opts {
  * (animated WebP, GIF, BMP). Messages do not name the file; the caller does. */
 status image_decode(const void *data, size_t n, const struct image_decode_opts *opts, struct image *out);
 
+/* Decode into a caller's buffer (e.g. straight into a record being written):
+ * dst must hold height*width*channels bytes of what image_probe reports
+ * (channels as opts asks).  out->pixels is set to dst and NOT owned: do not
+ * image_free it.  JPEG (not CMYK) decodes in place; other formats go through
+ * a temporary image.  STATUS_USAGE when cap is too small. */
+status image_decode_to(const void *data, size_t n, const struct image_decode_opts *opts, uint8_t *dst,
+                       size_t cap, struct image *out);
+
 /* Encoders.  *out is malloc'd (caller frees with free()). */
 status image_encode_jpeg(const uint8_t *pixels, int height, int width, int channels,
                          int quality, uint8_t **out, size_t *n);

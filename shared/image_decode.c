@@ -125,7 +125,7 @@ static status image_jpeg_header(const void *data, size_t n, struct image_info *i
 }
 
 static status image_jpeg_decode(const void *data, size_t n, const struct image_decode_opts *o,
-                                struct image *out)
+                                uint8_t *dst_buf, size_t dst_cap, struct image *out)
 {
     struct image_info info;
     TRY(image_jpeg_header(data, n, &info));
@@ -134,7 +134,10 @@ static status image_jpeg_decode(const void *data, size_t n, const struct image_d
     size_t npx = (size_t)info.width * (size_t)info.height;
     int pf = info.cmyk ? TJPF_CMYK : (ch == 1 ? TJPF_GRAY : TJPF_RGB);
     int bpp = info.cmyk ? 4 : ch;
-    uint8_t *px = malloc(npx * (size_t)bpp);
+    if (dst_buf && (info.cmyk || dst_cap < npx * (size_t)ch))
+        return FAIL(STATUS_USAGE, "jpeg: cannot decode %dx%dx%d in place into %zu bytes", info.width, info.height, ch,
+                    dst_cap);
+    uint8_t *px = dst_buf ? dst_buf : malloc(npx * (size_t)bpp);
     if (!px) return FAIL(STATUS_NOMEM, "jpeg: out of memory for %dx%d", info.width, info.height);
     tjhandle tj = image_tj;
     int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
@@ -142,7 +145,7 @@ static status image_jpeg_decode(const void *data, size_t n, const struct image_d
         int warn = tjGetErrorCode(tj) == TJERR_WARNING;
         status st = FAIL(STATUS_DECODE, "jpeg: %s%s", tjGetErrorStr2(tj),
                          warn ? " (a decoder warning: the file is truncated or corrupt)" : "");
-        free(px);
+        if (!dst_buf) free(px);
         return st;
     }
     if (info.cmyk) {
@@ -368,9 +371,34 @@ status image_decode(const void *data, size_t n, const struct image_decode_opts *
     if (o->channels != 0 && o->channels != 1 && o->channels != 3)
         return FAIL(STATUS_USAGE, "image_decode: channels %d (expected 0, 1 or 3)", o->channels);
     switch (image_sniff(data, n)) {
-    case IMAGE_FORMAT_JPEG: return image_jpeg_decode(data, n, o, out);
+    case IMAGE_FORMAT_JPEG: return image_jpeg_decode(data, n, o, NULL, 0, out);
     case IMAGE_FORMAT_PNG: return image_png_decode(data, n, o, out);
     case IMAGE_FORMAT_WEBP: return image_webp_decode(data, n, o, out);
     default: return image_unknown(data, n);
     }
+}
+
+status image_decode_to(const void *data, size_t n, const struct image_decode_opts *opts, uint8_t *dst,
+                       size_t cap, struct image *out)
+{
+    struct image_decode_opts def = { 0, 0 };
+    const struct image_decode_opts *o = opts ? opts : &def;
+    memset(out, 0, sizeof *out);
+    if (image_sniff(data, n) == IMAGE_FORMAT_JPEG) {
+        struct image_info info;
+        TRY(image_jpeg_header(data, n, &info));
+        if (!info.cmyk) return image_jpeg_decode(data, n, o, dst, cap, out);
+    }
+    struct image tmp;
+    TRY(image_decode(data, n, o, &tmp));
+    size_t need = (size_t)tmp.height * tmp.width * tmp.channels;
+    if (need > cap) {
+        image_free(&tmp);
+        return FAIL(STATUS_USAGE, "image_decode_to: %zu bytes needed, buffer has %zu", need, cap);
+    }
+    memcpy(dst, tmp.pixels, need);
+    *out = tmp;
+    out->pixels = dst;
+    free(tmp.pixels);
+    return STATUS_OK;
 }

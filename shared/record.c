@@ -70,13 +70,17 @@ static status record_check_fields(uint32_t storage, uint32_t channels, uint32_t 
     return STATUS_OK;
 }
 
-status record_encode(struct record *r, uint8_t *out, size_t cap, size_t *written)
+size_t record_payload_offset(size_t name_len)
+{
+    return RECORD_HEADER_SIZE + pad8(name_len > RECORD_NAME_MAX ? RECORD_NAME_MAX : name_len);
+}
+
+status record_encode_header(const struct record *r, uint8_t *out, size_t cap)
 {
     TRY(record_check_fields((uint32_t)r->storage, r->channels, r->height, r->width, r->payload_len));
     size_t name_len = record_name_len(r);
     size_t need = record_encoded_size(r);
     if (cap < need) return FAIL(STATUS_USAGE, "record_encode: buffer of %zu bytes, need %zu", cap, need);
-    r->crc = crc32c(r->payload, r->payload_len);
     out[0] = RECORD_MAGIC0; out[1] = RECORD_MAGIC1; out[2] = RECORD_MAGIC2; out[3] = RECORD_MAGIC3;
     put_u16(out + 4, RECORD_VERSION);
     out[6] = (uint8_t)r->storage;
@@ -91,9 +95,18 @@ status record_encode(struct record *r, uint8_t *out, size_t cap, size_t *written
     uint8_t *p = out + RECORD_HEADER_SIZE;
     if (name_len) memcpy(p, r->name, name_len);
     memset(p + name_len, 0, pad8(name_len) - name_len);
-    p += pad8(name_len);
-    memcpy(p, r->payload, r->payload_len);
-    if (written) *written = need;
+    return STATUS_OK;
+}
+
+void record_set_crc(uint8_t *value, uint32_t crc) { put_u32(value + 20, crc); }
+
+status record_encode(struct record *r, uint8_t *out, size_t cap, size_t *written)
+{
+    TRY(record_check_fields((uint32_t)r->storage, r->channels, r->height, r->width, r->payload_len));
+    r->crc = crc32c(r->payload, r->payload_len);
+    TRY(record_encode_header(r, out, cap));
+    memcpy(out + record_payload_offset(r->name_len), r->payload, r->payload_len);
+    if (written) *written = record_encoded_size(r);
     return STATUS_OK;
 }
 

@@ -66,6 +66,15 @@ size_t record_encoded_size(const struct record *r);
  * cap < record_encoded_size(r).  *written (optional) gets the size. */
 status record_encode(struct record *r, uint8_t *out, size_t cap, size_t *written);
 
+/* In-place encoding, for payloads produced straight into the value buffer
+ * (a decoder writing into the LMDB batch): the payload starts at
+ * out + record_payload_offset(name_len); record_encode_header writes all but
+ * the payload (fields checked as in record_encode, r->payload ignored, r->crc
+ * stored as given); record_set_crc patches the CRC field afterwards. */
+size_t record_payload_offset(size_t name_len);
+status record_encode_header(const struct record *r, uint8_t *out, size_t cap);
+void record_set_crc(uint8_t *value, uint32_t crc);
+
 /* Decode a value of `size` bytes.  Checks magic, version, every length against
  * `size`, storage, channels and (raw) h*w*c == payload length.  With
  * verify_crc, also recomputes the payload CRC (STATUS_CORRUPT on mismatch).

@@ -9,6 +9,7 @@
 #include "shared/shard.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,7 @@ static status shard_lmdb_fail(int rc, const char *path, const char *what)
 
 /* ---------------------------------------------------------------- writer */
 
-struct shard_entry { uint64_t key; size_t off, len; };
+struct shard_entry { uint64_t key; size_t off, len; uint32_t crc; int have_crc; };
 
 struct shard_writer {
     char *path;
@@ -76,6 +77,8 @@ struct shard_writer {
     uint32_t checksum;
     int have_last;
     uint64_t last_key;
+    int committed_last_valid;     /* the last committed key, for unreserve */
+    uint64_t committed_last;
 };
 
 status shard_writer_open(const char *path, const struct shard_writer_opts *opts, struct shard_writer **out)
@@ -87,7 +90,7 @@ status shard_writer_open(const char *path, const struct shard_writer_opts *opts,
     if (!w->path) { st = FAIL(STATUS_NOMEM, "%s: out of memory", path); goto fail; }
     w->opts.map_size = opts && opts->map_size ? opts->map_size : (size_t)64 << 20;
     w->opts.batch_records = opts && opts->batch_records ? opts->batch_records : 1000;
-    w->opts.batch_bytes = opts && opts->batch_bytes ? opts->batch_bytes : (size_t)64 << 20;
+    w->opts.batch_bytes = opts && opts->batch_bytes ? opts->batch_bytes : (size_t)16 << 20;
     w->map_size = w->opts.map_size;
     /* a fresh file: remove what an earlier (maybe killed) run left */
     if (unlink(path) != 0 && errno != ENOENT) {
@@ -148,9 +151,23 @@ status shard_writer_flush(struct shard_writer *w)
         if (rc) return shard_lmdb_fail(rc, w->path, "committing a batch");
         break;
     }
-    for (size_t i = 0; i < w->nent; i++)
-        w->checksum = shard_checksum_update(w->checksum, w->ent[i].key, w->arena + w->ent[i].off, w->ent[i].len);
+    /* start writing the batch back now (without waiting), so that the disk
+       works while the next batch is decoded and the final sync is short */
+    int fd;
+    if (mdb_env_get_fd(w->env, &fd) == 0) (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    for (size_t i = 0; i < w->nent; i++) {
+        const struct shard_entry *e = &w->ent[i];
+        if (e->have_crc) {            /* the caller knows the value's CRC: no second pass over it */
+            uint8_t k[8];
+            shard_key_encode(e->key, k);
+            w->checksum = crc32c_combine(crc32c_update(w->checksum, k, 8), e->crc, e->len);
+        } else {
+            w->checksum = shard_checksum_update(w->checksum, e->key, w->arena + e->off, e->len);
+        }
+    }
     w->committed += w->nent;
+    w->committed_last_valid = 1;
+    w->committed_last = w->ent[w->nent - 1].key;
     w->nent = 0;
     w->arena_len = 0;
     return STATUS_OK;
@@ -182,12 +199,29 @@ status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, vo
     w->ent[w->nent].key = key;
     w->ent[w->nent].off = off;
     w->ent[w->nent].len = len;
+    w->ent[w->nent].have_crc = 0;
     w->nent++;
     w->arena_len = off + len;
     w->have_last = 1;
     w->last_key = key;
     *buf = w->arena + off;
     return STATUS_OK;
+}
+
+void shard_writer_value_crc(struct shard_writer *w, uint32_t crc)
+{
+    ASSERT(w->nent > 0);
+    w->ent[w->nent - 1].crc = crc;
+    w->ent[w->nent - 1].have_crc = 1;
+}
+
+void shard_writer_unreserve(struct shard_writer *w)
+{
+    ASSERT(w->nent > 0);
+    w->nent--;
+    w->arena_len = w->ent[w->nent].off;
+    w->have_last = w->nent > 0 || w->committed_last_valid;
+    w->last_key = w->nent > 0 ? w->ent[w->nent - 1].key : w->committed_last;
 }
 
 status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, size_t len)

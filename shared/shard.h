@@ -14,6 +14,8 @@
  *     limit comes first);
  *   - on MDB_MAP_FULL the transaction is aborted, the map is grown (doubled)
  *     and the whole batch is replayed, as Caffe does;
+ *   - after each commit the file's writeback is started (sync_file_range,
+ *     not waited for), so the disk works while the next batch is prepared;
  *   - the environment is opened with MDB_NOSYNC|MDB_NOLOCK (nobody reads a
  *     shard before the manifest lists it); shard_writer_close() commits the
  *     last batch and calls mdb_env_sync(env, 1) so the data is on disk before
@@ -56,7 +58,7 @@ uint32_t shard_checksum_update(uint32_t crc, uint64_t key, const void *val, size
 struct shard_writer_opts {
     size_t map_size;         /* initial map size in bytes (default 64 MiB); grows by doubling */
     size_t batch_records;    /* commit after this many puts (default 1000) */
-    size_t batch_bytes;      /* ... or this many value bytes (default 64 MiB) */
+    size_t batch_bytes;      /* ... or this many value bytes (default 16 MiB) */
 };
 
 struct shard_writer;
@@ -72,6 +74,15 @@ status shard_writer_open(const char *path, const struct shard_writer_opts *opts,
  * call on this writer.  The value is committed (and counted, and added to
  * the checksum) at the next batch commit, so fill it before the next call. */
 status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf);
+
+/* Optional, right after reserve and filling: the CRC-32C of the whole value,
+ * when the caller has it (saves the writer a pass over the bytes for the
+ * content checksum). */
+void shard_writer_value_crc(struct shard_writer *w, uint32_t crc);
+
+/* Take back the value reserved last (not yet committed), e.g. when filling it
+ * failed; its key may be used again. */
+void shard_writer_unreserve(struct shard_writer *w);
 
 /* Copy one value (reserve + memcpy). */
 status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, size_t len);

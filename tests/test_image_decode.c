@@ -326,3 +326,26 @@ Test(image, max_pixels_checked_on_the_header)
     WebPFree(out);
     free(src);
 }
+
+Test(image, decode_into_a_caller_buffer)
+{
+    uint8_t *src = pattern(30, 40, 3), *jpg, *png;
+    size_t n, pn;
+    cr_assert_eq(image_encode_jpeg(src, 30, 40, 3, 90, &jpg, &n), STATUS_OK);
+    struct image a, b;
+    cr_assert_eq(image_decode(jpg, n, NULL, &a), STATUS_OK);
+    uint8_t *buf = malloc(30 * 40 * 3);
+    cr_assert_eq(image_decode_to(jpg, n, NULL, buf, 30 * 40 * 3, &b), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(b.pixels, buf);
+    cr_assert_eq(memcmp(a.pixels, buf, 3600), 0);
+    cr_assert_eq(image_decode_to(jpg, n, NULL, buf, 3599, &b), STATUS_USAGE);
+    cr_assert_eq(image_decode_to(jpg, n / 2, NULL, buf, 3600, &b), STATUS_DECODE);
+    cr_assert_eq(image_encode_png(src, 30, 40, 3, &png, &pn), STATUS_OK);
+    cr_assert_eq(image_decode_to(png, pn, NULL, buf, 3600, &b), STATUS_OK);
+    cr_assert_eq(memcmp(src, buf, 3600), 0);
+    image_free(&a);
+    free(buf);
+    free(png);
+    free(jpg);
+    free(src);
+}

@@ -122,3 +122,23 @@ Test(record, storage_names)
     cr_assert_str_eq(record_storage_name(RECORD_RAW), "raw");
     cr_assert_eq(record_storage_parse("png", &s), STATUS_USAGE);
 }
+
+Test(record, in_place_encoding_equals_encode)
+{
+    uint8_t px[3 * 4 * 3];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 5);
+    struct record r = { .label = 2, .height = 3, .width = 4, .channels = 3, .storage = RECORD_RAW,
+                        .name = "abc", .name_len = 3, .payload = px, .payload_len = sizeof px };
+    size_t n;
+    uint8_t *want = encode(&r, &n);
+    uint8_t *got = calloc(1, n);
+    struct record h = r;
+    h.payload = NULL;
+    h.crc = 0;
+    cr_assert_eq(record_encode_header(&h, got, n), STATUS_OK);
+    memcpy(got + record_payload_offset(3), px, sizeof px);
+    record_set_crc(got, r.crc);
+    cr_assert_eq(memcmp(got, want, n), 0);
+    free(got);
+    free(want);
+}

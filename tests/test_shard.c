@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shared/crc32c.h"
 #include "shared/shard.h"
 
 static char dir[256];
@@ -189,5 +190,44 @@ Test(shard, readers_in_forked_children)
         int ws;
         cr_assert_eq(waitpid(kids[k], &ws, 0), kids[k]);
         cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "child %d failed (%d)", k, ws);
+    }
+}
+
+Test(shard, unreserve_and_caller_crc)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/u.mdb", dir);
+    struct shard_writer_opts o = { .batch_records = 4 };
+    struct shard_writer *w;
+    cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+    uint32_t crc = 0;
+    uint8_t buf[4096];
+    for (uint64_t i = 0; i < 20; i++) {
+        void *dst;
+        size_t len = value_of(i, buf);
+        cr_assert_eq(shard_writer_reserve(w, i, len, &dst), STATUS_OK);
+        memcpy(dst, buf, len);
+        if (i % 3 == 1) { shard_writer_unreserve(w); continue; }     /* "decode failed" */
+        if (i % 2) shard_writer_value_crc(w, crc32c(buf, len));      /* caller-provided value CRC */
+        crc = shard_checksum_update(crc, i, buf, len);
+    }
+    uint64_t rec;
+    uint32_t sum;
+    cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(rec, 13);
+    cr_assert_eq(sum, crc, "checksum with combined CRCs %08x, expected %08x", sum, crc);
+    struct shard_reader *r;
+    cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
+    cr_assert_eq(shard_reader_count(r), 13);
+    shard_reader_free(r);
+}
+
+Test(shard, crc32c_combine_matches_whole)
+{
+    uint8_t b[5000];
+    for (int i = 0; i < 5000; i++) b[i] = (uint8_t)(i * 131 + 7);
+    for (size_t cut = 0; cut <= 5000; cut += 611) {
+        uint32_t a = crc32c(b, cut), c = crc32c(b + cut, 5000 - cut);
+        cr_assert_eq(crc32c_combine(a, c, 5000 - cut), crc32c(b, 5000), "cut %zu", cut);
     }
 }
