@@ -30,11 +30,12 @@ static struct cpu_ctx *ctx_of(struct backend *be) { return (struct cpu_ctx *)be-
 
 static int conv_out(int in, int k, int s, int pad) { return (in + 2 * pad - k) / s + 1; }
 
-/* col[(ci*kh + i)*kw + j][oy*ow + ox] = x[ci][oy*s - pad + i][ox*s - pad + j] */
+/* col[(ci*kh + i)*kw + j][oy*ow + ox] = x[ci][oy*s - pad + i][ox*s - pad + j];
+ * rows of col are ld floats apart (several samples side by side) */
 static void im2col(const float *x, int64_t sc, int cin, int h, int w, const struct conv_params *p,
-                   int oh, int ow, float *col)
+                   int oh, int ow, float *col, int64_t ld)
 {
-    int ohw = oh * ow;
+    int ohw = ld;
     for (int ci = 0; ci < cin; ci++)
         for (int i = 0; i < p->kh; i++)
             for (int j = 0; j < p->kw; j++) {
@@ -64,9 +65,9 @@ static void im2col(const float *x, int64_t sc, int cin, int h, int w, const stru
 
 /* x[ci][..] += col (the adjoint of im2col) */
 static void col2im_add(const float *col, float *x, int64_t sc, int cin, int h, int w,
-                       const struct conv_params *p, int oh, int ow)
+                       const struct conv_params *p, int oh, int ow, int64_t ld)
 {
-    int ohw = oh * ow;
+    int64_t ohw = ld;
     for (int ci = 0; ci < cin; ci++)
         for (int i = 0; i < p->kh; i++)
             for (int j = 0; j < p->kw; j++) {
@@ -107,6 +108,12 @@ static status conv_check(const struct tensor *y, const struct tensor *x, const s
     return STATUS_OK;
 }
 
+/* Samples are processed in groups of G: the im2col columns of G samples sit
+ * side by side ([K, G*ohw]) so one GEMM covers the group (NielsenNet's conv2
+ * is 40x500x100 per sample, far too small a GEMM alone; grouped it is
+ * 40x500x3200).  G is capped so a group's columns stay under GROUP_FLOATS. */
+#define GROUP_FLOATS (1 << 21)
+
 struct conv_job {
     struct cpu_ctx *c;
     const struct tensor *x, *w, *dy;
@@ -116,24 +123,62 @@ struct conv_job {
     int used[CPU_MAX_THREADS];
 };
 
+static int conv_group(const struct conv_job *j, int64_t n)
+{
+    int64_t per = (int64_t)j->K * j->ohw + (int64_t)(j->y ? j->y->c : j->dy->c) * j->ohw;
+    int64_t g = GROUP_FLOATS / (per > 0 ? per : 1);
+    if (g < 1) g = 1;
+    return (int)(g < n ? g : n);
+}
+
+/* rows [O][ohw] of sample tensors <-> a [O, G*ohw] matrix */
+static void gather_rows(float *m, const struct tensor *t, int64_t n0, int G, int ohw)
+{
+    for (int s = 0; s < G; s++)
+        for (int o = 0; o < t->c; o++)
+            memcpy(m + (size_t)o * G * ohw + (size_t)s * ohw,
+                   (const float *)t->data + (n0 + s) * t->sn + o * t->sc, sizeof(float) * ohw);
+}
+
+static void scatter_rows(struct tensor *t, const float *m, int64_t n0, int G, int ohw)
+{
+    for (int s = 0; s < G; s++)
+        for (int o = 0; o < t->c; o++)
+            memcpy((float *)t->data + (n0 + s) * t->sn + o * t->sc,
+                   m + (size_t)o * G * ohw + (size_t)s * ohw, sizeof(float) * ohw);
+}
+
 static void conv_fwd_task(void *va, int64_t b, int64_t e, int t)
 {
     struct conv_job *j = va;
     const struct tensor *x = j->x;
     struct tensor *y = j->y;
-    float *col = NULL;
-    if (!j->pw && !(col = cpu_scratch(j->c, t, (size_t)j->K * j->ohw))) { j->fail = 1; return; }
-    for (int64_t n = b; n < e; n++) {
-        const float *xs = (const float *)x->data + n * x->sn;
-        float *ys = (float *)y->data + n * y->sn;
-        const float *bm = xs;
-        int ldb = (int)x->sc;
-        if (!j->pw) {
-            im2col(xs, x->sc, x->c, x->h, x->w, j->p, y->h, y->w, col);
-            bm = col; ldb = j->ohw;
+    int K = j->K, ohw = j->ohw, O = y->c;
+    if (j->pw) {
+        for (int64_t n = b; n < e; n++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, ohw, K, 1.0f, j->w->data, K,
+                        (const float *)x->data + n * x->sn, (int)x->sc, 0.0f,
+                        (float *)y->data + n * y->sn, (int)y->sc);
+        return;
+    }
+    int G = conv_group(j, e - b);
+    float *col = cpu_scratch(j->c, t, (size_t)G * ohw * (K + O));
+    if (!col) { j->fail = 1; return; }
+    float *out = col + (size_t)G * ohw * K;
+    for (int64_t n0 = b; n0 < e; n0 += G) {
+        int g = (int)(e - n0 < G ? e - n0 : G);
+        int64_t ld = (int64_t)g * ohw;
+        for (int s = 0; s < g; s++)
+            im2col((const float *)x->data + (n0 + s) * x->sn, x->sc, x->c, x->h, x->w, j->p, y->h,
+                   y->w, col + (size_t)s * ohw, ld);
+        if (g == 1) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, ohw, K, 1.0f, j->w->data, K,
+                        col, ohw, 0.0f, (float *)y->data + n0 * y->sn, (int)y->sc);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, (int)ld, K, 1.0f, j->w->data,
+                        K, col, (int)ld, 0.0f, out, (int)ld);
+            scatter_rows(y, out, n0, g, ohw);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, y->c, j->ohw, j->K, 1.0f, j->w->data,
-                    j->K, bm, ldb, 0.0f, ys, (int)y->sc);
     }
 }
 
@@ -153,19 +198,30 @@ static void conv_bwd_data_task(void *va, int64_t b, int64_t e, int t)
     struct conv_job *j = va;
     const struct tensor *dy = j->dy;
     struct tensor *dx = j->dx;
-    float *col = NULL;
-    if (!j->pw && !(col = cpu_scratch(j->c, t, (size_t)j->K * j->ohw))) { j->fail = 1; return; }
-    for (int64_t n = b; n < e; n++) {
-        float *dxs = (float *)dx->data + n * dx->sn;
-        const float *dys = (const float *)dy->data + n * dy->sn;
-        if (j->pw) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->K, j->ohw, dy->c, 1.0f,
-                        j->w->data, j->K, dys, (int)dy->sc, 1.0f, dxs, (int)dx->sc);
-            continue;
-        }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->K, j->ohw, dy->c, 1.0f, j->w->data,
-                    j->K, dys, (int)dy->sc, 0.0f, col, j->ohw);
-        col2im_add(col, dxs, dx->sc, dx->c, dx->h, dx->w, j->p, dy->h, dy->w);
+    int K = j->K, ohw = j->ohw, O = dy->c;
+    if (j->pw) {
+        for (int64_t n = b; n < e; n++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, O, 1.0f, j->w->data, K,
+                        (const float *)dy->data + n * dy->sn, (int)dy->sc, 1.0f,
+                        (float *)dx->data + n * dx->sn, (int)dx->sc);
+        return;
+    }
+    int G = conv_group(j, e - b);
+    float *col = cpu_scratch(j->c, t, (size_t)G * ohw * (K + O));
+    if (!col) { j->fail = 1; return; }
+    float *dyt = col + (size_t)G * ohw * K;
+    for (int64_t n0 = b; n0 < e; n0 += G) {
+        int g = (int)(e - n0 < G ? e - n0 : G);
+        int64_t ld = (int64_t)g * ohw;
+        const float *dym;
+        int lddy;
+        if (g == 1) { dym = (const float *)dy->data + n0 * dy->sn; lddy = (int)dy->sc; }
+        else { gather_rows(dyt, dy, n0, g, ohw); dym = dyt; lddy = (int)ld; }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, O, 1.0f, j->w->data, K,
+                    dym, lddy, 0.0f, col, (int)ld);
+        for (int s = 0; s < g; s++)
+            col2im_add(col + (size_t)s * ohw, (float *)dx->data + (n0 + s) * dx->sn, dx->sc, dx->c,
+                       dx->h, dx->w, j->p, dy->h, dy->w, ld);
     }
 }
 
@@ -181,28 +237,37 @@ status cpu_conv2d_backward_data(struct backend *be, struct tensor *dx, const str
 }
 
 /* each thread sums its samples' filter gradients into its own scratch
- * [O*K private dW | K*ohw columns]; a second pass adds them into dw */
+ * [O*K private dW | G*ohw*K columns | O*G*ohw gathered dy]; a second pass
+ * adds the private sums into dw */
 static void conv_bwd_filter_task(void *va, int64_t b, int64_t e, int t)
 {
     struct conv_job *j = va;
     const struct tensor *x = j->x, *dy = j->dy;
-    size_t wn = (size_t)dy->c * j->K;
-    float *buf = cpu_scratch(j->c, t, wn + (j->pw ? 0 : (size_t)j->K * j->ohw));
-    if (!buf) { j->fail = 1; return; }
-    float *acc = buf, *col = buf + wn;
+    int K = j->K, ohw = j->ohw, O = dy->c;
+    size_t wn = (size_t)O * K;
+    int G = j->pw ? 1 : conv_group(j, e - b);
+    float *acc = cpu_scratch(j->c, t, wn + (j->pw ? 0 : (size_t)G * ohw * (K + O)));
+    if (!acc) { j->fail = 1; return; }
+    float *col = acc + wn, *dyt = col + (size_t)G * ohw * K;
     memset(acc, 0, wn * sizeof(float));
     j->used[t] = 1;
-    for (int64_t n = b; n < e; n++) {
-        const float *xs = (const float *)x->data + n * x->sn;
-        const float *dys = (const float *)dy->data + n * dy->sn;
-        const float *bm = xs;
-        int ldb = (int)x->sc;
-        if (!j->pw) {
-            im2col(xs, x->sc, x->c, x->h, x->w, j->p, dy->h, dy->w, col);
-            bm = col; ldb = j->ohw;
+    for (int64_t n0 = b; n0 < e; n0 += G) {
+        int g = (int)(e - n0 < G ? e - n0 : G);
+        int64_t ld = (int64_t)g * ohw;
+        const float *bm, *dym;
+        int ldb, lddy;
+        if (j->pw) {
+            bm = (const float *)x->data + n0 * x->sn; ldb = (int)x->sc;
+        } else {
+            for (int s = 0; s < g; s++)
+                im2col((const float *)x->data + (n0 + s) * x->sn, x->sc, x->c, x->h, x->w, j->p,
+                       dy->h, dy->w, col + (size_t)s * ohw, ld);
+            bm = col; ldb = (int)ld;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, dy->c, j->K, j->ohw, 1.0f, dys,
-                    (int)dy->sc, bm, ldb, 1.0f, acc, j->K);
+        if (g == 1) { dym = (const float *)dy->data + n0 * dy->sn; lddy = (int)dy->sc; }
+        else { gather_rows(dyt, dy, n0, g, ohw); dym = dyt; lddy = (int)ld; }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, (int)ld, 1.0f, dym, lddy, bm,
+                    ldb, 1.0f, acc, K);
     }
 }
 

@@ -17,19 +17,19 @@
  * are done.  Calls are not reentrant (one backend = one stream).
  */
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "trainer/backend_cpu.h"
 
-#define SPIN_ITERS 20000
+#define SPIN_ITERS 2000     /* ~50-100 us of pause instructions, then sleep */
 
 struct cpu_pool {
     int threads;
     pthread_t tid[CPU_MAX_THREADS];
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;          /* workers wait here for a new job */
+    pthread_cond_t done;        /* the caller waits here for the last worker */
     atomic_uint gen;            /* bumped per job */
     atomic_int pending;         /* workers still running the current job */
     int stop;
@@ -77,7 +77,11 @@ static void *worker(void *va)
         int64_t b, e;
         chunk(p->n, p->threads, t, &b, &e);
         if (b < e) p->fn(p->arg, b, e, t);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -88,6 +92,7 @@ struct cpu_pool *cpu_pool_new(int threads)
     p->threads = threads < 1 ? 1 : threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->done, NULL);
     for (int t = 1; t < p->threads; t++) {
         p->wa[t] = (struct worker_arg){ p, t };
         if (pthread_create(&p->tid[t], NULL, worker, &p->wa[t])) {
@@ -109,6 +114,7 @@ void cpu_pool_free(struct cpu_pool *p)
     for (int t = 1; t < p->threads; t++) pthread_join(p->tid[t], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->done);
     free(p);
 }
 
@@ -127,9 +133,11 @@ void cpu_parallel(struct cpu_pool *p, int64_t n, cpu_task_fn fn, void *arg)
     int64_t b, e;
     chunk(n, p->threads, 0, &b, &e);
     if (b < e) fn(arg, b, e, 0);
-    int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < SPIN_ITERS) cpu_relax();
-        else sched_yield();
+    for (int spins = 0; spins < SPIN_ITERS; spins++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
+        cpu_relax();
     }
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
 }

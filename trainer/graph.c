@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/log.h"
 #include "shared/rng.h"
 #include "trainer/graph.h"
 
@@ -70,7 +71,18 @@ struct graph {
     uint8_t *mask;
     int32_t *labels;
     size_t n_act, n_gact, n_save, n_mask;
+    int prof;                 /* DEEPER_PROFILE set: time every node */
+    double *tf, *tb;          /* seconds per node, forward / backward */
+    long prof_steps;
 };
+
+static const char *op_name[] = { "conv", "bn", "relu", "pool", "fc", "dropout", "concat" };
+
+static double prof_now(struct graph *g)
+{
+    g->be->ops->sync(g->be);
+    return log_now();
+}
 
 static int sticky(struct graph *g, status st)
 {
@@ -110,6 +122,19 @@ void graph_free(struct graph **gp)
     if (!gp || !*gp) return;
     struct graph *g = *gp;
     struct backend *be = g->be;
+    if (g->prof && g->tf && g->prof_steps) {
+        double tot = 0;
+        for (int i = 0; i < g->nn; i++) tot += g->tf[i] + g->tb[i];
+        fprintf(stderr, "graph profile (%s, batch %d, %ld steps): ms/step forward backward\n", be->ops->name,
+                g->cfg.batch, g->prof_steps);
+        for (int i = 0; i < g->nn; i++) {
+            struct value *v = &g->v[g->nd[i].out];
+            fprintf(stderr, "  %3d %-8s -> %4dx%3dx%3d  %8.3f %8.3f  %5.1f%%\n", i, op_name[g->nd[i].op], v->c, v->h,
+                    v->w, 1e3 * g->tf[i] / g->prof_steps, 1e3 * g->tb[i] / g->prof_steps,
+                    100 * (g->tf[i] + g->tb[i]) / (tot > 0 ? tot : 1));
+        }
+    }
+    free(g->tf); free(g->tb);
     for (int i = 0; i < 5; i++) if (g->arena[i]) be->ops->free(be, g->arena[i]);
     if (g->act) be->ops->free(be, g->act);
     if (g->gact) be->ops->free(be, g->gact);
@@ -514,6 +539,11 @@ status graph_finalize(struct graph *g)
     }
     for (int j = 0; j < g->nv; j++) { resolve_t(g, j); resolve_g(g, j); }
     g->finalized = 1;
+    if (getenv("DEEPER_PROFILE") && *getenv("DEEPER_PROFILE") && strcmp(getenv("DEEPER_PROFILE"), "0")) {
+        g->tf = calloc(g->nn + 1, sizeof(double));
+        g->tb = calloc(g->nn + 1, sizeof(double));
+        g->prof = g->tf && g->tb;
+    }
 
     /* initialise parameters, host side */
     float *h = malloc(g->n_weights * 4 + 4);
@@ -575,9 +605,12 @@ status graph_forward(struct graph *g, int training, uint64_t dropout_seed, int64
     struct backend *be = g->be;
     const struct backend_ops *o = be->ops;
     struct bn_params bnp = { g->cfg.bn_eps, g->cfg.bn_momentum };
+    double t0 = g->prof ? prof_now(g) : 0;
+    if (g->prof && training) g->prof_steps++;
     for (int i = 0; i < g->nn; i++) {
         struct node *d = &g->nd[i];
         struct tensor *x = &g->v[d->in].t, *y = &g->v[d->out].t;
+        if (g->prof && i) { double t = prof_now(g); if (training) g->tf[i - 1] += t - t0; t0 = t; }
         switch (d->op) {
         case OP_CONV: {
             struct tensor w = param_tensor(g, d->p[0]);
@@ -609,6 +642,7 @@ status graph_forward(struct graph *g, int training, uint64_t dropout_seed, int64
         case OP_CONCAT: break;
         }
     }
+    if (g->prof && training && g->nn) g->tf[g->nn - 1] += prof_now(g) - t0;
     return STATUS_OK;
 }
 
@@ -641,6 +675,7 @@ status graph_backward(struct graph *g)
     for (int i = g->nn - 1; i >= 0; i--) {
         struct node *d = &g->nd[i];
         struct value *xv = &g->v[d->in], *yv = &g->v[d->out];
+        double t0 = g->prof ? prof_now(g) : 0;
         if (!yv->grad) continue;
         struct tensor *x = &xv->t, *y = &yv->t, *dy = &yv->gt, *dx = xv->grad ? &xv->gt : NULL;
         switch (d->op) {
@@ -666,6 +701,7 @@ status graph_backward(struct graph *g)
         case OP_DROPOUT: if (dx) TRY(o->dropout_backward(be, dx, dy, g->mask + d->soff, d->keep)); break;
         case OP_CONCAT: break;
         }
+        if (g->prof) g->tb[i] += prof_now(g) - t0;
     }
     return STATUS_OK;
 }

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "shared/log.h"
 #include "trainer/model.h"
@@ -40,12 +41,12 @@ int main(int argc, char **argv)
         if ((st = model_step_train(ts, px, 1, lb, batch, &r))) return status_report("train_cpu_deeper", st, NULL);
         if (s == 0) first = r.loss;
     }
-    double t0 = log_now();
+    double t0 = log_now(), c0 = (double)clock() / CLOCKS_PER_SEC;
     for (int s = 0; s < steps; s++)
         if ((st = model_step_train(ts, px, 1, lb, batch, &r))) return status_report("train_cpu_deeper", st, NULL);
-    double dt = log_now() - t0;
-    printf("deeper: batch %d, %d threads, %d towers, %d steps, %.1f images/s (%.2f ms/step), loss %.3f -> %.3f\n",
-           batch, threads, towers, steps, steps * batch / dt, 1000 * dt / steps, first, r.loss);
+    double dt = log_now() - t0, cpu = (double)clock() / CLOCKS_PER_SEC - c0;
+    printf("deeper: batch %d, %d threads, %d towers, %d steps, %.1f images/s (%.2f ms/step, %.2f cpu-ms/step), loss %.3f -> %.3f\n",
+           batch, threads, towers, steps, steps * batch / dt, 1000 * dt / steps, 1000 * cpu / steps, first, r.loss);
     model_towers_free(&ts);
     free(px); free(lb);
     return 0;

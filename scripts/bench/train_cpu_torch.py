@@ -46,9 +46,9 @@ def step():
     return loss.item()
 
 first = [step() for _ in range(5)][0]
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 for _ in range(steps):
     last = step()
-dt = time.perf_counter() - t0
-print("pytorch %s: batch %d, %d threads, %d steps, %.1f images/s (%.2f ms/step), loss %.3f -> %.3f"
-      % (torch.__version__, batch, threads, steps, steps * batch / dt, 1000 * dt / steps, first, last))
+dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+print("pytorch %s: batch %d, %d threads, %d steps, %.1f images/s (%.2f ms/step, %.2f cpu-ms/step), loss %.3f -> %.3f"
+      % (torch.__version__, batch, threads, steps, steps * batch / dt, 1000 * dt / steps, 1000 * cpu / steps, first, last))
