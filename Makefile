@@ -31,7 +31,7 @@ LDSAN := -fsanitize=address,undefined
 endif
 
 # CPU math library for the CPU backend (chosen by measurement; see README).
-CPU_MATH_LIBS ?= -lopenblas
+CPU_MATH_LIBS ?= -ldnnl -lgomp -lopenblas
 CPPFLAGS_MATH ?= -I/usr/include/x86_64-linux-gnu/openblas-pthread -I/usr/include/openblas
 
 LIBS := -lzmq -llmdb -lturbojpeg -lwebp -lwebpdemux -lwebpmux -lpng -lz -lcjson $(CPU_MATH_LIBS) -lm -lpthread

@@ -13,7 +13,12 @@
  * deterministic for a given build); RMSProp's sqrt uses SSE explicitly because
  * GCC will not vectorise sqrtf under -fmath-errno, which a pragma cannot lift */
 #pragma GCC optimize("-O3", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math")
+#ifdef DEEPER_CPU_OPENBLAS
 #include <cblas.h>
+#else
+#include <dnnl.h>
+#include <omp.h>
+#endif
 #include <math.h>
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -25,7 +30,27 @@
 #include "shared/rng.h"
 #include "trainer/backend_cpu.h"
 
+#ifdef DEEPER_CPU_OPENBLAS
 void openblas_set_num_threads(int);
+#endif
+
+/* oneDNN runs its GEMM on OpenMP threads when the calling thread's OpenMP
+ * limit allows; we parallelise above it, so every thread that calls a GEMM
+ * limits itself to 1 first (OpenMP's limit is per calling thread). */
+static _Thread_local int gemm_thread_ready;
+
+void cpu_gemm1(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc)
+{
+#ifdef DEEPER_CPU_OPENBLAS
+    (void)gemm_thread_ready;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+                k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+    if (!gemm_thread_ready) { omp_set_num_threads(1); gemm_thread_ready = 1; }
+    dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
 
 static struct cpu_ctx *ctx_of(struct backend *be) { return (struct cpu_ctx *)be->ctx; }
 
@@ -55,15 +80,14 @@ static void sgemm_task(void *va, int64_t b0, int64_t b1, int t)
     int len = j->split_m ? j->m : j->n;
     int s = (int)b0 * j->blk, e = (int)b1 * j->blk < len ? (int)b1 * j->blk : len;
     if (s >= e) return;
-    enum CBLAS_TRANSPOSE ta = j->ta ? CblasTrans : CblasNoTrans, tb = j->tb ? CblasTrans : CblasNoTrans;
     if (j->split_m) {
         const float *as = j->ta ? j->a + s : j->a + (size_t)s * j->lda;
-        cblas_sgemm(CblasRowMajor, ta, tb, e - s, j->n, j->k, j->alpha, as, j->lda, j->b, j->ldb,
-                    j->beta, j->c + (size_t)s * j->ldc, j->ldc);
+        cpu_gemm1(j->ta, j->tb, e - s, j->n, j->k, j->alpha, as, j->lda, j->b, j->ldb, j->beta,
+                  j->c + (size_t)s * j->ldc, j->ldc);
     } else {
         const float *bs = j->tb ? j->b + (size_t)s * j->ldb : j->b + s;
-        cblas_sgemm(CblasRowMajor, ta, tb, j->m, e - s, j->k, j->alpha, j->a, j->lda, bs, j->ldb,
-                    j->beta, j->c + s, j->ldc);
+        cpu_gemm1(j->ta, j->tb, j->m, e - s, j->k, j->alpha, j->a, j->lda, bs, j->ldb, j->beta,
+                  j->c + s, j->ldc);
     }
 }
 
@@ -72,8 +96,7 @@ void cpu_sgemm(struct cpu_ctx *c, int ta, int tb, int m, int n, int k, float alp
 {
     int64_t work = (int64_t)m * n * k;
     if (c->threads <= 1 || work < (1 << 18)) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
+        cpu_gemm1(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
         return;
     }
     struct sgemm_job j = { ta, tb, m, n, k, m >= n, alpha, beta, a, b, cc, lda, ldb, ldc, 0 };
@@ -543,7 +566,9 @@ status backend_new_cpu(struct backend **out, int threads)
         free(be); free(c);
         return FAIL(STATUS_NOMEM, "cpu backend: out of memory");
     }
+#ifdef DEEPER_CPU_OPENBLAS
     openblas_set_num_threads(1);
+#endif
     c->pool = cpu_pool_new(threads);
     if (!c->pool) {
         free(be); free(c);

@@ -46,8 +46,13 @@ static inline int cpu_row_dense(const struct tensor *t)
     return t->sw == 1 && t->sh == t->w;
 }
 
-/* C[M,N] = alpha * op(A) op(B) + beta * C (row-major), split over the
- * backend's threads along M or N. */
+/* C[M,N] = alpha * op(A) op(B) + beta * C (row-major) on the calling thread:
+ * oneDNN's dnnl_sgemm (chosen by measurement, README "speed-train"), or
+ * OpenBLAS when built with -DDEEPER_CPU_OPENBLAS. */
+void cpu_gemm1(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc);
+
+/* The same, split over the backend's threads along M or N. */
 void cpu_sgemm(struct cpu_ctx *c, int ta, int tb, int m, int n, int k, float alpha,
                const float *a, int lda, const float *b, int ldb, float beta, float *cc, int ldc);
 

@@ -13,7 +13,6 @@
  *
  * Layout: NCHW with dense rows (backend_cpu.h); weights [out, in, kh, kw].
  */
-#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -156,7 +155,7 @@ static void conv_fwd_task(void *va, int64_t b, int64_t e, int t)
     int K = j->K, ohw = j->ohw, O = y->c;
     if (j->pw) {
         for (int64_t n = b; n < e; n++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, ohw, K, 1.0f, j->w->data, K,
+            cpu_gemm1(0, 0, O, ohw, K, 1.0f, j->w->data, K,
                         (const float *)x->data + n * x->sn, (int)x->sc, 0.0f,
                         (float *)y->data + n * y->sn, (int)y->sc);
         return;
@@ -172,10 +171,10 @@ static void conv_fwd_task(void *va, int64_t b, int64_t e, int t)
             im2col((const float *)x->data + (n0 + s) * x->sn, x->sc, x->c, x->h, x->w, j->p, y->h,
                    y->w, col + (size_t)s * ohw, ld);
         if (g == 1) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, ohw, K, 1.0f, j->w->data, K,
+            cpu_gemm1(0, 0, O, ohw, K, 1.0f, j->w->data, K,
                         col, ohw, 0.0f, (float *)y->data + n0 * y->sn, (int)y->sc);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, (int)ld, K, 1.0f, j->w->data,
+            cpu_gemm1(0, 0, O, (int)ld, K, 1.0f, j->w->data,
                         K, col, (int)ld, 0.0f, out, (int)ld);
             scatter_rows(y, out, n0, g, ohw);
         }
@@ -201,7 +200,7 @@ static void conv_bwd_data_task(void *va, int64_t b, int64_t e, int t)
     int K = j->K, ohw = j->ohw, O = dy->c;
     if (j->pw) {
         for (int64_t n = b; n < e; n++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ohw, O, 1.0f, j->w->data, K,
+            cpu_gemm1(1, 0, K, ohw, O, 1.0f, j->w->data, K,
                         (const float *)dy->data + n * dy->sn, (int)dy->sc, 1.0f,
                         (float *)dx->data + n * dx->sn, (int)dx->sc);
         return;
@@ -217,7 +216,7 @@ static void conv_bwd_data_task(void *va, int64_t b, int64_t e, int t)
         int lddy;
         if (g == 1) { dym = (const float *)dy->data + n0 * dy->sn; lddy = (int)dy->sc; }
         else { gather_rows(dyt, dy, n0, g, ohw); dym = dyt; lddy = (int)ld; }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, O, 1.0f, j->w->data, K,
+        cpu_gemm1(1, 0, K, (int)ld, O, 1.0f, j->w->data, K,
                     dym, lddy, 0.0f, col, (int)ld);
         for (int s = 0; s < g; s++)
             col2im_add(col + (size_t)s * ohw, (float *)dx->data + (n0 + s) * dx->sn, dx->sc, dx->c,
@@ -266,7 +265,7 @@ static void conv_bwd_filter_task(void *va, int64_t b, int64_t e, int t)
         }
         if (g == 1) { dym = (const float *)dy->data + n0 * dy->sn; lddy = (int)dy->sc; }
         else { gather_rows(dyt, dy, n0, g, ohw); dym = dyt; lddy = (int)ld; }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, K, (int)ld, 1.0f, dym, lddy, bm,
+        cpu_gemm1(0, 1, O, K, (int)ld, 1.0f, dym, lddy, bm,
                     ldb, 1.0f, acc, K);
     }
 }
