@@ -22,7 +22,7 @@ int main(int argc, char **argv)
         { "validation_directory", FLAG_STRING, &o.validation_directory, "validation images, same layout", NULL },
         { "output_directory", FLAG_STRING, &o.output_directory, "where the dataset goes (created if missing)", NULL },
         { "labels_file", FLAG_STRING, &o.labels_file,
-          "class names, one per line, in label order (default: sorted folder names; for MNIST: 0..9)", NULL },
+          "class names, one per line, in label order; without it: sorted folder names (MNIST: 0..9)", NULL },
         { "train_images", FLAG_STRING, &o.train_images, "MNIST-format idx3 images (gzip or plain)", NULL },
         { "train_labels", FLAG_STRING, &o.train_labels, "MNIST-format idx1 labels", NULL },
         { "validation_images", FLAG_STRING, &o.validation_images, "idx3 images for the validation subset", NULL },
