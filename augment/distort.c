@@ -95,7 +95,7 @@ struct box distort_crop_central(int height, int width, float fraction)
 size_t distort_resize_tmp_bytes(int sw, int dw, int c)
 {
     /* one uint32 row of the source width + per-column offsets and weights */
-    return (size_t)sw * c * sizeof(uint32_t) + (size_t)dw * 3 * sizeof(int) + 64;
+    return (size_t)sw * c * sizeof(uint32_t) + 16 + (size_t)dw * 3 * sizeof(int) + 64;
 }
 
 /* Source coordinate mapping for output index i (TF1 legacy or half-pixel). */
@@ -123,6 +123,34 @@ static void blend_rows(const uint8_t *restrict a, const uint8_t *restrict b, uin
 {
     for (int i = 0; i < n; i++) t[i] = a[i] * w0 + b[i] * w1;
 }
+/* Horizontal pass for 3 channels: one pixel = one 4-lane vector (the 4th
+ * lane reads the next pixel's first value and is discarded). */
+typedef uint32_t v4u32 __attribute__((vector_size(16)));
+typedef uint8_t v16u8 __attribute__((vector_size(16)));
+__attribute__((target_clones("avx2", "default")))
+static void hgather3(const uint32_t *restrict row, const int *restrict xo0, const int *restrict xo1,
+                     const int *restrict xw, uint8_t *restrict d, int dw)
+{
+    const v4u32 one = { WONE, WONE, WONE, WONE };
+    const v4u32 rnd = { 1u << (2 * WBITS - 1), 1u << (2 * WBITS - 1), 1u << (2 * WBITS - 1), 1u << (2 * WBITS - 1) };
+    const v16u8 pick = { 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+    int x = 0;
+    for (; x + 1 < dw; x++) {
+        v4u32 a, b;
+        memcpy(&a, row + xo0[x], 16);
+        memcpy(&b, row + xo1[x], 16);
+        uint32_t w = (uint32_t)xw[x];
+        v4u32 w1 = { w, w, w, w };
+        v4u32 r = (a * (one - w1) + b * w1 + rnd) >> (2 * WBITS);
+        v16u8 bytes = __builtin_shuffle((v16u8)r, pick);
+        memcpy(d + 3 * x, &bytes, 4);   /* the 4th byte is overwritten by the next pixel */
+    }
+    for (; x < dw; x++) {
+        const uint32_t *a = row + xo0[x], *b = row + xo1[x];
+        uint32_t w1 = (uint32_t)xw[x], w0 = WONE - w1;
+        for (int k = 0; k < 3; k++) d[3 * x + k] = (uint8_t)((a[k] * w0 + b[k] * w1 + (1u << (2 * WBITS - 1))) >> (2 * WBITS));
+    }
+}
 #pragma GCC pop_options
 
 void distort_resize(const uint8_t *src, int sh, int sw, int c, size_t stride, struct box b,
@@ -130,7 +158,7 @@ void distort_resize(const uint8_t *src, int sh, int sw, int c, size_t stride, st
 {
     (void)sh; (void)sw;
     uint32_t *row = (uint32_t *)tmp;
-    int *xo0 = (int *)(row + (size_t)b.w * c);
+    int *xo0 = (int *)(row + (size_t)b.w * c + 4);   /* 16 bytes of slack: hgather3 reads 4 lanes */
     int *xo1 = xo0 + dw;
     int *xw = xo1 + dw;
     const uint8_t *base = src + (size_t)b.y * stride + (size_t)b.x * c;
@@ -172,13 +200,7 @@ void distort_resize(const uint8_t *src, int sh, int sw, int c, size_t stride, st
                    row, b.w * c);
         uint8_t *d = dst + (size_t)y * dw * c;
         if (c == 3) {
-            for (int x = 0; x < dw; x++) {
-                const uint32_t *a = row + xo0[x], *bb = row + xo1[x];
-                uint32_t w1 = (uint32_t)xw[x], w0 = WONE - w1;
-                d[3 * x + 0] = (uint8_t)((a[0] * w0 + bb[0] * w1 + round) >> (2 * WBITS));
-                d[3 * x + 1] = (uint8_t)((a[1] * w0 + bb[1] * w1 + round) >> (2 * WBITS));
-                d[3 * x + 2] = (uint8_t)((a[2] * w0 + bb[2] * w1 + round) >> (2 * WBITS));
-            }
+            hgather3(row, xo0, xo1, xw, d, dw);
         } else {
             for (int x = 0; x < dw; x++) {
                 uint32_t w1 = (uint32_t)xw[x], w0 = WONE - w1;
@@ -407,11 +429,55 @@ static void affine_quant_block(const float *restrict R, const float *restrict G,
         out[3 * i + 2] = q[2][i];
     }
 }
+/* R = p[3i]*a0 + b0 (and G, B): uint8 RGB to planar float with a per-channel
+ * affine map (brightness, and contrast in ordering 1). */
+__attribute__((target_clones("avx2", "default")))
+static void load_block(const uint8_t *restrict p, int n, const float a[3], const float b[3],
+                       float *restrict R, float *restrict G, float *restrict B)
+{
+    const float a0 = a[0], a1 = a[1], a2 = a[2], b0 = b[0], b1 = b[1], b2 = b[2];
+    for (int i = 0; i < n; i++) {
+        R[i] = (float)p[3 * i] * a0 + b0;
+        G[i] = (float)p[3 * i + 1] * a1 + b1;
+        B[i] = (float)p[3 * i + 2] * a2 + b2;
+    }
+}
+
+/* Per-channel sums of a planar block, with 8 fixed partial sums per channel
+ * (a fixed association order, so the result is the same on every machine). */
+__attribute__((target_clones("avx2", "default")))
+static void sum_block(const float *restrict R, const float *restrict G, const float *restrict B, int n, double out[3])
+{
+    float acc[3][8] = { { 0 } };
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) { acc[0][j] += R[i + j]; acc[1][j] += G[i + j]; acc[2][j] += B[i + j]; }
+    for (; i < n; i++) { acc[0][0] += R[i]; acc[1][0] += G[i]; acc[2][0] += B[i]; }
+    for (int k = 0; k < 3; k++) {
+        double t = 0;
+        for (int j = 0; j < 8; j++) t += acc[k][j];
+        out[k] += t;
+    }
+}
+
+/* Per-channel sums of an interleaved uint8 RGB image. */
+__attribute__((target_clones("avx2", "default")))
+static void sum_u8_rgb(const uint8_t *restrict p, size_t npix, uint64_t out[3])
+{
+    uint64_t s0 = 0, s1 = 0, s2 = 0;
+    for (size_t i0 = 0; i0 < npix; i0 += 4096) {
+        size_t n = npix - i0 < 4096 ? npix - i0 : 4096;
+        uint32_t a0 = 0, a1 = 0, a2 = 0;     /* 4096 * 255 fits */
+        const uint8_t *q = p + 3 * i0;
+        for (size_t i = 0; i < n; i++) { a0 += q[3 * i]; a1 += q[3 * i + 1]; a2 += q[3 * i + 2]; }
+        s0 += a0; s1 += a1; s2 += a2;
+    }
+    out[0] = s0; out[1] = s1; out[2] = s2;
+}
 #pragma GCC pop_options
 
 void distort_color_apply(uint8_t *img, size_t npix, const struct color_draw *d, float *scratch)
 {
-    float lut[3][256];
     float R[COLOR_BLOCK], G[COLOR_BLOCK], B[COLOR_BLOCK];
     const float fs = d->saturation, dh6 = d->hue * 6.0f, fc = d->contrast;
     if (d->ordering == 1) {
@@ -419,17 +485,19 @@ void distort_color_apply(uint8_t *img, size_t npix, const struct color_draw *d, 
          * value (the mean after brightness is mean(x)/255 + delta); then
          * saturation and hue; contrast is already done, so the final affine
          * step is the identity. */
-        uint64_t sum[3] = { 0, 0, 0 };
-        for (size_t i = 0; i < npix; i++) { sum[0] += img[3 * i]; sum[1] += img[3 * i + 1]; sum[2] += img[3 * i + 2]; }
+        uint64_t sum[3];
+        sum_u8_rgb(img, npix, sum);
+        float a[3], b[3];
         for (int k = 0; k < 3; k++) {
             float m = (float)((double)sum[k] / (double)npix / 255.0) + d->brightness;
-            for (int x = 0; x < 256; x++) lut[k][x] = ((float)x / 255.0f + d->brightness - m) * fc + m;
+            a[k] = fc / 255.0f;
+            b[k] = (d->brightness - m) * fc + m;
         }
         const float zero[3] = { 0, 0, 0 };
         for (size_t i0 = 0; i0 < npix; i0 += COLOR_BLOCK) {
             int n = npix - i0 < COLOR_BLOCK ? (int)(npix - i0) : COLOR_BLOCK;
             uint8_t *p = img + 3 * i0;
-            for (int i = 0; i < n; i++) { R[i] = lut[0][p[3 * i]]; G[i] = lut[1][p[3 * i + 1]]; B[i] = lut[2][p[3 * i + 2]]; }
+            load_block(p, n, a, b, R, G, B);
             sat_hue_block(R, G, B, n, fs, dh6);
             affine_quant_block(R, G, B, n, zero, 1.0f, p);
         }
@@ -437,17 +505,16 @@ void distort_color_apply(uint8_t *img, size_t npix, const struct color_draw *d, 
     }
     /* ordering 0: brightness, saturation, hue, then contrast on the result
      * (needs the means of the saturated/hue-shifted image: two passes). */
-    for (int x = 0; x < 256; x++) lut[0][x] = (float)x / 255.0f + d->brightness;
+    const float a[3] = { 1.0f / 255.0f, 1.0f / 255.0f, 1.0f / 255.0f };
+    const float b[3] = { d->brightness, d->brightness, d->brightness };
     double sum[3] = { 0, 0, 0 };
     for (size_t i0 = 0; i0 < npix; i0 += COLOR_BLOCK) {
         int n = npix - i0 < COLOR_BLOCK ? (int)(npix - i0) : COLOR_BLOCK;
         const uint8_t *p = img + 3 * i0;
         float *sR = scratch + 3 * i0, *sG = sR + n, *sB = sG + n;   /* planar per block */
-        for (int i = 0; i < n; i++) { sR[i] = lut[0][p[3 * i]]; sG[i] = lut[0][p[3 * i + 1]]; sB[i] = lut[0][p[3 * i + 2]]; }
+        load_block(p, n, a, b, sR, sG, sB);
         sat_hue_block(sR, sG, sB, n, fs, dh6);
-        float s0 = 0, s1 = 0, s2 = 0;
-        for (int i = 0; i < n; i++) { s0 += sR[i]; s1 += sG[i]; s2 += sB[i]; }
-        sum[0] += s0; sum[1] += s1; sum[2] += s2;
+        sum_block(sR, sG, sB, n, sum);
     }
     float m[3];
     for (int k = 0; k < 3; k++) m[k] = (float)(sum[k] / (double)npix);
