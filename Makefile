@@ -34,7 +34,7 @@ endif
 CPU_MATH_LIBS ?= -ldnnl -lgomp -lopenblas
 CPPFLAGS_MATH ?= -I/usr/include/x86_64-linux-gnu/openblas-pthread -I/usr/include/openblas
 
-LIBS := -lzmq -llmdb -lturbojpeg -lwebp -lwebpdemux -lwebpmux -lpng -lz -lcjson $(CPU_MATH_LIBS) -lm -lpthread
+LIBS := -lzmq -llmdb -lturbojpeg -ljpeg -lwebp -lwebpdemux -lwebpmux -lpng -lz -lcjson $(CPU_MATH_LIBS) -lm -lpthread
 
 # ---------------------------------------------------------------------------
 # CUDA detection

@@ -3,13 +3,29 @@
  */
 #include "augment/jpeg.h"
 
+#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
+#include <jpeglib.h>
 
+#include "augment/distort.h"
 #include "shared/image.h"
 
+#define JPEG_MAX_SCANS 500
+
+struct lj_error {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+    char msg[JMSG_LENGTH_MAX];
+};
+
 struct jpeg_decoder {
+    struct jpeg_decompress_struct lj;
+    struct lj_error lj_err;
+    struct jpeg_progress_mgr lj_progress;
+    int lj_ready;
     tjhandle tj;
     uint8_t *buf;
     size_t cap;
@@ -31,6 +47,7 @@ void jpeg_decoder_free(struct jpeg_decoder **dp)
     if (!dp || !*dp) return;
     struct jpeg_decoder *d = *dp;
     if (d->tj) tjDestroy(d->tj);
+    if (d->lj_ready) jpeg_destroy_decompress(&d->lj);
     free(d->buf);
     image_free(&d->fallback);
     free(d);
@@ -85,5 +102,109 @@ status jpeg_decoder_decode(struct jpeg_decoder *d, const uint8_t *data, size_t n
     *pixels = d->buf;
     *h = sh;
     *w = sw;
+    return STATUS_OK;
+}
+
+/* ---------------------------------------------------------------- libjpeg */
+
+static void lj_error_exit(j_common_ptr c)
+{
+    struct lj_error *e = (struct lj_error *)c->err;
+    (*c->err->format_message)(c, e->msg);
+    longjmp(e->jb, 1);
+}
+
+static void lj_emit_message(j_common_ptr c, int level)
+{
+    if (level < 0) {   /* a warning: corrupt or truncated data; be strict */
+        struct lj_error *e = (struct lj_error *)c->err;
+        (*c->err->format_message)(c, e->msg);
+        strncat(e->msg, " (truncated or corrupt)", sizeof e->msg - strlen(e->msg) - 1);
+        longjmp(e->jb, 1);
+    }
+}
+
+static void lj_progress(j_common_ptr c)
+{
+    j_decompress_ptr d = (j_decompress_ptr)c;
+    if (d->is_decompressor && d->input_scan_number > JPEG_MAX_SCANS) {
+        struct lj_error *e = (struct lj_error *)c->err;
+        snprintf(e->msg, sizeof e->msg, "progressive JPEG with more than %d scans", JPEG_MAX_SCANS);
+        longjmp(e->jb, 1);
+    }
+}
+
+static int grow_buf(struct jpeg_decoder *d, size_t need)
+{
+    if (need <= d->cap) return 1;
+    uint8_t *nb = realloc(d->buf, need);
+    if (!nb) return 0;
+    d->buf = nb;
+    d->cap = need;
+    return 1;
+}
+
+status jpeg_decoder_decode_region(struct jpeg_decoder *d, const uint8_t *data, size_t n, int channels, int num,
+                                  uint64_t max_pixels, const struct box *box, const uint8_t **pixels, int *h,
+                                  int *w, struct box *in_box)
+{
+    if (channels != 1 && channels != 3) return FAIL(STATUS_USAGE, "jpeg: channels %d", channels);
+    struct jpeg_decompress_struct *c = &d->lj;
+    if (!d->lj_ready) {
+        c->err = jpeg_std_error(&d->lj_err.pub);
+        d->lj_err.pub.error_exit = lj_error_exit;
+        d->lj_err.pub.emit_message = lj_emit_message;
+        if (setjmp(d->lj_err.jb)) return FAIL(STATUS_DECODE, "jpeg: %s", d->lj_err.msg);
+        jpeg_create_decompress(c);
+        d->lj_progress.progress_monitor = lj_progress;
+        d->lj_ready = 1;
+    }
+    if (setjmp(d->lj_err.jb)) {
+        jpeg_abort_decompress(c);
+        return FAIL(STATUS_DECODE, "jpeg: %s", d->lj_err.msg);
+    }
+    jpeg_mem_src(c, data, (unsigned long)n);
+    c->progress = &d->lj_progress;
+    jpeg_read_header(c, TRUE);
+    int W = (int)c->image_width, H = (int)c->image_height;
+    if (W <= 0 || H <= 0) { jpeg_abort_decompress(c); return FAIL(STATUS_DECODE, "jpeg header: no valid frame"); }
+    if (max_pixels && (uint64_t)W * (uint64_t)H > max_pixels) {
+        jpeg_abort_decompress(c);
+        return FAIL(STATUS_TOO_BIG, "jpeg: %dx%d exceeds %llu pixels", W, H, (unsigned long long)max_pixels);
+    }
+    if (c->jpeg_color_space == JCS_CMYK || c->jpeg_color_space == JCS_YCCK) {
+        jpeg_abort_decompress(c);
+        const uint8_t *px;
+        TRY(jpeg_decoder_decode(d, data, n, channels, 8, max_pixels, &px, h, w));
+        *pixels = px;
+        *in_box = distort_box_scale(*box, H, W, *h, *w);
+        return STATUS_OK;
+    }
+    c->scale_num = (unsigned)num;
+    c->scale_denom = 8;
+    c->out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    c->dct_method = JDCT_ISLOW;
+    jpeg_start_decompress(c);
+    int sh = (int)c->output_height, sw = (int)c->output_width;
+    struct box sb = distort_box_scale(*box, H, W, sh, sw);
+    JDIMENSION xo = (JDIMENSION)sb.x, xw = (JDIMENSION)sb.w;
+    if (xw < (JDIMENSION)sw) jpeg_crop_scanline(c, &xo, &xw);
+    else { xo = 0; xw = (JDIMENSION)sw; }
+    if (!grow_buf(d, (size_t)xw * (size_t)sb.h * (size_t)channels)) {
+        jpeg_abort_decompress(c);
+        return FAIL(STATUS_NOMEM, "jpeg: region buffer");
+    }
+    if (sb.y > 0) jpeg_skip_scanlines(c, (JDIMENSION)sb.y);
+    for (int y = 0; y < sb.h;) {
+        JSAMPROW row = d->buf + (size_t)y * xw * channels;
+        JDIMENSION got = jpeg_read_scanlines(c, &row, 1);
+        if (got != 1) { jpeg_abort_decompress(c); return FAIL(STATUS_DECODE, "jpeg: image ended early"); }
+        y++;
+    }
+    jpeg_abort_decompress(c);   /* rows below the crop are never decoded */
+    *pixels = d->buf;
+    *h = sb.h;
+    *w = (int)xw;
+    *in_box = (struct box){ 0, sb.x - (int)xo, sb.h, sb.w };
     return STATUS_OK;
 }

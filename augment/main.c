@@ -183,7 +183,8 @@ static status run(int argc, char **argv)
         { "channels", FLAG_INT, &o.channels, "output channels: 0 as stored, 3 expands gray to RGB", NULL },
         { "resize_method", FLAG_STRING, &o.resize_method, "bilinear (TF1 coordinates), bilinear_half, nearest", NULL },
         { "color_ordering", FLAG_INT, &o.color_ordering, "-1: TF's two orders, drawn per example; 0 or 1: fixed", NULL },
-        { "jpeg_scale", FLAG_BOOL, &o.jpeg_scale, "decode JPEG records at 1/2, 1/4, 1/8 when the crop allows", NULL },
+        { "fast_jpeg", FLAG_BOOL, &o.jpeg_scale, "JPEG records: decode only the crop's region, at 1/2, 1/4 or 1/8 "
+                                                 "scale when the crop stays at least the output size", NULL },
         { "sndhwm", FLAG_INT, &o.sndhwm, "ZeroMQ send high-water mark in batches (1-4 keeps memory bounded)", NULL },
         { "exit_grace_secs", FLAG_DOUBLE, &o.exit_grace_secs, "eval with --num_passes: after the last message, wait at "
                                                               "most this long for the consumer to disconnect", NULL },

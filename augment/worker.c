@@ -158,16 +158,23 @@ static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label
     const uint8_t *px = rec.payload;
     int h = (int)rec.height, wd = (int)rec.width;
     if (rec.storage == RECORD_JPEG) {
-        int num = w->cfg.jpeg_scale ? jpeg_pick_scale(info.crop.h, info.crop.w, w->cfg.dc.out_h, w->cfg.dc.out_w) : 8;
-        st = jpeg_decoder_decode(w->jd, rec.payload, rec.payload_len, (int)rec.channels, num, WORKER_MAX_PIXELS,
-                                 &px, &h, &wd);
+        if (w->cfg.jpeg_scale) {
+            /* DCT-scaled region decode: only the crop's rows and iMCU columns */
+            int num = jpeg_pick_scale(info.crop.h, info.crop.w, w->cfg.dc.out_h, w->cfg.dc.out_w);
+            struct box in_box;
+            st = jpeg_decoder_decode_region(w->jd, rec.payload, rec.payload_len, (int)rec.channels, num,
+                                            WORKER_MAX_PIXELS, &info.crop, &px, &h, &wd, &in_box);
+            if (st == STATUS_OK) info.crop = in_box;
+        } else {
+            st = jpeg_decoder_decode(w->jd, rec.payload, rec.payload_len, (int)rec.channels, 8, WORKER_MAX_PIXELS,
+                                     &px, &h, &wd);
+            if (st == STATUS_OK && (h != (int)rec.height || wd != (int)rec.width)) {
+                note_bad(w, s, key, "JPEG size differs from the record header");
+                return STATUS_CORRUPT;
+            }
+        }
         if (st == STATUS_NOMEM) return st;
         if (st != STATUS_OK) { note_bad(w, s, key, status_msg()); return STATUS_CORRUPT; }
-        if (num == 8 && (h != (int)rec.height || wd != (int)rec.width)) {
-            note_bad(w, s, key, "JPEG size differs from the record header");
-            return STATUS_CORRUPT;
-        }
-        info.crop = distort_box_scale(info.crop, (int)rec.height, (int)rec.width, h, wd);
     }
     st = distort_apply(&w->cfg.dc, w->dctx, &info, px, h, wd, (int)rec.channels, dst);
     if (st == STATUS_NOMEM) return st;

@@ -50,7 +50,7 @@ struct worker_config {
     int num_passes;             /* eval: stop after this many passes (0: endless) */
     uint64_t start_batch;       /* train: fast-forward to this batch seq */
     int queue_factor;           /* shuffle buffer = queue_factor * 1024 records */
-    int jpeg_scale;             /* 1: DCT-scaled JPEG decode when it loses nothing */
+    int jpeg_scale;             /* 1: region + DCT-scaled JPEG decode (augment/jpeg.h); 0: full decode */
     struct distort_config dc;   /* out_h/out_w/out_c, switches, seed */
 };
 

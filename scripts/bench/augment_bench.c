@@ -13,6 +13,7 @@
  *   augment_bench bare ENDPOINT BATCHES N H W C
  *       bare ZeroMQ PUSH/PULL of one frame of the same total size (zmq_send
  *       of a buffer, zmq_msg_recv); same output
+ *   augment_bench bare0 ...  the same with a zero-copy send (zmq_msg_init_data)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,15 @@ static int bench_stream(const char *ep, int batches, uint32_t n, uint32_t h, uin
             zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
             zmq_connect(s, ep);
             uint8_t *buf = calloc(1, total);
-            for (int i = 0; i < batches; i++) zmq_send(s, buf, total, 0);
+            for (int i = 0; i < batches; i++) {
+                if (bare == 2) {   /* zero-copy: constant buffer, no free function */
+                    zmq_msg_t m;
+                    zmq_msg_init_data(&m, buf, total, NULL, NULL);
+                    zmq_msg_send(&m, s, 0);
+                } else {
+                    zmq_send(s, buf, total, 0);
+                }
+            }
             zmq_close(s);
             zmq_ctx_term(ctx);
             _exit(0);
@@ -126,9 +135,10 @@ int main(int argc, char **argv)
 {
     if (argc >= 5 && !strcmp(argv[1], "distort"))
         return bench_distort(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 1);
-    if (argc == 8 && (!strcmp(argv[1], "stream") || !strcmp(argv[1], "bare")))
+    if (argc == 8 && (!strcmp(argv[1], "stream") || !strcmp(argv[1], "bare") || !strcmp(argv[1], "bare0")))
         return bench_stream(argv[2], atoi(argv[3]), (uint32_t)atoi(argv[4]), (uint32_t)atoi(argv[5]),
-                            (uint32_t)atoi(argv[6]), (uint32_t)atoi(argv[7]), !strcmp(argv[1], "bare"));
-    fprintf(stderr, "usage: augment_bench distort DIR BATCHES SIZE [jpeg_scale] | stream|bare EP BATCHES N H W C\n");
+                            (uint32_t)atoi(argv[6]), (uint32_t)atoi(argv[7]),
+                            !strcmp(argv[1], "bare") ? 1 : !strcmp(argv[1], "bare0") ? 2 : 0);
+    fprintf(stderr, "usage: augment_bench distort DIR BATCHES SIZE [jpeg_scale] | stream|bare|bare0 EP BATCHES N H W C\n");
     return 2;
 }
