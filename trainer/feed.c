@@ -14,6 +14,9 @@
 
 #include "shared/log.h"
 
+/* Reorder buffer limit: beyond this a worker is considered stuck. */
+#define FEED_MAX_BYTES (1024.0 * 1024 * 1024)
+
 struct slot {
     int used;
     int worker;
@@ -119,10 +122,13 @@ static void hand_out(struct feed *f, struct feed_batch *out)
 status feed_next(struct feed *f, struct feed_batch *out, volatile sig_atomic_t *stop,
                  void (*on_idle)(void *ctx), void *ctx, double *wait_s)
 {
-    double t0 = log_now();
+    double t0 = log_now(), last_idle = t0;
     status st = STATUS_OK;
     int want_w = (int)(f->position % f->W);
     for (;;) {
+        /* the idle hook also runs while other workers keep the stream busy:
+         * that is exactly when a dead worker must be noticed */
+        if (on_idle && log_now() - last_idle > 0.2) { on_idle(ctx); last_idle = log_now(); }
         if (f->ordered) {
             /* already buffered? */
             for (int i = 0; i < f->nslots; i++) {
@@ -140,7 +146,7 @@ status feed_next(struct feed *f, struct feed_batch *out, volatile sig_atomic_t *
         struct stream_batch *b = NULL;
         st = stream_receiver_next(f->r, &b, 200);
         if (st == STATUS_TIMEOUT) {
-            if (on_idle) on_idle(ctx);
+            if (on_idle) { on_idle(ctx); last_idle = log_now(); }
             continue;
         }
         if (st != STATUS_OK) goto done;
@@ -182,6 +188,13 @@ status feed_next(struct feed *f, struct feed_batch *out, volatile sig_atomic_t *
             /* reorder buffer full: one worker is far behind the others.  Grow
              * (never drop: the worker would not send that batch again). */
             int ncap = f->nslots * 2;
+            if ((double)ncap * (double)(f->batch * (f->img + 12)) > FEED_MAX_BYTES) {
+                stream_receiver_release(f->r, b);
+                st = FAIL(STATUS_STATE, "feed: worker %d is more than %d batches behind the others (batch %llu "
+                          "expected); giving up instead of buffering more", want_w, f->nslots,
+                          (unsigned long long)f->expect[want_w]);
+                goto done;
+            }
             struct slot *ns = realloc(f->slots, (size_t)ncap * sizeof(*ns));
             if (!ns) { stream_receiver_release(f->r, b); st = FAIL(STATUS_NOMEM, "feed: out of memory"); goto done; }
             memset(ns + f->nslots, 0, (size_t)(ncap - f->nslots) * sizeof(*ns));

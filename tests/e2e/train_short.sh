@@ -10,35 +10,35 @@ skip_unless_fmnist classify
 cd "$TMPDIR"
 fmnist_dataset data 3000 500
 
-"$DEEPER_BIN/deeper" train --data_dir data --train_dir run --model nielsennet --max_steps 200 \
+"$DEEPER_BIN/deeper" train --data_dir data --train_dir run --model nielsennet --max_steps 120 \
   --batch_size 32 --num_preprocess_threads 2 --initial_learning_rate 0.05 --log_every 10 \
-  --save_interval_steps 100 --seed 3 2> train.log
+  --save_interval_steps 60 --seed 3 2> train.log
 cat train.log | tail -n 5
-grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+: step 200, loss = [0-9.]+ \([0-9.]+ examples/sec; [0-9.]+ sec/batch\)' train.log
-test -f run/model.ckpt-200.safetensors
-test -f run/model.ckpt-100.safetensors
-grep -q 'model_checkpoint_path: "model.ckpt-200.safetensors"' run/checkpoint
+grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+: step 120, loss = [0-9.]+ \([0-9.]+ examples/sec; [0-9.]+ sec/batch\)' train.log
+test -f run/model.ckpt-120.safetensors
+test -f run/model.ckpt-60.safetensors
+grep -q 'model_checkpoint_path: "model.ckpt-120.safetensors"' run/checkpoint
 
 # loss falls: mean of the first 3 logged values vs the last 3
 "$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars loss run > loss.txt
 "$PY" - loss.txt <<'PYEOF'
 import sys
 v = [float(l.split()[1]) for l in open(sys.argv[1])]
-assert len(v) == 20, v
+assert len(v) == 12, v
 first, last = sum(v[:3]) / 3, sum(v[-3:]) / 3
 print("loss first %.3f last %.3f" % (first, last))
 assert last < 0.8 * first, "loss did not fall: %s" % v
 PYEOF
 for tag in learning_rate examples/sec input_wait_fraction queue_depth; do
-  test "$("$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars "$tag" run | wc -l)" -eq 20
+  test "$("$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars "$tag" run | wc -l)" -eq 12
 done
 
-"$PY" "$DEEPER_ROOT/tests/ref/safetensors_np.py" dump run/model.ckpt-200.safetensors > ckpt.json
+"$PY" "$DEEPER_ROOT/tests/ref/safetensors_np.py" dump run/model.ckpt-120.safetensors > ckpt.json
 "$PY" - ckpt.json <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 t, m = d["tensors"], d["meta"]
-assert m["step"] == "200" and m["model"] == "nielsennet" and m["num_classes"] == "10", m
+assert m["step"] == "120" and m["model"] == "nielsennet" and m["num_classes"] == "10", m
 assert len(json.loads(m["class_names"])) == 10
 for k in ["conv1.weight", "fc.weight", "fc.bias", "ema/fc.weight", "rmsprop_ms/fc.weight", "rmsprop_mom/fc.weight"]:
     assert k in t, k
@@ -52,7 +52,7 @@ cat eval.out
 grep -Eq ': precision @ 1 = 0\.[0-9]{4} recall @ 5 = [01]\.[0-9]{4} \[500 examples\]$' eval.out
 p1=$(sed -E 's/.*precision @ 1 = ([0-9.]+).*/\1/' eval.out)
 "$PY" -c "import sys; p=float('$p1'); assert p > 0.5, p"
-"$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars "Precision @ 1" ev | grep -q "^200 "
+"$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars "Precision @ 1" ev | grep -q "^120 "
 
 # classify three test images written as PNG
 "$PY" - <<'PYEOF'

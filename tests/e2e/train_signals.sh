@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# A worker killed mid-run is reported and restarted, training goes on;
 # Ctrl-C (SIGINT) saves a checkpoint, stops the augment workers and exits 0;
 # a NaN loss stops with "Model diverged with loss = NaN" and keeps the last good checkpoint.
 set -euo pipefail
@@ -14,6 +15,15 @@ for i in $(seq 1 600); do grep -q "step 3, loss" sig.log && break; sleep 0.1; do
 grep -q "step 3, loss" sig.log
 kids=$(pgrep -P $pid || true)
 test -n "$kids"
+victim=$(echo $kids | cut -d' ' -f1)
+kill -9 "$victim"
+for i in $(seq 1 300); do grep -q "restarted" sig.log && break; sleep 0.1; done
+grep -q "augment worker [01] (pid $victim) was killed by signal 9" sig.log
+grep -q "augment worker [01] restarted" sig.log
+n=$(grep -c ", loss = " sig.log)
+for i in $(seq 1 600); do [ "$(grep -c ", loss = " sig.log)" -ge $((n + 3)) ] && break; sleep 0.1; done
+test "$(grep -c ", loss = " sig.log)" -ge $((n + 3))
+kids=$(pgrep -P $pid || true)
 kill -INT $pid
 rc=0; wait $pid || rc=$?
 tail -n 3 sig.log
