@@ -42,7 +42,7 @@ __global__ void bn_reduce_kernel(struct kt x, struct kt dy, const float *mean, c
     float mu = MODE ? mean[c] : 0.0f, is = MODE ? invstd[c] : 0.0f;
     double a = 0.0, b = 0.0;
     for (long long k = lo + threadIdx.x; k < hi; k += blockDim.x) {
-        long long n = k / hw; int r = (int)(k % hw); int h = r / x.w, w = r % x.w;
+        long long n; int r; k_split(k, hw, &n, &r); int h = r / x.w, w = r % x.w;
         float v = x.p[n * x.sn + (long long)c * x.sc + (long long)h * x.sh + (long long)w * x.sw];
         if (MODE == 0) { a += v; b += (double)v * v; }
         else {
@@ -81,7 +81,7 @@ __global__ void bn_apply_kernel(struct kt y, struct kt x, const float *gamma, co
 {
     long long total = (long long)y.n * y.c * y.h * y.w;
     K_GRID_LOOP(i, total) {
-        int c = (int)((i / ((long long)y.h * y.w)) % y.c);
+        int c = kt_chan(y, i);
         float v = x.p[kt_off(x, i)];
         y.p[kt_off(y, i)] = gamma[c] * ((v - mean[c]) * invstd[c]) + beta[c];
     }
@@ -92,7 +92,7 @@ __global__ void bn_infer_kernel(struct kt y, struct kt x, const float *gamma, co
 {
     long long total = (long long)y.n * y.c * y.h * y.w;
     K_GRID_LOOP(i, total) {
-        int c = (int)((i / ((long long)y.h * y.w)) % y.c);
+        int c = kt_chan(y, i);
         float v = x.p[kt_off(x, i)];
         y.p[kt_off(y, i)] = gamma[c] * ((v - rmean[c]) / sqrtf(rvar[c] + eps)) + beta[c];
     }
@@ -116,7 +116,7 @@ __global__ void bn_dx_kernel(struct kt dx, struct kt dy, struct kt x, const floa
 {
     long long total = (long long)dx.n * dx.c * dx.h * dx.w;
     K_GRID_LOOP(i, total) {
-        int c = (int)((i / ((long long)dx.h * dx.w)) % dx.c);
+        int c = kt_chan(dx, i);
         float is = invstd[c];
         float xhat = (x.p[kt_off(x, i)] - mean[c]) * is;
         float d = dy.p[kt_off(dy, i)];

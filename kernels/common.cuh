@@ -31,14 +31,41 @@ static inline int k_err(void) { return (int)cudaGetLastError(); }
 
 static inline long long kt_numel(const struct kt &t) { return (long long)t.n * t.c * t.h * t.w; }
 
-/* offset of logical (dense NCHW) index i in t */
+/* offset of logical (dense NCHW) index i in t.  Dense NCHW views need no
+ * arithmetic; otherwise 32-bit division when the index fits (64-bit integer
+ * division costs ~5x more on the GPU). */
 __device__ __forceinline__ long long kt_off(const struct kt &t, long long i)
 {
-    int w = (int)(i % t.w); i /= t.w;
-    int h = (int)(i % t.h); i /= t.h;
-    int c = (int)(i % t.c);
-    long long n = i / t.c;
+    if (t.sw == 1 && t.sh == t.w && t.sc == (long long)t.h * t.w && t.sn == t.sc * t.c) return i;
+    int w, h, c;
+    long long n;
+    if (i < 0x7fffffffLL) {
+        unsigned u = (unsigned)i;
+        w = (int)(u % (unsigned)t.w); u /= (unsigned)t.w;
+        h = (int)(u % (unsigned)t.h); u /= (unsigned)t.h;
+        c = (int)(u % (unsigned)t.c);
+        n = u / (unsigned)t.c;
+    } else {
+        w = (int)(i % t.w); i /= t.w;
+        h = (int)(i % t.h); i /= t.h;
+        c = (int)(i % t.c);
+        n = i / t.c;
+    }
     return n * t.sn + (long long)c * t.sc + (long long)h * t.sh + (long long)w * t.sw;
+}
+
+/* k = n*hw + r over the (N, H*W) cells of one channel */
+__device__ __forceinline__ void k_split(long long k, int hw, long long *n, int *r)
+{
+    if (k < 0x7fffffffLL) { *n = (unsigned)k / (unsigned)hw; *r = (int)((unsigned)k % (unsigned)hw); }
+    else { *n = k / hw; *r = (int)(k % hw); }
+}
+
+/* channel of logical index i */
+__device__ __forceinline__ int kt_chan(const struct kt &t, long long i)
+{
+    if (i < 0x7fffffffLL) return (int)(((unsigned)i / ((unsigned)t.h * t.w)) % (unsigned)t.c);
+    return (int)((i / ((long long)t.h * t.w)) % t.c);
 }
 
 /* Philox4x32-10, as shared/rng.c: ctr = {lo(counter), hi(counter), lo(stream), hi(stream)},

@@ -95,7 +95,7 @@ __global__ void bias4_forward_kernel(struct kt y, const float *b)
 {
     long long total = (long long)y.n * y.c * y.h * y.w;
     K_GRID_LOOP(i, total) {
-        int c = (int)((i / ((long long)y.h * y.w)) % y.c);
+        int c = kt_chan(y, i);
         y.p[kt_off(y, i)] += b[c];
     }
 }
@@ -117,7 +117,7 @@ __global__ void bias4_backward_kernel(float *db, struct kt dy)
     int hw = dy.h * dy.w;
     double a = 0.0;
     for (long long k = threadIdx.x; k < m; k += blockDim.x) {
-        long long n = k / hw; int r = (int)(k % hw);
+        long long n; int r; k_split(k, hw, &n, &r);
         a += dy.p[n * dy.sn + (long long)c * dy.sc + (long long)(r / dy.w) * dy.sh + (long long)(r % dy.w) * dy.sw];
     }
     a = k_block_sum<double>(a, sh);

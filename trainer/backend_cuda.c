@@ -88,7 +88,11 @@ int backend_cuda_count(void)
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
-        why_none = cudaGetErrorString(e);
+        if (e == cudaErrorInsufficientDriver)
+            why_none = "no NVIDIA driver, or one too old for this CUDA runtime "
+                       "(\"CUDA driver version is insufficient for CUDA runtime version\")";
+        else
+            why_none = cudaGetErrorString(e);
         (void)cudaGetLastError();
         return 0;
     }

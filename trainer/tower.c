@@ -18,11 +18,17 @@
 
 #include "shared/rng.h"
 #include "trainer/tower.h"
+#ifdef DEEPER_HAVE_CUDA
+#include "trainer/tower_cuda.h"
+#endif
 
 void tower_set_free(struct tower_set **tsp)
 {
     if (!tsp || !*tsp) return;
     struct tower_set *ts = *tsp;
+#ifdef DEEPER_HAVE_CUDA
+    if (ts->reduce == tower_nccl_reduce) tower_nccl_free((struct tower_nccl **)&ts->reduce_ctx);
+#endif
     for (int i = 0; i < ts->n; i++) {
         if (ts->g) graph_free(&ts->g[i]);
         if (ts->be) backend_free(&ts->be[i]);
@@ -90,6 +96,16 @@ status tower_set_new(struct tower_set **out, const struct tower_options *o)
         if ((st = o->build(ts->g[i], o->classes, o->image_size, o->channels)) != STATUS_OK) goto fail;
         if ((st = graph_finalize(ts->g[i])) != STATUS_OK) goto fail;
     }
+#ifdef DEEPER_HAVE_CUDA
+    /* GPU towers: gradients summed by NCCL all-reduce on the towers' streams
+     * (trainer/tower_cuda.c) instead of through host memory. */
+    if (ts->n > 1 && !strcmp(ts->be[0]->ops->name, "cuda") && !(getenv("DEEPER_NCCL") && !strcmp(getenv("DEEPER_NCCL"), "0"))) {
+        struct tower_nccl *nc = NULL;
+        if ((st = tower_nccl_new(&nc, ts->be, ts->n)) != STATUS_OK) goto fail;
+        ts->reduce = tower_nccl_reduce;
+        ts->reduce_ctx = nc;
+    }
+#endif
     ts->classes = graph_num_classes(ts->g[0]);
     if (ts->classes <= 0) { st = FAIL(STATUS_FORMAT, "towers: the model registered no loss"); goto fail; }
     ts->host_scratch = malloc(graph_weights_numel(ts->g[0]) * 4 + 64);
