@@ -441,4 +441,47 @@ Test(backend_cuda, models_match_cpu)
     model_case("inception_v3", 75, 3, 10, 2, 1e-2);
 }
 
+/* NCCL towers: 2 GPUs x 8 must update like 1 GPU x 16 (same seed, same batch;
+ * dropout masks keyed by the global sample offset).  Needs two GPUs. */
+Test(backend_cuda, two_gpu_towers_match_one)
+{
+    int n = backend_cuda_count();
+    if (n < 2) cr_skip("needs 2 GPUs, %d present%s%s", n, n ? "" : ": ", n ? "" : backend_cuda_why_none());
+    setenv("DEEPER_TF32", "0", 1);
+    struct model_options o = model_options_default();
+    o.model = "nielsennet"; o.image_size = 28; o.channels = 1; o.classes = 10; o.batch_size = 16;
+    o.training = 1; o.seed = 3; o.backend = "cuda";
+    uint8_t px[16 * 784];
+    int32_t lab[16];
+    struct rng r;
+    rng_init(&r, 4, 4);
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)rng_below(&r, 256);
+    for (int i = 0; i < 16; i++) lab[i] = (int32_t)rng_below(&r, 10);
+    float *w[2];
+    size_t nt = 0;
+    for (int k = 0; k < 2; k++) {
+        struct tower_set *ts = NULL;
+        o.num_towers = k + 1;
+        cr_assert_eq(model_towers_new(&ts, &o), STATUS_OK, "%s", status_msg());
+        struct tower_step_result res;
+        for (int s = 0; s < 3; s++)
+            cr_assert_eq(model_step_train(ts, px, 1, lab, 16, &res), STATUS_OK, "%s", status_msg());
+        struct graph *g = ts->g[0];
+        nt = graph_trainable_numel(g);
+        w[k] = malloc(nt * 4);
+        struct backend *be = graph_backend(g);
+        cr_assert_eq(be->ops->copy_d2h(be, w[k], graph_arena(g, SLOT_W), nt * 4), STATUS_OK);
+        model_towers_free(&ts);
+    }
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < nt; i++) {
+        double d = fabs((double)w[1][i] - w[0][i]);
+        if (d > md) md = d;
+        if (fabs(w[0][i]) > mr) mr = fabs(w[0][i]);
+    }
+    printf("largest error %-28s %.3g (after 3 steps)\n", "2 GPU towers vs 1", md / mr);
+    cr_expect(md / mr < 1e-4);
+    free(w[0]); free(w[1]);
+}
+
 #endif
