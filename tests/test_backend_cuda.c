@@ -167,6 +167,31 @@ Test(backend_cuda, conv_fp32)
     done();
 }
 
+/* Channel-slice views straight into cuDNN (DEEPER_CUDNN_STRIDED=1) instead of
+ * packed copies: skips, saying so, if cuDNN refuses such descriptors. */
+Test(backend_cuda, conv_strided_descriptors)
+{
+    setenv("DEEPER_CUDNN_STRIDED", "1", 1);
+    need_gpu(0);
+    unsetenv("DEEPER_CUDNN_STRIDED");
+    struct conv_params p = { 3, 3, 1, 1, 1, 1 };
+    struct pb x = pb_new(2 * 7 * 9 * 9, -1, 1, 1), y = pb_new(2 * 8 * 9 * 9, 0, 0, 2), w = pb_new(4 * 5 * 9, -1, 1, 3);
+    struct tensor xg = view(x.g, 2, 7, 1, 5, 9, 9), yg = view(y.g, 2, 8, 2, 4, 9, 9);
+    struct tensor wg = tensor_make(w.g, DT_F32, LAYOUT_NCHW, 4, 5, 3, 3);
+    status st = gpu->ops->conv2d_forward(gpu, &yg, &xg, &wg, &p);
+    pb_free(&x); pb_free(&y); pb_free(&w);
+    if (st != STATUS_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", status_msg());
+        done();
+        cr_skip("cuDNN refuses channel-slice descriptors: %s", why);
+    }
+    conv_case(2, 5, 6, 9, 8, (struct conv_params){ 3, 3, 1, 1, 1, 1 }, 1e-4, "strided 3x3 s1 p1");
+    conv_case(3, 4, 7, 11, 10, (struct conv_params){ 3, 3, 2, 2, 0, 0 }, 1e-4, "strided 3x3 s2");
+    conv_case(2, 6, 5, 7, 9, (struct conv_params){ 1, 7, 1, 1, 0, 3 }, 1e-4, "strided 1x7");
+    done();
+}
+
 Test(backend_cuda, conv_tf32)
 {
     need_gpu(1);

@@ -16,7 +16,9 @@
  *
  * Environment: DEEPER_TF32=0 forbids TF32 tensor-core math in cuDNN and
  * cuBLAS (exact fp32, for tests); DEEPER_CUDNN_FIND=0 picks convolution
- * algorithms by cuDNN's heuristics instead of measuring them once per shape.
+ * algorithms by cuDNN's heuristics instead of measuring them once per shape;
+ * DEEPER_CUDNN_STRIDED=1 hands channel-slice views to cuDNN as strided
+ * descriptors instead of packing them (unmeasured; see test conv_strided).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +69,7 @@ status cuda_scratch(struct cuda_ctx *c, enum cuda_scratch slot, size_t bytes, vo
 status cuda_dense(struct cuda_ctx *c, enum cuda_scratch slot, const struct tensor *t, int load,
                   struct tensor *out)
 {
-    if (tensor_is_dense(t, LAYOUT_NCHW) || tensor_is_dense(t, LAYOUT_NHWC)) {
+    if (c->strided_dnn || tensor_is_dense(t, LAYOUT_NCHW) || tensor_is_dense(t, LAYOUT_NHWC)) {
         *out = *t;
         return STATUS_OK;
     }
@@ -502,6 +504,7 @@ status backend_cuda_create(struct backend **out, int device)
     c->tf32 = env_int("DEEPER_TF32", 1) != 0;
     c->find = env_int("DEEPER_CUDNN_FIND", 1) != 0;
     c->ws_limit = (size_t)env_int("DEEPER_CUDNN_WS_MB", 1024) << 20;
+    c->strided_dnn = env_int("DEEPER_CUDNN_STRIDED", 0) != 0;
     {
         cudaError_t e = cudaSetDevice(device);
         if (e != cudaSuccess) { st = cuda_fail_rt(e, "cudaSetDevice", __FILE__, __LINE__); goto fail; }

@@ -36,6 +36,7 @@ struct cuda_ctx {
     int tf32;                    /* TF32 tensor-op math allowed (DEEPER_TF32, default 1) */
     int find;                    /* cudnnFind (measure) instead of heuristics (DEEPER_CUDNN_FIND, default 1) */
     size_t ws_limit;             /* largest cuDNN workspace an algorithm may use */
+    int strided_dnn;             /* give cuDNN channel-slice views directly (DEEPER_CUDNN_STRIDED=1) */
     struct conv_algo_entry *algos;   /* open-addressing table */
     int algos_cap, algos_n;
 };
@@ -66,7 +67,8 @@ static inline struct kt kt_of(const struct tensor *t)
 }
 
 /* A dense NCHW copy of view t in scratch `slot` (t itself when already dense
- * NCHW or NHWC, no copy).  `load` copies the values in (for inputs). */
+ * NCHW or NHWC, or when strided_dnn is set; no copy).  `load` copies the
+ * values in (for inputs). */
 status cuda_dense(struct cuda_ctx *c, enum cuda_scratch slot, const struct tensor *t, int load,
                   struct tensor *out);
 

@@ -57,6 +57,9 @@ static status tower_copy(struct tower_set *ts, int dst_t, float *dst, int src_t,
 
 status tower_broadcast(struct tower_set *ts)
 {
+#ifdef DEEPER_HAVE_CUDA
+    if (ts->reduce == tower_nccl_reduce) return tower_nccl_broadcast_weights(ts);
+#endif
     size_t nw = graph_weights_numel(ts->g[0]);
     for (int i = 1; i < ts->n; i++)
         TRY(tower_copy(ts, i, graph_arena(ts->g[i], SLOT_W), 0, graph_arena(ts->g[0], SLOT_W), nw));

@@ -106,3 +106,16 @@ status tower_nccl_reduce(struct tower_set *ts, void *ctx)
     if (bufs != stack) free(bufs);
     return st;
 }
+
+status tower_nccl_broadcast_weights(struct tower_set *ts)
+{
+    struct tower_nccl *t = ts->reduce_ctx;
+    if (!t || t->n != ts->n) return FAIL(STATUS_STATE, "nccl: communicator does not match the %d towers", ts->n);
+    float *stack[16];
+    float **bufs = ts->n <= 16 ? stack : malloc((size_t)ts->n * sizeof *bufs);
+    if (!bufs) return FAIL(STATUS_NOMEM, "nccl broadcast");
+    for (int i = 0; i < ts->n; i++) bufs[i] = graph_arena(ts->g[i], SLOT_W);
+    status st = tower_nccl_broadcast(t, bufs, graph_weights_numel(ts->g[0]), 0);
+    if (bufs != stack) free(bufs);
+    return st;
+}

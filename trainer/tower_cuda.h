@@ -6,7 +6,8 @@
  * devices); collectives run on each backend's own stream, so they order
  * with that tower's backward pass without host syncs.  trainer/tower.c
  * plugs tower_nccl_reduce into tower_set.reduce when every tower is a CUDA
- * backend on a distinct GPU; the CPU path stays the host reduction.
+ * backend on a distinct GPU, and then broadcasts the weights after each
+ * update with tower_nccl_broadcast_weights; the CPU path stays on the host.
  */
 #ifndef DEEPER_TOWER_CUDA_H
 #define DEEPER_TOWER_CUDA_H
@@ -35,5 +36,9 @@ status tower_nccl_broadcast(struct tower_nccl *t, float **bufs, size_t count, in
 /* tower_reduce_fn for trainer/tower.h (ctx = the struct tower_nccl): the
  * gradient arenas of all towers summed in place; tower 0 then updates. */
 status tower_nccl_reduce(struct tower_set *ts, void *ctx);
+
+/* Tower 0's whole weights arena (trainable + BN statistics) to every tower
+ * with ncclBroadcast (ts->reduce_ctx must be the struct tower_nccl). */
+status tower_nccl_broadcast_weights(struct tower_set *ts);
 
 #endif
