@@ -9,6 +9,11 @@
  * GEMM/convolutions in exact fp32 (DEEPER_TF32=0), 1e-2 with TF32.  Dropout
  * masks must be identical bit for bit (shared Philox draw).
  *
+ * Then whole models (NielsenNet, and Inception v3 at 75x75 when it is
+ * registered): one training forward/backward on both backends, loss and every
+ * parameter's gradient compared; and with two GPUs, NCCL towers 2 x 8 against
+ * one GPU x 16 after three updates.
+ *
  * Without a GPU (CI) the op tests skip with the reason, and the refusal
  * tests check that asking for CUDA fails cleanly with STATUS_NO_DEVICE.
  * In a build without CUDA (NO_CUDA=1) only the refusal test runs.
