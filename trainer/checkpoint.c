@@ -128,7 +128,7 @@ status checkpoint_save(const char *train_dir, const struct ckpt_meta *m,
 
     /* index, then prune */
     if ((st = list_ckpts(train_dir, &steps, 1)) != STATUS_OK) goto done;
-    qsort(steps.v, (size_t)steps.n, sizeof(int64_t), i64_cmp);
+    if (steps.n > 1) qsort(steps.v, (size_t)steps.n, sizeof(int64_t), i64_cmp);
     int first = (keep > 0 && steps.n > keep) ? steps.n - keep : 0;
     size_t cap = 128 + (size_t)(steps.n - first) * 96;
     index = malloc(cap);
@@ -196,7 +196,7 @@ status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step)
     status st = list_ckpts(dir, &steps, 0);
     if (st == STATUS_NOT_FOUND) return FAIL(STATUS_NOT_FOUND, "%s: no such directory, so no checkpoint", dir);
     if (st != STATUS_OK) return st;
-    qsort(steps.v, (size_t)steps.n, sizeof(int64_t), i64_cmp);
+    if (steps.n > 1) qsort(steps.v, (size_t)steps.n, sizeof(int64_t), i64_cmp);
     for (int i = steps.n - 1; i >= 0; i--) {
         char *p = dup_printf("%s/" CKPT_PREFIX "%" PRId64 CKPT_SUFFIX, dir, steps.v[i]);
         if (p && ckpt_valid(p)) {
