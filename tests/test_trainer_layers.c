@@ -235,7 +235,8 @@ static void pool_run(const char *name, enum pool_kind kind, int k, int s, int pa
 }
 
 Test(layers, maxpool_3x3_s2, .init = setup, .fini = teardown) { pool_run("max pool 3x3 s2", POOL_MAX, 3, 2, 0, 0); }
-Test(layers, maxpool_2x2_pad, .init = setup, .fini = teardown) { pool_run("max pool 3x3 s1 pad 1", POOL_MAX, 3, 1, 1, 0); }
+Test(layers, maxpool_3x3_pad, .init = setup, .fini = teardown) { pool_run("max pool 3x3 s1 pad 1", POOL_MAX, 3, 1, 1, 0); }
+Test(layers, maxpool_2x2_s2, .init = setup, .fini = teardown) { pool_run("max pool 2x2 s2 (odd input)", POOL_MAX, 2, 2, 0, 0); }
 Test(layers, avgpool_include_pad, .init = setup, .fini = teardown) { pool_run("avg pool 3x3 s1 p1 count_include_pad", POOL_AVG, 3, 1, 1, 1); }
 Test(layers, avgpool_exclude_pad, .init = setup, .fini = teardown) { pool_run("avg pool 3x3 s1 p1 exclude pad", POOL_AVG, 3, 1, 1, 0); }
 

@@ -77,6 +77,14 @@ static void col2im_add(const float *col, float *x, int64_t sc, int cin, int h, i
                     if (iy < 0 || iy >= h) continue;
                     float *xr = xc + (size_t)iy * w;
                     const float *s = src + oy * ow;
+                    if (p->stride_w == 1) {
+                        /* valid ox: 0 <= ox - pad + j < w */
+                        int ox0 = p->pad_w - j > 0 ? p->pad_w - j : 0;
+                        int ox1 = w + p->pad_w - j < ow ? w + p->pad_w - j : ow;
+                        float *xo = xr - p->pad_w + j;
+                        for (int ox = ox0; ox < ox1; ox++) xo[ox] += s[ox];
+                        continue;
+                    }
                     for (int ox = 0; ox < ow; ox++) {
                         int ix = ox * p->stride_w - p->pad_w + j;
                         if (ix >= 0 && ix < w) xr[ix] += s[ox];
@@ -110,7 +118,9 @@ static status conv_check(const struct tensor *y, const struct tensor *x, const s
 /* Samples are processed in groups of G: the im2col columns of G samples sit
  * side by side ([K, G*ohw]) so one GEMM covers the group (NielsenNet's conv2
  * is 40x500x100 per sample, far too small a GEMM alone; grouped it is
- * 40x500x3200).  G is capped so a group's columns stay under GROUP_FLOATS. */
+ * 40x500x3200).  G is capped so a group's columns stay under GROUP_FLOATS;
+ * maps of 512 positions or more are not grouped (their GEMMs are big enough
+ * and grouping would cost a copy of the output). */
 #define GROUP_FLOATS (1 << 21)
 
 struct conv_job {
@@ -124,6 +134,7 @@ struct conv_job {
 
 static int conv_group(const struct conv_job *j, int64_t n)
 {
+    if (j->ohw >= 512) return 1;    /* big maps: per-sample GEMMs are large enough, skip the copies */
     int64_t per = (int64_t)j->K * j->ohw + (int64_t)(j->y ? j->y->c : j->dy->c) * j->ohw;
     int64_t g = GROUP_FLOATS / (per > 0 ? per : 1);
     if (g < 1) g = 1;
@@ -434,6 +445,12 @@ struct pool_job {
     const struct pool_params *p;
 };
 
+static int is_max2x2(const struct pool_params *p)
+{
+    return p->kind == POOL_MAX && p->kh == 2 && p->kw == 2 && p->stride_h == 2 && p->stride_w == 2 &&
+           p->pad_h == 0 && p->pad_w == 0;
+}
+
 static void pool_fwd_task(void *va, int64_t qb, int64_t qe, int t)
 {
     struct pool_job *j = va;
@@ -445,6 +462,17 @@ static void pool_fwd_task(void *va, int64_t qb, int64_t qe, int t)
         int n = (int)(q / x->c), c = (int)(q % x->c);
         const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
         float *yp = (float *)y->data + n * y->sn + c * y->sc;
+        if (is_max2x2(p)) {
+            for (int oy = 0; oy < OH; oy++) {
+                const float *r0 = xp + 2 * oy * W, *r1 = r0 + W;
+                for (int ox = 0; ox < OW; ox++) {
+                    float a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                    float b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                    yp[oy * OW + ox] = a > b ? a : b;
+                }
+            }
+            continue;
+        }
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
@@ -492,6 +520,23 @@ static void pool_bwd_task(void *va, int64_t qb, int64_t qe, int t)
         const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
         const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
         float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
+        if (is_max2x2(p)) {
+            /* first maximum in row-major window order, as the general path */
+            for (int oy = 0; oy < OH; oy++) {
+                const float *r0 = xp + 2 * oy * W, *r1 = r0 + W;
+                float *d0 = dp + 2 * oy * W, *d1 = d0 + W;
+                for (int ox = 0; ox < OW; ox++) {
+                    int k = 2 * ox;
+                    float m = r0[k];
+                    float *at = d0 + k;
+                    if (r0[k + 1] > m) { m = r0[k + 1]; at = d0 + k + 1; }
+                    if (r1[k] > m) { m = r1[k]; at = d1 + k; }
+                    if (r1[k + 1] > m) { at = d1 + k + 1; }
+                    *at += gp[oy * OW + ox];
+                }
+            }
+            continue;
+        }
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
