@@ -43,14 +43,16 @@ static void im2col(const float *x, int64_t sc, int cin, int h, int w, const stru
                 for (int oy = 0; oy < oh; oy++) {
                     int iy = oy * p->stride_h - p->pad_h + i;
                     float *d = dst + oy * ow;
-                    if (iy < 0 || iy >= h) { memset(d, 0, sizeof(float) * ow); continue; }
+                    if (iy < 0 || iy >= h) { for (int ox = 0; ox < ow; ox++) d[ox] = 0; continue; }
                     const float *xr = xc + (size_t)iy * w;
                     if (p->stride_w == 1) {
                         int ox0 = p->pad_w - j, ox1 = w + p->pad_w - j;   /* valid ox range */
                         if (ox0 < 0) ox0 = 0;
                         if (ox1 > ow) ox1 = ow;
                         for (int ox = 0; ox < ox0 && ox < ow; ox++) d[ox] = 0;
-                        if (ox1 > ox0) memcpy(d + ox0, xr + ox0 - p->pad_w + j, sizeof(float) * (ox1 - ox0));
+                        /* rows are short (10-35 floats): an inline loop beats memcpy calls */
+                        const float *xs = xr - p->pad_w + j;
+                        for (int ox = ox0; ox < ox1; ox++) d[ox] = xs[ox];
                         for (int ox = ox1 > ox0 ? ox1 : ox0; ox < ow; ox++) d[ox] = 0;
                     } else {
                         for (int ox = 0; ox < ow; ox++) {
