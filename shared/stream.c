@@ -47,6 +47,8 @@ struct stream_receiver {
     size_t labels_off, ids_off, pixels_off, slot_bytes, pixels_cap;
 
     struct stream_batch *slots;             /* pool_size */
+    zmq_msg_t *pix_msgs;                    /* zero_copy: the pixels frame held per slot */
+    int *pix_open;
     void **buffers;                         /* pool_size */
     int *free_stack, nfree;
     int *ready, ready_head, nready;
@@ -147,6 +149,42 @@ static int recv_frame(struct stream_receiver *r, void *dst, size_t cap, size_t w
     return 0;
 }
 
+/* zero_copy: receive the pixels frame as a ZeroMQ message kept in the slot. */
+static int recv_frame_msg(struct stream_receiver *r, int slot, size_t want, char *why, size_t whylen)
+{
+    if (!has_more(r->sock)) {
+        snprintf(why, whylen, "message ended before the pixels frame");
+        return -1;
+    }
+    zmq_msg_t *m = &r->pix_msgs[slot];
+    zmq_msg_init(m);
+    if (zmq_msg_recv(m, r->sock, ZMQ_DONTWAIT) < 0) {
+        int err = zmq_errno();
+        zmq_msg_close(m);
+        if (err == ETERM) return -2;
+        snprintf(why, whylen, "pixels frame: %s", zmq_strerror(err));
+        drain_message(r->sock);
+        return -1;
+    }
+    r->pix_open[slot] = 1;
+    if (zmq_msg_size(m) != want) {
+        snprintf(why, whylen, "pixels frame is %zu bytes, header implies %zu", zmq_msg_size(m), want);
+        drain_message(r->sock);
+        return -1;
+    }
+    r->slots[slot].pixels = zmq_msg_data(m);
+    return 0;
+}
+
+static void close_pix(struct stream_receiver *r, int slot)
+{
+    if (r->pix_msgs && r->pix_open[slot]) {
+        zmq_msg_close(&r->pix_msgs[slot]);
+        r->pix_open[slot] = 0;
+        r->slots[slot].pixels = NULL;
+    }
+}
+
 static void track_end(struct stream_receiver *r, struct stream_batch *b)
 {
     /* called with mu held */
@@ -237,7 +275,9 @@ static void *receive_thread(void *arg)
             const struct wire_header *h = &b->header;
             int rc = recv_frame(r, b->labels, r->cfg.max_n * 4u, wire_labels_bytes(h), "labels", why, sizeof why);
             if (rc == 0) rc = recv_frame(r, b->ids, r->cfg.max_n * 8u, wire_ids_bytes(h), "ids", why, sizeof why);
-            if (rc == 0) rc = recv_frame(r, b->pixels, r->pixels_cap, wire_pixels_bytes(h), "pixels", why, sizeof why);
+            if (rc == 0)
+                rc = r->cfg.zero_copy ? recv_frame_msg(r, slot, wire_pixels_bytes(h), why, sizeof why)
+                                      : recv_frame(r, b->pixels, r->pixels_cap, wire_pixels_bytes(h), "pixels", why, sizeof why);
             if (rc == -2) { snprintf(r->dead_msg, sizeof r->dead_msg, "stream: context terminated"); goto died; }
             if (rc == 0 && has_more(r->sock)) {
                 snprintf(why, sizeof why, "more than %d frames", WIRE_NUM_FRAMES);
@@ -256,6 +296,7 @@ static void *receive_thread(void *arg)
         }
         if (bad) {
             note_drop(r, why);
+            close_pix(r, slot);
             goto give_back;
         }
         b->n = b->header.n; b->h = b->header.h; b->w = b->header.w; b->c = b->header.c;
@@ -310,19 +351,24 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
     r->labels_off = 0;
     r->ids_off = round64((size_t)cfg->max_n * 4);
     r->pixels_off = r->ids_off + round64((size_t)cfg->max_n * 8);
-    r->slot_bytes = r->pixels_off + round64(r->pixels_cap);
+    r->slot_bytes = r->pixels_off + (cfg->zero_copy ? 0 : round64(r->pixels_cap));
     r->slots = calloc((size_t)pool, sizeof *r->slots);
     r->buffers = calloc((size_t)pool, sizeof *r->buffers);
     r->free_stack = calloc((size_t)pool, sizeof *r->free_stack);
     r->ready = calloc((size_t)pool, sizeof *r->ready);
     if (!r->slots || !r->buffers || !r->free_stack || !r->ready) { st = FAIL(STATUS_NOMEM, "stream: pool tables"); goto fail; }
+    if (cfg->zero_copy) {
+        r->pix_msgs = calloc((size_t)pool, sizeof *r->pix_msgs);
+        r->pix_open = calloc((size_t)pool, sizeof *r->pix_open);
+        if (!r->pix_msgs || !r->pix_open) { st = FAIL(STATUS_NOMEM, "stream: pool tables"); goto fail; }
+    }
     for (int i = 0; i < pool; i++) {
         uint8_t *buf = r->alloc.alloc(r->slot_bytes, r->alloc.ctx);
         if (!buf) { st = FAIL(STATUS_NOMEM, "stream: pool buffer %d of %zu bytes", i, r->slot_bytes); goto fail; }
         r->buffers[i] = buf;
         r->slots[i].labels = (int32_t *)(buf + r->labels_off);
         r->slots[i].ids = (uint64_t *)(buf + r->ids_off);
-        r->slots[i].pixels = buf + r->pixels_off;
+        r->slots[i].pixels = cfg->zero_copy ? NULL : buf + r->pixels_off;
         r->slots[i].slot_ = i;
         r->free_stack[r->nfree++] = pool - 1 - i;
     }
@@ -393,6 +439,7 @@ void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b)
     ASSERT(b->slot_ >= 0 && b->slot_ < r->cfg.pool_size && b == &r->slots[b->slot_]);
     pthread_mutex_lock(&r->mu);
     ASSERT(r->nfree < r->cfg.pool_size);
+    close_pix(r, b->slot_);
     r->free_stack[r->nfree++] = b->slot_;
     pthread_cond_signal(&r->slot_cv);
     pthread_mutex_unlock(&r->mu);
@@ -427,6 +474,8 @@ void stream_receiver_free(struct stream_receiver **rp)
         pthread_mutex_unlock(&r->mu);
         pthread_join(r->thread, NULL);
     }
+    if (r->pix_msgs)
+        for (int i = 0; i < r->cfg.pool_size; i++) close_pix(r, i);
     if (r->sock) zmq_close(r->sock);
     if (r->ctx) zmq_ctx_term(r->ctx);
     if (r->buffers)
@@ -434,6 +483,8 @@ void stream_receiver_free(struct stream_receiver **rp)
             if (r->buffers[i]) r->alloc.free(r->buffers[i], r->slot_bytes, r->alloc.ctx);
     free(r->buffers);
     free(r->slots);
+    free(r->pix_msgs);
+    free(r->pix_open);
     free(r->free_stack);
     free(r->ready);
     pthread_mutex_destroy(&r->mu);

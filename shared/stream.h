@@ -7,7 +7,8 @@
  * caller-supplied allocator, so the CUDA trainer can hand out pinned host
  * memory), and a receive thread.  The thread takes a free buffer, receives the
  * four frames of one message straight into it (zmq_recv into the buffer: no
- * allocation per batch), checks the header and every frame size against the
+ * allocation per batch; or, with zero_copy, keeps the pixels frame as the
+ * ZeroMQ message itself and saves a copy), checks the header and every frame size against the
  * configured expectations, and appends the buffer to a bounded FIFO of ready
  * batches.  When no buffer is free it stops reading, so the socket's small
  * RCVHWM pushes back on the workers and memory stays bounded.
@@ -72,6 +73,9 @@ struct stream_config {
     int32_t num_classes;    /* labels must be in [0, num_classes); 0: unchecked */
     uint16_t expect_workers;/* W for end-of-pass tracking; 0 = take from headers */
     const struct stream_allocator *allocator; /* NULL: aligned malloc */
+    int zero_copy;          /* 1: pixels point into the received ZeroMQ message (no copy;
+                               the pool then holds only labels/ids and the allocator does
+                               not hold pixels); 0 (default): pixels copied into the pool */
     int log_drops;          /* log the first N drops (default 5) */
 };
 

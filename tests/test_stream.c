@@ -260,3 +260,54 @@ Test(stream, hostile_sender_process)
     cr_assert_eq(st.dropped, 7, "dropped %llu", (unsigned long long)st.dropped);
     stream_receiver_free(&r);
 }
+
+Test(stream, zero_copy_receive)
+{
+    struct stream_config cfg = stream_config_default();
+    cfg.endpoint = "tcp://127.0.0.1:*";
+    cfg.max_n = N; cfg.h = H; cfg.w = W; cfg.c = C; cfg.pool_size = 2; cfg.zero_copy = 1;
+    struct stream_receiver *r = NULL;
+    cr_assert_eq(stream_receiver_new(&cfg, &r), STATUS_OK, "%s", status_msg());
+    struct sender_config sc = { .endpoint = stream_receiver_endpoint(r), .max_n = N, .h = H, .w = W, .c = C };
+    struct sender *s = NULL;
+    cr_assert_eq(sender_new(&sc, &s), STATUS_OK);
+    for (uint64_t seq = 0; seq < 6; seq++) {
+        struct send_buf *b;
+        cr_assert_eq(sender_acquire(s, &b, NULL), STATUS_OK);
+        fill(b, 0, 1, seq, seq == 5 ? 1 : N);
+        cr_assert_eq(sender_send(s, b, NULL), STATUS_OK);
+    }
+    /* a too-short pixels frame is still dropped in this mode */
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_PUSH);
+    cr_assert_eq(zmq_connect(sock, stream_receiver_endpoint(r)), 0);
+    uint8_t hdr[WIRE_HEADER_SIZE];
+    struct wire_header h;
+    wire_header_init(&h, 0, 1, 99, 0, N, H, W, C, 0, 1);
+    wire_header_pack(&h, hdr);
+    int32_t labels[N] = { 0 };
+    uint64_t ids[N] = { 0 };
+    uint8_t pix[10] = { 0 };
+    zmq_send(sock, hdr, sizeof hdr, ZMQ_SNDMORE);
+    zmq_send(sock, labels, sizeof labels, ZMQ_SNDMORE);
+    zmq_send(sock, ids, sizeof ids, ZMQ_SNDMORE);
+    zmq_send(sock, pix, sizeof pix, 0);
+    for (uint64_t seq = 0; seq < 6; seq++) {
+        struct stream_batch *got;
+        cr_assert_eq(stream_receiver_next(r, &got, 5000), STATUS_OK, "%s", status_msg());
+        check(got, seq, seq == 5 ? 1 : N);
+        stream_receiver_release(r, got);
+    }
+    for (int i = 0; i < 50; i++) {
+        struct stream_stats st;
+        stream_receiver_stats(r, &st);
+        if (st.dropped == 1) break;
+        usleep(20000);
+    }
+    struct stream_stats st;
+    stream_receiver_stats(r, &st);
+    cr_assert_eq(st.dropped, 1);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    sender_free(&s);
+    stream_receiver_free(&r);
+}

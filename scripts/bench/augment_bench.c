@@ -14,6 +14,7 @@
  *       bare ZeroMQ PUSH/PULL of one frame of the same total size (zmq_send
  *       of a buffer, zmq_msg_recv); same output
  *   augment_bench bare0 ...  the same with a zero-copy send (zmq_msg_init_data)
+ *   augment_bench stream0 ... deeper's stream with the receiver's zero_copy option
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,7 @@ static int bench_stream(const char *ep, int batches, uint32_t n, uint32_t h, uin
     size_t pix = (size_t)n * h * wd * c, total = pix + n * 12u + WIRE_HEADER_SIZE;
     pid_t pid = fork();
     if (pid == 0) {   /* sender */
-        if (bare) {
+        if (bare == 1 || bare == 2) {
             void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PUSH);
             int hwm = 2, linger = -1;
             zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -96,7 +97,7 @@ static int bench_stream(const char *ep, int batches, uint32_t n, uint32_t h, uin
         _exit(0);
     }
     double t0 = 0;
-    if (bare) {
+    if (bare == 1 || bare == 2) {
         void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_PULL);
         int hwm = 2;
         zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -114,6 +115,7 @@ static int bench_stream(const char *ep, int batches, uint32_t n, uint32_t h, uin
         struct stream_config cfg = stream_config_default();
         cfg.endpoint = ep;
         cfg.max_n = n; cfg.h = h; cfg.w = wd; cfg.c = c;
+        cfg.zero_copy = bare == 3;
         struct stream_receiver *r;
         if (stream_receiver_new(&cfg, &r) != STATUS_OK) { fprintf(stderr, "%s\n", status_msg()); return 1; }
         for (int i = 0; i < batches; i++) {
@@ -135,10 +137,12 @@ int main(int argc, char **argv)
 {
     if (argc >= 5 && !strcmp(argv[1], "distort"))
         return bench_distort(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 1);
-    if (argc == 8 && (!strcmp(argv[1], "stream") || !strcmp(argv[1], "bare") || !strcmp(argv[1], "bare0")))
+    if (argc == 8 && (!strcmp(argv[1], "stream") || !strcmp(argv[1], "stream0") || !strcmp(argv[1], "bare") ||
+                      !strcmp(argv[1], "bare0")))
         return bench_stream(argv[2], atoi(argv[3]), (uint32_t)atoi(argv[4]), (uint32_t)atoi(argv[5]),
                             (uint32_t)atoi(argv[6]), (uint32_t)atoi(argv[7]),
-                            !strcmp(argv[1], "bare") ? 1 : !strcmp(argv[1], "bare0") ? 2 : 0);
-    fprintf(stderr, "usage: augment_bench distort DIR BATCHES SIZE [jpeg_scale] | stream|bare|bare0 EP BATCHES N H W C\n");
+                            !strcmp(argv[1], "bare") ? 1 : !strcmp(argv[1], "bare0") ? 2 :
+                            !strcmp(argv[1], "stream0") ? 3 : 0);
+    fprintf(stderr, "usage: augment_bench distort DIR BATCHES SIZE [jpeg_scale] | stream|stream0|bare|bare0 EP BATCHES N H W C\n");
     return 2;
 }
