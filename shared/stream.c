@@ -236,34 +236,30 @@ static void *receive_thread(void *arg)
         pthread_mutex_unlock(&r->mu);
         if (slot < 0) break;
 
-        /* 2. wait for a message, checking stop every 100 ms */
-        int got_msg = 0;
+        /* 2. the header frame: try at once, else wait, checking stop every 100 ms */
+        struct stream_batch *b = &r->slots[slot];
+        int bad = 0, hn = -1;
         while (!atomic_load(&r->stop)) {
+            hn = zmq_recv(r->sock, hbuf, sizeof hbuf, ZMQ_DONTWAIT);
+            if (hn >= 0) break;
+            int err = zmq_errno();
+            if (err != EAGAIN && err != EINTR) {
+                snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_recv: %s", zmq_strerror(err));
+                goto died;
+            }
             zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
-            int rc = zmq_poll(&it, 1, 100);
-            if (rc < 0) {
-                if (zmq_errno() == EINTR) continue;
+            if (zmq_poll(&it, 1, 100) < 0 && zmq_errno() != EINTR) {
                 snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_poll: %s", zmq_strerror(zmq_errno()));
                 goto died;
             }
-            if (rc > 0) { got_msg = 1; break; }
         }
-        if (!got_msg) {
+        if (hn < 0) {   /* stopping */
             pthread_mutex_lock(&r->mu);
             r->free_stack[r->nfree++] = slot;
             pthread_mutex_unlock(&r->mu);
             break;
         }
-
-        /* 3. the header frame */
-        int hn = zmq_recv(r->sock, hbuf, sizeof hbuf, ZMQ_DONTWAIT);
-        struct stream_batch *b = &r->slots[slot];
-        int bad = 0;
-        if (hn < 0) {
-            if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) goto give_back;
-            snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_recv: %s", zmq_strerror(zmq_errno()));
-            goto died;
-        }
+        /* 3. check the header */
         if (wire_header_unpack(hbuf, (size_t)hn, &b->header) != STATUS_OK ||
             wire_header_check(&b->header, &ex) != STATUS_OK) {
             snprintf(why, sizeof why, "%s", status_msg());
