@@ -31,7 +31,8 @@
 
 struct inception_v3_options inception_v3_options_default(void)
 {
-    struct inception_v3_options o = { .dropout_keep = 0.8f, .aux_weight = 0.4f, .aux = -1 };
+    struct inception_v3_options o = { .dropout_keep = 0.8f, .aux_weight = 0.4f, .aux = -1,
+                                      .out_aux_logits = NULL };
     return o;
 }
 
@@ -240,6 +241,7 @@ status inception_v3_build_opts(struct graph *g, int classes, int image_size, int
     x = graph_fc(g, "fc", x, classes);
     graph_loss(g, x, 1.0f);
     if (aux_on) graph_loss(g, aux, o->aux_weight);
+    if (o->out_aux_logits) *o->out_aux_logits = aux;
     return STATUS_OK;   /* builder errors surface in graph_finalize */
 }
 

@@ -32,6 +32,7 @@ struct inception_v3_options {
     float dropout_keep;      /* 0.8 (TF); 1.0 turns dropout off (parity tests) */
     float aux_weight;        /* 0.4 */
     int aux;                 /* -1: when the size allows and the graph trains; 0: never */
+    int *out_aux_logits;     /* optional: receives the aux logits value id (-1 when not built) */
 };
 
 struct inception_v3_options inception_v3_options_default(void);
