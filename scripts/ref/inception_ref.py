@@ -39,15 +39,28 @@ Everything is generated at test time from a fixed seed; nothing is committed.
         The reference maths runs in float64 (the model is .double()), so the
         errors the tests print are deeper's float32 errors alone.
 
-    inception_ref.py check_export FILE --num_classes K [--size 75] [--expect LOGITS.safetensors]
+    inception_ref.py fake_ckpt --out DIR [--num_classes K] [--step 7]
+        Writes DIR/model.ckpt-STEP.safetensors in deeper's checkpoint layout
+        (trainer/checkpoint.h: plain torchvision names, "ema/<name>" shadows
+        that differ from the raw values, "rmsprop_ms/" and "rmsprop_mom/"
+        slots, __metadata__ format "deeper-checkpoint") from a seeded
+        torchvision model, without num_batches_tracked, so `deeper export`
+        can be tested without training.
+
+    inception_ref.py check_export FILE --num_classes K [--expect LOGITS.safetensors]
+                                  [--ckpt CKPT.safetensors]
         Loads FILE into torchvision.models.inception_v3(weights=None,
         aux_logits=True, init_weights=False, num_classes=K) with strict=True
         (fails loudly on any missing/unexpected key or shape), then, when
         --expect is given, runs model.eval() on its `input` (U8 NHWC) and
         compares with its `logits`; prints the largest relative error and
-        exits 1 above --tol (default 1e-4).
+        exits 1 above --tol (default 1e-4).  With --ckpt, every exported
+        tensor must equal the checkpoint's "ema/<name>" (or the plain tensor
+        where there is no shadow) bit for bit, and every num_batches_tracked
+        the checkpoint's step.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -219,8 +232,49 @@ def cmd_gen(a):
            a.train_size, a.train_size, a.train_batch, "on" if with_aux else "off"))
 
 
+def cmd_fake_ckpt(a):
+    os.makedirs(a.out, exist_ok=True)
+    torch.manual_seed(a.seed)
+    m = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True,
+                                        num_classes=a.num_classes)
+    t = {}
+    rng = np.random.default_rng(a.seed)
+    trainable = {k for k, _ in m.named_parameters()}
+    for k, v in m.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        w = v.detach().float().numpy()
+        t[k] = w
+        t["ema/" + k] = (w * 0.5 + rng.normal(0, 0.01, w.shape)).astype(np.float32)
+        if k in trainable:
+            t["rmsprop_ms/" + k] = np.ones_like(w)
+            t["rmsprop_mom/" + k] = np.zeros_like(w)
+    meta = {"format": "deeper-checkpoint", "version": "1", "step": str(a.step),
+            "model": "inception_v3", "num_classes": str(a.num_classes), "image_size": "299",
+            "channels": "3", "class_names": json.dumps(["c%d" % i for i in range(a.num_classes)])}
+    path = os.path.join(a.out, "model.ckpt-%d.safetensors" % a.step)
+    st.save(path, t, meta)
+    print("fake_ckpt: wrote %s (%d tensors)" % (path, len(t)))
+    return 0
+
+
 def cmd_check_export(a):
     tensors, meta = st.load(a.file)
+    if a.ckpt:
+        ck, ckmeta = st.load(a.ckpt)
+        step = int(ckmeta["step"])
+        for k, v in tensors.items():
+            if k.endswith("num_batches_tracked"):
+                if v.dtype != np.int64 or v.shape != () or int(v) != step:
+                    print("check_export: %s = %r (%s %s), expected I64 scalar %d" % (k, v, v.dtype, v.shape, step))
+                    return 1
+                continue
+            src = ck.get("ema/" + k, ck.get(k))
+            if src is None or src.shape != v.shape or src.tobytes() != v.tobytes():
+                print("check_export: %s differs from the checkpoint's EMA value" % k)
+                return 1
+        print("check_export: %d tensors equal the checkpoint's EMA weights; num_batches_tracked = %d"
+              % (len(tensors), step))
     sd = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
     m = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False,
                                         num_classes=a.num_classes)
@@ -254,7 +308,13 @@ def main():
     g.add_argument("--train_batch", type=int, default=2)
     g.add_argument("--gray_size", type=int, default=75)
     g.add_argument("--bn_momentum", type=float, default=0.0003)
+    f = sub.add_parser("fake_ckpt")
+    f.add_argument("--out", required=True)
+    f.add_argument("--num_classes", type=int, default=7)
+    f.add_argument("--seed", type=int, default=3)
+    f.add_argument("--step", type=int, default=7)
     c = sub.add_parser("check_export")
+    c.add_argument("--ckpt")
     c.add_argument("file")
     c.add_argument("--num_classes", type=int, required=True)
     c.add_argument("--expect")
@@ -264,6 +324,8 @@ def main():
     if a.cmd == "gen":
         cmd_gen(a)
         return 0
+    if a.cmd == "fake_ckpt":
+        return cmd_fake_ckpt(a)
     return cmd_check_export(a)
 
 
