@@ -31,13 +31,13 @@
 
 #define IREF_CLASSES 11
 
-static const char *iref_root(void)
+static inline const char *iref_root(void)
 {
     const char *r = getenv("DEEPER_ROOT");
     return r && *r ? r : ".";
 }
 
-static const char *iref_tmp(void)
+static inline const char *iref_tmp(void)
 {
     const char *t = getenv("TMPDIR");
     return t && *t ? t : "/tmp";
@@ -45,10 +45,10 @@ static const char *iref_tmp(void)
 
 /* Directory holding weights/eval/train.safetensors, generated on first use.
  * NULL (and a criterion skip by the caller) when python/torch is missing. */
-static const char *iref_dir(void)
+static inline const char *iref_dir(void)
 {
     static char dir[1024];
-    char script[900], lock[1100], cmd[4096];
+    char script[900], lock[1100], cmd[8192];
     struct stat sb;
     snprintf(script, sizeof script, "%s/scripts/ref/inception_ref.py", iref_root());
     if (stat(script, &sb) != 0) return NULL;
@@ -73,7 +73,7 @@ static const char *iref_dir(void)
     return dir;
 }
 
-static struct st_file *iref_open(const char *name)
+static inline struct st_file *iref_open(const char *name)
 {
     const char *d = iref_dir();
     if (!d) return NULL;
@@ -84,7 +84,7 @@ static struct st_file *iref_open(const char *name)
     return f;
 }
 
-static const struct st_tensor *iref_get(const struct st_file *f, const char *name)
+static inline const struct st_tensor *iref_get(const struct st_file *f, const char *name)
 {
     const struct st_tensor *t = safetensors_find(f, name);
     cr_assert_not_null(t, "reference tensor %s missing", name);
@@ -92,7 +92,7 @@ static const struct st_tensor *iref_get(const struct st_file *f, const char *nam
 }
 
 /* max |got - ref| / max |ref| */
-static double iref_rel_err(const float *got, const float *ref, size_t n, size_t *where)
+static inline double iref_rel_err(const float *got, const float *ref, size_t n, size_t *where)
 {
     double md = 0, mr = 0;
     size_t w = 0;
@@ -106,7 +106,7 @@ static double iref_rel_err(const float *got, const float *ref, size_t n, size_t 
 }
 
 /* Host copy of a value (caller frees). */
-static float *iref_value(struct graph *g, int id, size_t *n)
+static inline float *iref_value(struct graph *g, int id, size_t *n)
 {
     struct tensor t = graph_value(g, id);
     size_t k = (size_t)tensor_numel(&t);
@@ -119,7 +119,7 @@ static float *iref_value(struct graph *g, int id, size_t *n)
 }
 
 /* A finalised Inception v3 graph on a new 2-thread CPU backend. */
-static struct graph *iref_graph(struct backend **be, int classes, int size, int batch, unsigned flags,
+static inline struct graph *iref_graph(struct backend **be, int classes, int size, int batch, unsigned flags,
                                 float keep, int *aux_id)
 {
     cr_assert_eq(backend_new_cpu(be, 2), STATUS_OK, "%s", status_msg());
@@ -137,7 +137,7 @@ static struct graph *iref_graph(struct backend **be, int classes, int size, int 
 }
 
 /* Smoothed softmax cross-entropy of one [n, c] logits block (mean). */
-static double iref_xent(const float *logits, const int32_t *labels, int n, int c, double s)
+static inline double iref_xent(const float *logits, const int32_t *labels, int n, int c, double s)
 {
     double tot = 0;
     for (int i = 0; i < n; i++) {

@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "trainer/inception_v3.h"
 #include "trainer/model.h"
 
 #define MODEL_MAX 16
@@ -15,8 +16,10 @@
 static struct model_desc table[MODEL_MAX] = {
     { "nielsennet", "NielsenNet: 2 conv + 3 FC layers (28x28 gray, e.g. Fashion-MNIST)",
       nielsennet_build, 28, 1, 0.5f },
+    { "inception_v3", "Inception v3, torchvision's architecture and names, TF's training recipe (299x299 RGB; >= 75)",
+      inception_v3_build, 299, 3, 0.8f },
 };
-static int table_n = 1;
+static int table_n = 2;
 
 const struct model_desc *model_find(const char *name)
 {

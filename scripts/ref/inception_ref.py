@@ -23,6 +23,16 @@ Everything is generated at test time from a fixed seed; nothing is committed.
             are), logits F32 [N,K] of model.eval() on x = (u8/255 - 0.5) * 2;
             gray_input U8 [N,g,g,1] and gray_logits: the gray image repeated
             into 3 channels at --gray_size.
+        DIR/train_weights.safetensors  the same model with "ReLU margins":
+            BN beta = gamma * (--relu_margin + U[0,1]) (default margin 3).
+            Why: in a randomly initialised Inception many pre-activations sit
+            within float32 rounding of 0 (and max-pool windows near ties), so
+            float32 arithmetic flips some ReLU masks against the exact result
+            and every flip moves a weight gradient by ~1e-3 of its size;
+            measured, PyTorch's own float32 gradients differ from float64 by
+            2.5% (median over tensors) on the ordinary weights.  With margins
+            the same comparison gives ~6e-5, so a 1e-3 tolerance tests the
+            maths rather than the rounding.
         DIR/train.safetensors     input U8 [N,H,W,3], labels I32 [N]; one
             train-mode forward and backward of
                 total = CE(logits, y, ls=0.1) + 0.4 * CE(aux_logits, y, ls=0.1)
@@ -32,7 +42,10 @@ Everything is generated at test time from a fixed seed; nothing is committed.
             logits, aux_logits, grad.<param> for every parameter of one
             conv layer per block plus both FC layers (no weight decay in these
             gradients: deeper adds it in the optimizer), and after.<buffer>
-            for every BN running_mean / running_var after the step.
+            for every BN running_mean / running_var after the step, and
+            f32err.<param>: how far PyTorch's float32 gradient is from the
+            float64 reference (max |diff| / max |ref|), the conditioning of
+            each checked gradient.
             The aux head needs a 17x17 Mixed_6e map (input >= 299), as in
             torchvision; below that the generator runs without it and writes
             no aux tensors.
@@ -60,6 +73,7 @@ Everything is generated at test time from a fixed seed; nothing is committed.
         the checkpoint's step.
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -107,7 +121,8 @@ def noise_images(rng, n, size, c=3):
     return out
 
 
-def build(num_classes, seed):
+def build(num_classes, seed, margin=None):
+    """margin None: BN beta ~ N(0, 0.2); else beta = gamma * (margin + U[0, 1])."""
     torch.manual_seed(seed)
     m = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True,
                                         num_classes=num_classes)
@@ -115,8 +130,12 @@ def build(num_classes, seed):
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.weight.copy_(torch.rand(mod.weight.shape, generator=g) + 0.5)
-                mod.bias.copy_(torch.randn(mod.bias.shape, generator=g) * 0.2)
+                gamma = torch.rand(mod.weight.shape, generator=g) + 0.5
+                mod.weight.copy_(gamma)
+                if margin is None:
+                    mod.bias.copy_(torch.randn(mod.bias.shape, generator=g) * 0.2)
+                else:
+                    mod.bias.copy_(gamma * (margin + torch.rand(mod.bias.shape, generator=g)))
     return m.double()
 
 
@@ -160,6 +179,55 @@ def aux_runs(size):
     return (s - 5) // 3 + 1 >= 5     # aux avg 5x5/3, then conv1 5x5 valid
 
 
+def train_step(m, xt, labels, with_aux, bn_momentum):
+    """One train-mode forward + backward in m's dtype; returns the tensors
+    train.safetensors holds (gradients and statistics in that dtype)."""
+    saved_aux = m.AuxLogits
+    if not with_aux:
+        m.AuxLogits = None
+    m.dropout.p = 0.0
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.momentum = bn_momentum
+    m.train()
+    m.zero_grad()
+    dt = next(m.parameters()).dtype
+    y = torch.from_numpy(labels.astype(np.int64))
+    out = m(to_input(xt).to(dt))
+    if with_aux:
+        logits, aux = out
+    else:
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+    loss = F.cross_entropy(logits, y, label_smoothing=0.1)
+    total = loss
+    t = {"logits": logits.detach().numpy(), "loss": np.array([loss.item()], np.float32)}
+    if with_aux:
+        aux_loss = F.cross_entropy(aux, y, label_smoothing=0.1)
+        total = loss + 0.4 * aux_loss
+        t["aux_loss"] = np.array([aux_loss.item()], np.float32)
+        t["aux_logits"] = aux.detach().numpy()
+    t["total"] = np.array([total.item()], np.float32)
+    total.backward()
+    m.AuxLogits = saved_aux
+    params = dict(m.named_parameters())
+    for layer in GRAD_LAYERS:
+        if layer.startswith("AuxLogits") and not with_aux:
+            continue
+        for suffix in ("conv.weight", "bn.weight", "bn.bias"):
+            k = layer + "." + suffix
+            t["grad." + k] = params[k].grad.numpy()
+    for layer in GRAD_FC:
+        if layer.startswith("AuxLogits") and not with_aux:
+            continue
+        for suffix in ("weight", "bias"):
+            k = layer + "." + suffix
+            t["grad." + k] = params[k].grad.numpy()
+    for k, v in m.state_dict().items():
+        if k.endswith("running_mean") or k.endswith("running_var"):
+            t["after." + k] = v.detach().numpy()
+    return t
+
+
 def cmd_gen(a):
     os.makedirs(a.out, exist_ok=True)
     rng = np.random.default_rng(a.seed)
@@ -178,53 +246,28 @@ def cmd_gen(a):
     st.save(os.path.join(a.out, "eval.safetensors"),
             {"input": xe, "logits": le, "gray_input": xg, "gray_logits": lg})
 
-    # train mode, one forward + backward
+    # train mode, one forward + backward, on weights with ReLU margins (see
+    # the module docstring), in float64 (the reference) and float32 (to
+    # measure how well-conditioned each gradient is)
+    m = build(a.num_classes, a.seed, margin=a.relu_margin)
+    st.save(os.path.join(a.out, "train_weights.safetensors"), state_to_numpy(m),
+            {"format": "pt", "source": "scripts/ref/inception_ref.py", "seed": str(a.seed),
+             "relu_margin": repr(a.relu_margin)})
     xt = noise_images(rng, a.train_batch, a.train_size)
     labels = rng.integers(0, a.num_classes, a.train_batch).astype(np.int32)
     with_aux = aux_runs(a.train_size)
-    saved_aux = m.AuxLogits
-    if not with_aux:
-        m.AuxLogits = None
-    m.dropout.p = 0.0
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.momentum = a.bn_momentum
-    m.train()
-    m.zero_grad()
-    y = torch.from_numpy(labels.astype(np.int64))
-    out = m(to_input(xt))
-    if with_aux:
-        logits, aux = out
-    else:
-        logits, aux = out if isinstance(out, tuple) else (out, None)
-    loss = F.cross_entropy(logits, y, label_smoothing=0.1)
-    total = loss
-    t = {"input": xt, "labels": labels, "logits": logits.detach().float().numpy(),
-         "loss": np.array([loss.item()], np.float32)}
-    if with_aux:
-        aux_loss = F.cross_entropy(aux, y, label_smoothing=0.1)
-        total = loss + 0.4 * aux_loss
-        t["aux_loss"] = np.array([aux_loss.item()], np.float32)
-        t["aux_logits"] = aux.detach().float().numpy()
-    t["total"] = np.array([total.item()], np.float32)
-    total.backward()
-    m.AuxLogits = saved_aux
-    params = dict(m.named_parameters())
-    for layer in GRAD_LAYERS:
-        if layer.startswith("AuxLogits") and not with_aux:
-            continue
-        for suffix in ("conv.weight", "bn.weight", "bn.bias"):
-            k = layer + "." + suffix
-            t["grad." + k] = params[k].grad.float().numpy()
-    for layer in GRAD_FC:
-        if layer.startswith("AuxLogits") and not with_aux:
-            continue
-        for suffix in ("weight", "bias"):
-            k = layer + "." + suffix
-            t["grad." + k] = params[k].grad.float().numpy()
-    for k, v in m.state_dict().items():
-        if k.endswith("running_mean") or k.endswith("running_var"):
-            t["after." + k] = v.detach().float().numpy()
+    f32 = train_step(copy.deepcopy(m).float(), xt, labels, with_aux, a.bn_momentum)
+    t = train_step(m, xt, labels, with_aux, a.bn_momentum)
+    t["input"] = xt
+    t["labels"] = labels
+    for k in list(t):
+        if k.startswith("grad."):
+            ref = t[k].astype(np.float64)
+            e = np.abs(f32[k].astype(np.float64) - ref).max() / max(np.abs(ref).max(), 1e-300)
+            t["f32err." + k[5:]] = np.array([e], np.float32)
+    for k in list(t):
+        if k.startswith("grad.") or k.startswith("after.") or k in ("logits", "aux_logits"):
+            t[k] = t[k].astype(np.float32)
     st.save(os.path.join(a.out, "train.safetensors"), t,
             {"with_aux": str(int(with_aux)), "bn_momentum": repr(a.bn_momentum)})
     print("inception_ref: wrote %s (K=%d, eval %dx%d b%d, train %dx%d b%d, aux %s)" %
@@ -308,6 +351,7 @@ def main():
     g.add_argument("--train_batch", type=int, default=2)
     g.add_argument("--gray_size", type=int, default=75)
     g.add_argument("--bn_momentum", type=float, default=0.0003)
+    g.add_argument("--relu_margin", type=float, default=3.0)
     f = sub.add_parser("fake_ckpt")
     f.add_argument("--out", required=True)
     f.add_argument("--num_classes", type=int, default=7)

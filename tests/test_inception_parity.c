@@ -18,11 +18,11 @@
  */
 #include "tests/inception_util.h"
 
-static void load_ref_weights(struct graph *g)
+static void load_ref_weights(struct graph *g, const char *file)
 {
     char path[1200];
     const char *d = iref_dir();
-    snprintf(path, sizeof path, "%s/weights.safetensors", d);
+    snprintf(path, sizeof path, "%s/%s", d, file);
     struct pretrained_report rep;
     cr_assert_eq(pretrained_load(g, path, 0, &rep), STATUS_OK, "%s", status_msg());
     cr_assert_eq(rep.restored, graph_num_params(g), "restored %d of %d", rep.restored,
@@ -40,7 +40,7 @@ static void eval_case(const char *in_name, const char *out_name, int size, int c
     cr_assert_eq(in->shape[3], c);
     struct backend *be = NULL;
     struct graph *g = iref_graph(&be, IREF_CLASSES, size, batch, 0, 1.0f, NULL);
-    load_ref_weights(g);
+    load_ref_weights(g, "weights.safetensors");
     cr_assert_eq(graph_set_input(g, in->data, batch, size, size, c, NULL), STATUS_OK, "%s", status_msg());
     double t0 = log_now();
     cr_assert_eq(graph_forward(g, 0, 0, 0), STATUS_OK, "%s", status_msg());
@@ -96,7 +96,7 @@ Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
     int aux_id = -1;
     struct graph *g = iref_graph(&be, IREF_CLASSES, size, batch, GRAPH_TRAIN, 1.0f, &aux_id);
     cr_assert_geq(aux_id, 0, "aux head not built at %d", size);
-    load_ref_weights(g);
+    load_ref_weights(g, "train_weights.safetensors");
 
     /* running statistics before the step */
     int np = graph_num_params(g);
@@ -139,19 +139,34 @@ Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
     cr_expect_leq(e_aux, 1e-3, "aux loss %g", e_aux);
     cr_expect_leq(e_tot, 1e-3, "total loss %g", e_tot);
 
-    /* gradients */
-    double worst = 0;
+    /* gradients: within 1e-3, or, where PyTorch's own float32 gradient is
+     * further than 5e-4 from the float64 reference (an ill-conditioned
+     * gradient, see inception_ref.py), within twice PyTorch's error */
+    double worst = 0, worst_tol = 0;
     const char *worst_name = "";
-    int ngrad = 0;
+    int ngrad = 0, nstrict = 0, nwithin = 0;
     for (int i = 0; i < safetensors_count(tr); i++) {
         const struct st_tensor *t = safetensors_at(tr, i);
         if (strncmp(t->name, "grad.", 5) != 0) continue;
+        char key[256];
+        snprintf(key, sizeof key, "f32err.%s", t->name + 5);
+        double f32err = *(const float *)iref_get(tr, key)->data;
+        double tol = f32err > 5e-4 ? 2 * f32err : 1e-3;
         double e = check_grad(g, t, t->name + 5);
         ngrad++;
-        cr_expect_leq(e, 1e-3, "gradient of %s: relative error %g", t->name + 5, e);
-        if (e > worst) { worst = e; worst_name = t->name + 5; }
+        nstrict += f32err <= 5e-4;
+        cr_expect_leq(e, tol, "gradient of %s: relative error %g > %g (PyTorch float32: %g)", t->name + 5,
+                      e, tol, f32err);
+        if (e <= 1e-3) nwithin++;
+        else printf("inception parity: gradient of %s: %.3g, PyTorch float32 %.3g (tolerance %.3g)%s\n",
+                    t->name + 5, e, f32err, tol,
+                    f32err > 1 ? ": the exact gradient is ~0 (the next BN cancels this bias)" : "");
+        if (f32err <= 5e-4 && e > worst) { worst = e; worst_name = t->name + 5; }
+        if (e / tol > worst_tol) worst_tol = e / tol;
     }
-    printf("inception parity: %d gradients, largest relative error %.3g (%s)\n", ngrad, worst, worst_name);
+    printf("inception parity: %d gradients, %d within 1e-3; %d well-conditioned (PyTorch float32 within "
+           "5e-4): largest relative error %.3g (%s); largest error/tolerance %.3g\n", ngrad, nwithin,
+           nstrict, worst, worst_name, worst_tol);
     cr_assert_geq(ngrad, 18 * 3 + 4);
 
     /* running statistics after the step */
@@ -168,25 +183,33 @@ Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
         float *h = malloc(p->numel * sizeof *h);
         double *bg = malloc(p->numel * sizeof *bg), *br = malloc(p->numel * sizeof *br);
         cr_assert_eq(graph_param_read(g, i, SLOT_W, h), STATUS_OK);
-        double ev = iref_rel_err(h, ref, p->numel, NULL);
-        /* implied batch statistic */
-        double md = 0, mr = 0;
+        /* new = (1-m) old + m batch: allow 1e-3 relative error in the batch
+         * statistic (against its largest value in the layer) plus 2 ulp of
+         * float32 storage; report the error of the implied statistic */
+        double mr = 0, worst_ratio = 0, md = 0;
+        size_t wk = 0;
         for (size_t k = 0; k < p->numel; k++) {
-            bg[k] = ((double)h[k] - (1.0 - m) * before[i][k]) / m;
             br[k] = ((double)ref[k] - (1.0 - m) * before[i][k]) / m;
-            if (fabs(bg[k] - br[k]) > md) md = fabs(bg[k] - br[k]);
             if (fabs(br[k]) > mr) mr = fabs(br[k]);
         }
-        double eb = mr > 0 ? md / mr : md;
-        cr_expect_leq(ev, 1e-6, "%s after the step: relative error %g", p->name, ev);
-        cr_expect_leq(eb, 2e-3, "%s: implied batch statistic, relative error %g", p->name, eb);
+        for (size_t k = 0; k < p->numel; k++) {
+            bg[k] = ((double)h[k] - (1.0 - m) * before[i][k]) / m;
+            double tol = m * 1e-3 * mr + 2.4e-7 * fabs(ref[k]);
+            double d = fabs((double)h[k] - ref[k]);
+            if (d / tol > worst_ratio) { worst_ratio = d / tol; wk = k; }
+            if (fabs(bg[k] - br[k]) > md) md = fabs(bg[k] - br[k]);
+        }
+        double ev = iref_rel_err(h, ref, p->numel, NULL), eb = mr > 0 ? md / mr : md;
+        cr_expect_leq(worst_ratio, 1.0, "%s[%zu] after the step: %.9g vs %.9g (batch statistic %g vs %g)",
+                      p->name, wk, h[wk], ref[wk], bg[wk], br[wk]);
         if (ev > worst_v) worst_v = ev;
         if (eb > worst_b) worst_b = eb;
         nstat++;
         free(h); free(bg); free(br); free(before[i]);
     }
     printf("inception parity: %d running statistics after one step: largest relative error %.3g; "
-           "of the implied batch statistic %.3g\n", nstat, worst_v, worst_b);
+           "of the implied batch statistic %.3g (float32 storage of a 0.0003 update limits it)\n",
+           nstat, worst_v, worst_b);
     cr_assert_eq(nstat, 2 * 96);
     free(before);
     free(lg);
