@@ -47,6 +47,10 @@ int main(int argc, char **argv)
         { "save_interval_steps", FLAG_INT, &c.save_interval_steps, "checkpoint every N steps (and always at the end)", NULL },
         { "keep_checkpoints", FLAG_INT, &c.keep_checkpoints, "keep the newest N checkpoints", NULL },
         { "seed", FLAG_INT64, &seed, "random seed (initial weights, shuffling, distortions, dropout)", NULL },
+        { "pretrained_model_checkpoint_path", FLAG_STRING, &c.pretrained_model_checkpoint_path,
+          "start a fresh run from these torchvision/timm-named weights (safetensors)", NULL },
+        { "fine_tune", FLAG_BOOL, &c.fine_tune,
+          "with --pretrained_model_checkpoint_path: re-initialise the classifier (fc, AuxLogits.fc) for this dataset's classes", NULL },
         { "fresh", FLAG_BOOL, &c.fresh, "ignore checkpoints in --train_dir and start from step 0", NULL },
         { "log_every", FLAG_INT, &c.log_every, "log line and TensorBoard scalars every N steps", NULL },
     };

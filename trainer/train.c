@@ -35,6 +35,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/feed.h"
 #include "trainer/model.h"
+#include "trainer/pretrained.h"
 #include "trainer/train_state.h"
 #include "trainer/workers.h"
 
@@ -259,6 +260,18 @@ status train_run(const struct train_config *c)
         log_info("resuming from %s at step %" PRId64 " (epoch %" PRId64 ", batch %" PRId64 ")", ckpt_path,
                  meta.step, meta.epoch, meta.position);
         safetensors_close(&ck);
+        if (c->pretrained_model_checkpoint_path)
+            log_info("resuming: --pretrained_model_checkpoint_path %s is not used",
+                     c->pretrained_model_checkpoint_path);
+    } else if (c->pretrained_model_checkpoint_path) {
+        /* TF: a fresh run restores the pretrained variables (all but the
+         * classifier with --fine_tune) before the first step */
+        if ((st = pretrained_load(ts->g[0], c->pretrained_model_checkpoint_path, c->fine_tune, NULL)) != STATUS_OK)
+            goto done;
+        if ((st = tower_broadcast(ts)) != STATUS_OK) goto done;
+    } else if (c->fine_tune) {
+        st = FAIL(STATUS_USAGE, "--fine_tune needs --pretrained_model_checkpoint_path");
+        goto done;
     }
     if (ts->step >= c->max_steps) {
         log_info("step %" PRId64 " already reached --max_steps %" PRId64 "; nothing to do", ts->step, c->max_steps);

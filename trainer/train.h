@@ -39,6 +39,8 @@ struct train_config {
     float ema_decay;
     int no_flip;                        /* pass --no_flip to workers */
     int flip;                           /* pass --flip (force flips on) */
+    const char *pretrained_model_checkpoint_path; /* torchvision-named safetensors (fresh runs) */
+    int fine_tune;                      /* re-initialise the classifier (fc, AuxLogits.fc) */
 };
 
 struct train_config train_config_default(void);

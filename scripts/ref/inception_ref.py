@@ -52,6 +52,11 @@ Everything is generated at test time from a fixed seed; nothing is committed.
         The reference maths runs in float64 (the model is .double()), so the
         errors the tests print are deeper's float32 errors alone.
 
+    inception_ref.py weights --out FILE [--num_classes K] [--seed S]
+        Just a seeded torchvision inception_v3 state_dict (with
+        num_batches_tracked), as a pretrained file would be, for the
+        fine-tuning end-to-end test.
+
     inception_ref.py fake_ckpt --out DIR [--num_classes K] [--step 7]
         Writes DIR/model.ckpt-STEP.safetensors in deeper's checkpoint layout
         (trainer/checkpoint.h: plain torchvision names, "ema/<name>" shadows
@@ -60,7 +65,7 @@ Everything is generated at test time from a fixed seed; nothing is committed.
         torchvision model, without num_batches_tracked, so `deeper export`
         can be tested without training.
 
-    inception_ref.py check_export FILE --num_classes K [--expect LOGITS.safetensors]
+    inception_ref.py check_export FILE [--num_classes K] [--expect LOGITS.safetensors]
                                   [--ckpt CKPT.safetensors]
         Loads FILE into torchvision.models.inception_v3(weights=None,
         aux_logits=True, init_weights=False, num_classes=K) with strict=True
@@ -275,6 +280,13 @@ def cmd_gen(a):
            a.train_size, a.train_size, a.train_batch, "on" if with_aux else "off"))
 
 
+def cmd_weights(a):
+    m = build(a.num_classes, a.seed)
+    st.save(a.out, state_to_numpy(m), {"format": "pt", "source": "scripts/ref/inception_ref.py"})
+    print("weights: wrote %s (%d classes)" % (a.out, a.num_classes))
+    return 0
+
+
 def cmd_fake_ckpt(a):
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(a.seed)
@@ -319,11 +331,12 @@ def cmd_check_export(a):
         print("check_export: %d tensors equal the checkpoint's EMA weights; num_batches_tracked = %d"
               % (len(tensors), step))
     sd = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
+    k = a.num_classes or int(meta["num_classes"])
     m = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False,
-                                        num_classes=a.num_classes)
+                                        num_classes=k)
     m.load_state_dict(sd, strict=True)
     print("check_export: %s loads into torchvision inception_v3(num_classes=%d) with strict=True "
-          "(%d tensors)" % (a.file, a.num_classes, len(sd)))
+          "(%d tensors)" % (a.file, k, len(sd)))
     if a.expect:
         e, _ = st.load(a.expect)
         m.eval()
@@ -352,6 +365,10 @@ def main():
     g.add_argument("--gray_size", type=int, default=75)
     g.add_argument("--bn_momentum", type=float, default=0.0003)
     g.add_argument("--relu_margin", type=float, default=3.0)
+    w = sub.add_parser("weights")
+    w.add_argument("--out", required=True)
+    w.add_argument("--num_classes", type=int, default=11)
+    w.add_argument("--seed", type=int, default=5)
     f = sub.add_parser("fake_ckpt")
     f.add_argument("--out", required=True)
     f.add_argument("--num_classes", type=int, default=7)
@@ -360,7 +377,7 @@ def main():
     c = sub.add_parser("check_export")
     c.add_argument("--ckpt")
     c.add_argument("file")
-    c.add_argument("--num_classes", type=int, required=True)
+    c.add_argument("--num_classes", type=int, default=0, help="0: from the file's metadata")
     c.add_argument("--expect")
     c.add_argument("--tol", type=float, default=1e-4)
     a = p.parse_args()
@@ -368,6 +385,8 @@ def main():
     if a.cmd == "gen":
         cmd_gen(a)
         return 0
+    if a.cmd == "weights":
+        return cmd_weights(a)
     if a.cmd == "fake_ckpt":
         return cmd_fake_ckpt(a)
     return cmd_check_export(a)
