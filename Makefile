@@ -169,7 +169,7 @@ demo: setup
 	@scripts/demo
 
 bench: all
-	@for b in scripts/bench/*; do echo "== $$b"; $$b || exit 1; done
+	@for b in scripts/bench/*; do [ -f "$$b" ] && [ -x "$$b" ] || continue; echo "== $$b"; $$b || exit 1; done
 
 clean:
 	rm -rf build bin
