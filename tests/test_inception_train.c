@@ -12,7 +12,7 @@
  *     model has [160,160,1,7], same size) and a missing tensor are refused
  *     the same way, and nothing is written to the graph;
  *   - training from scratch at 75x75 (aux head off at this size, dropout
- *     0.8, TF's RMSProp, weight decay and EMA): a few steps on a fixed batch,
+ *     0.8, TF's RMSProp, weight decay and EMA): 8 steps on a fixed batch at lr 0.01,
  *     the loss falls.
  */
 #include "tests/inception_util.h"
@@ -203,7 +203,7 @@ Test(inception_train, cpu_steps_75_loss_falls, .timeout = 600)
     int32_t labels[6];
     uint8_t *px = synthetic_batch(B, S, 3, labels, K);
     struct optim_config oc = optim_config_default();
-    oc.initial_learning_rate = 0.05f;
+    oc.initial_learning_rate = 0.01f;
     oc.batch_size = B;
     oc.examples_per_epoch = 1000;
     float loss[STEPS];
@@ -216,7 +216,10 @@ Test(inception_train, cpu_steps_75_loss_falls, .timeout = 600)
     printf("inception 75x75 batch %d on CPU: %d steps in %.2f s; loss", B, STEPS, dt);
     for (int s = 0; s < STEPS; s++) printf(" %.4f", loss[s]);
     printf("\n");
-    cr_assert_lt(loss[STEPS - 1], loss[0] * 0.9f, "loss did not fall: %g -> %g", loss[0], loss[STEPS - 1]);
+    /* single steps are noisy (dropout, RMSProp momentum): compare the mean
+     * of the last three steps with the mean of the first two */
+    float head = (loss[0] + loss[1]) / 2, tail = (loss[STEPS - 3] + loss[STEPS - 2] + loss[STEPS - 1]) / 3;
+    cr_assert_lt(tail, head * 0.75f, "loss did not fall: first two %g, last three %g", head, tail);
     free(px);
     graph_free(&g);
     backend_free(&be);
