@@ -237,7 +237,7 @@ static void relu_fwd_task(void *va, int64_t b, int64_t e, int t)
         int n = (int)(q / x->c), c = (int)(q % x->c);
         const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
         float *yp = (float *)y->data + n * y->sn + c * y->sc;
-        for (int i = 0; i < hw; i++) yp[i] = xp[i] > 0 ? xp[i] : 0;
+        for (int i = 0; i < hw; i++) yp[i] = xp[i] < 0 ? 0 : xp[i];   /* NaN passes through (TF), so divergence shows in the loss */
     }
 }
 
