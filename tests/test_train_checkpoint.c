@@ -137,4 +137,11 @@ Test(checkpoint, broken_index_and_partial_file, .init = mk, .fini = rm)
     cr_assert_not_null(fgets(line, sizeof line, fp));
     fclose(fp);
     cr_assert_str_eq(line, "model_checkpoint_path: \"model.ckpt-5.safetensors\"\n");
+    /* --fresh: everything goes, so old higher steps cannot outrank the new run */
+    int removed = -1;
+    cr_assert_eq(checkpoint_remove_all(dir, &removed), STATUS_OK);
+    cr_assert_eq(removed, 4, "removed %d", removed);   /* 1, 2, 3 (truncated) and 5 */
+    cr_assert_eq(count_files("model.ckpt"), 0);
+    cr_assert_eq(count_files("^checkpoint$"), 0);
+    cr_assert_eq(checkpoint_latest(dir, &path, &step), STATUS_NOT_FOUND);
 }

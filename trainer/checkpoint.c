@@ -211,6 +211,24 @@ status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step)
     return FAIL(STATUS_NOT_FOUND, "%s: no checkpoint file found", dir);
 }
 
+status checkpoint_remove_all(const char *dir, int *removed)
+{
+    *removed = 0;
+    struct step_list steps;
+    status st = list_ckpts(dir, &steps, 1);
+    if (st == STATUS_NOT_FOUND) return STATUS_OK;
+    TRY(st);
+    for (int i = 0; i < steps.n; i++) {
+        char *p = dup_printf("%s/" CKPT_PREFIX "%" PRId64 CKPT_SUFFIX, dir, steps.v[i]);
+        if (p && unlink(p) == 0) (*removed)++;
+        free(p);
+    }
+    free(steps.v);
+    char *ip = dup_printf("%s/checkpoint", dir);
+    if (ip) { unlink(ip); free(ip); }
+    return STATUS_OK;
+}
+
 static int64_t meta_i64(const struct st_file *f, const char *k, int64_t dflt)
 {
     const char *v = safetensors_meta(f, k);

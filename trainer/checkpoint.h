@@ -66,6 +66,11 @@ status checkpoint_save(const char *train_dir, const struct ckpt_meta *meta,
  * STATUS_NOT_FOUND (with a message naming dir) when there is none. */
 status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step);
 
+/* Remove every model.ckpt-*.safetensors (and leftover temporaries) and the
+ * index from dir, for a fresh run (TF deletes train_dir instead); *removed
+ * gets the number of checkpoints deleted. */
+status checkpoint_remove_all(const char *dir, int *removed);
+
 /* Parse the __metadata__ of an open checkpoint.  String fields point into
  * the file (valid until safetensors_close). */
 status checkpoint_meta_read(const struct st_file *f, struct ckpt_meta *meta);

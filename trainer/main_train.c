@@ -51,7 +51,7 @@ int main(int argc, char **argv)
           "start a fresh run from these torchvision/timm-named weights (safetensors)", NULL },
         { "fine_tune", FLAG_BOOL, &c.fine_tune,
           "with --pretrained_model_checkpoint_path: re-initialise the classifier (fc, AuxLogits.fc) for this dataset's classes", NULL },
-        { "fresh", FLAG_BOOL, &c.fresh, "ignore checkpoints in --train_dir and start from step 0", NULL },
+        { "fresh", FLAG_BOOL, &c.fresh, "start from step 0, deleting the checkpoints already in --train_dir", NULL },
         { "log_every", FLAG_INT, &c.log_every, "log line and TensorBoard scalars every N steps", NULL },
     };
     const struct flags_spec spec = {

@@ -185,6 +185,12 @@ status train_run(const struct train_config *c)
         st = FAIL(STATUS_IO, "%s: mkdir: %s", c->train_dir, strerror(errno)); goto done;
     }
 
+    if (c->fresh) {
+        int removed = 0;
+        if ((st = checkpoint_remove_all(c->train_dir, &removed)) != STATUS_OK) goto done;
+        if (removed) log_info("--fresh: removed %d old checkpoint(s) from %s", removed, c->train_dir);
+    }
+
     /* resume? */
     struct ckpt_meta meta = { 0 };
     const char *model_name = c->model;
