@@ -5,8 +5,9 @@ Debian has no `safetensors` Python package, and the format is small: an
 name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to
 the data buffer, end exclusive) plus an optional "__metadata__" map of
 strings, then the raw little-endian row-major data.  The writer pads the
-header with spaces to a multiple of 8 and stores tensors sorted by name, as
-the reference writer does for same-dtype tensors.
+header with spaces to a multiple of 8 and stores tensors by descending dtype
+size, then name, as the reference writer does, so readers that map the file
+get aligned data.
 
 Used by the Inception v3 reference generator (inception_ref.py) and by the
 tests that load deeper's exports into torchvision.
@@ -32,7 +33,10 @@ def save(path, tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs = []
     off = 0
-    for name in sorted(tensors):
+    # descending dtype size, then name (the reference writer's order): every
+    # tensor then starts at a multiple of its own alignment in the file
+    order = sorted(tensors, key=lambda k: (-np.asarray(tensors[k]).dtype.itemsize, k))
+    for name in order:
         a = np.ascontiguousarray(tensors[name])
         key = a.dtype.newbyteorder("<").str if a.dtype.byteorder == ">" else a.dtype.str
         if key not in _NAME:
