@@ -12,6 +12,9 @@
  * of the M = N*H*W cells of one channel into double partials, then one
  * thread per channel adds its S partials in order.  Sums are in double, so
  * the one-pass variance E[x^2] - E[x]^2 keeps fp32 accuracy.
+ *
+ * NULL pointers mean what they mean on the CPU backend: no gamma/beta
+ * (1 and 0), no running statistics to update, no dgamma/dbeta/dx wanted.
  */
 #include "kernels/common.cuh"
 
@@ -70,7 +73,8 @@ __global__ void bn_finalize_fwd(const double *partial, int slices, int channels,
     double var = b / (double)m - mean * mean;
     if (var < 0.0) var = 0.0;
     save_mean[c] = (float)mean;
-    save_invstd[c] = 1.0f / sqrtf((float)var + eps);
+    save_invstd[c] = (float)(1.0 / sqrt(var + (double)eps));   /* as the CPU backend: in double */
+    if (!rmean) return;
     double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
     rmean[c] = (1.0f - momentum) * rmean[c] + momentum * (float)mean;
     rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (float)unbiased;
@@ -83,7 +87,8 @@ __global__ void bn_apply_kernel(struct kt y, struct kt x, const float *gamma, co
     K_GRID_LOOP(i, total) {
         int c = kt_chan(y, i);
         float v = x.p[kt_off(x, i)];
-        y.p[kt_off(y, i)] = gamma[c] * ((v - mean[c]) * invstd[c]) + beta[c];
+        float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
+        y.p[kt_off(y, i)] = g * ((v - mean[c]) * invstd[c]) + b;
     }
 }
 
@@ -94,7 +99,8 @@ __global__ void bn_infer_kernel(struct kt y, struct kt x, const float *gamma, co
     K_GRID_LOOP(i, total) {
         int c = kt_chan(y, i);
         float v = x.p[kt_off(x, i)];
-        y.p[kt_off(y, i)] = gamma[c] * ((v - rmean[c]) / sqrtf(rvar[c] + eps)) + beta[c];
+        float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
+        y.p[kt_off(y, i)] = g * ((v - rmean[c]) / sqrtf(rvar[c] + eps)) + b;
     }
 }
 
@@ -105,8 +111,8 @@ __global__ void bn_finalize_bwd(const double *partial, int slices, int channels,
     if (c >= channels) return;
     double a = 0.0, b = 0.0;
     for (int s = 0; s < slices; s++) { a += partial[((long long)c * slices + s) * 2]; b += partial[((long long)c * slices + s) * 2 + 1]; }
-    dbeta[c] += (float)a;
-    dgamma[c] += (float)b;
+    if (dbeta) dbeta[c] += (float)a;
+    if (dgamma) dgamma[c] += (float)b;
     sums[2 * c] = (float)a;
     sums[2 * c + 1] = (float)b;
 }
@@ -120,7 +126,7 @@ __global__ void bn_dx_kernel(struct kt dx, struct kt dy, struct kt x, const floa
         float is = invstd[c];
         float xhat = (x.p[kt_off(x, i)] - mean[c]) * is;
         float d = dy.p[kt_off(dy, i)];
-        dx.p[kt_off(dx, i)] += gamma[c] * is * (d - sums[2 * c] * inv_m - xhat * sums[2 * c + 1] * inv_m);
+        dx.p[kt_off(dx, i)] += (gamma ? gamma[c] : 1.0f) * is * (d - sums[2 * c] * inv_m - xhat * sums[2 * c + 1] * inv_m);
     }
 }
 
@@ -163,7 +169,8 @@ extern "C" int k_bn_backward(kstream s, struct kt dx, float *dgamma, float *dbet
     float *sums = (float *)(part + (size_t)x.c * slices * 2);
     bn_reduce_kernel<1><<<dim3(x.c, slices), K_THREADS, 0, st>>>(x, dy, save_mean, save_invstd, part, slices);
     bn_finalize_bwd<<<(x.c + 127) / 128, 128, 0, st>>>(part, slices, x.c, dgamma, dbeta, sums);
-    bn_dx_kernel<<<k_blocks(kt_numel(dx)), K_THREADS, 0, st>>>(dx, dy, x, gamma, save_mean, save_invstd, sums,
+    if (dx.p)
+        bn_dx_kernel<<<k_blocks(kt_numel(dx)), K_THREADS, 0, st>>>(dx, dy, x, gamma, save_mean, save_invstd, sums,
                                                                1.0f / (float)m);
     return k_err();
 }
