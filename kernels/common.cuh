@@ -31,26 +31,34 @@ static inline int k_err(void) { return (int)cudaGetLastError(); }
 
 static inline long long kt_numel(const struct kt &t) { return (long long)t.n * t.c * t.h * t.w; }
 
+/* (n, c, h, w) of logical (dense NCHW) index i in t's shape; 32-bit
+ * division when the index fits (64-bit integer division costs ~5x more on
+ * the GPU). */
+__device__ __forceinline__ void kt_coords(const struct kt &t, long long i, long long *n, int *c, int *h,
+                                          int *w)
+{
+    if (i < 0x7fffffffLL) {
+        unsigned u = (unsigned)i;
+        *w = (int)(u % (unsigned)t.w); u /= (unsigned)t.w;
+        *h = (int)(u % (unsigned)t.h); u /= (unsigned)t.h;
+        *c = (int)(u % (unsigned)t.c);
+        *n = u / (unsigned)t.c;
+    } else {
+        *w = (int)(i % t.w); i /= t.w;
+        *h = (int)(i % t.h); i /= t.h;
+        *c = (int)(i % t.c);
+        *n = i / t.c;
+    }
+}
+
 /* offset of logical (dense NCHW) index i in t.  Dense NCHW views need no
- * arithmetic; otherwise 32-bit division when the index fits (64-bit integer
- * division costs ~5x more on the GPU). */
+ * arithmetic. */
 __device__ __forceinline__ long long kt_off(const struct kt &t, long long i)
 {
     if (t.sw == 1 && t.sh == t.w && t.sc == (long long)t.h * t.w && t.sn == t.sc * t.c) return i;
-    int w, h, c;
     long long n;
-    if (i < 0x7fffffffLL) {
-        unsigned u = (unsigned)i;
-        w = (int)(u % (unsigned)t.w); u /= (unsigned)t.w;
-        h = (int)(u % (unsigned)t.h); u /= (unsigned)t.h;
-        c = (int)(u % (unsigned)t.c);
-        n = u / (unsigned)t.c;
-    } else {
-        w = (int)(i % t.w); i /= t.w;
-        h = (int)(i % t.h); i /= t.h;
-        c = (int)(i % t.c);
-        n = i / t.c;
-    }
+    int c, h, w;
+    kt_coords(t, i, &n, &c, &h, &w);
     return n * t.sn + (long long)c * t.sc + (long long)h * t.sh + (long long)w * t.sw;
 }
 

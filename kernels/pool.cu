@@ -13,31 +13,41 @@
 
 struct pool_geom { int kh, kw, sh, sw, ph, pw, incl; };
 
+/* The window of output cell (oh, ow) over the plane xp of x: the max (kind
+ * 0; its first winner in row-major order at (*bh, *bw), -1 when the window
+ * covers no input cell) or the sum (kind 1); *cnt = input cells inside. */
+__device__ __forceinline__ float pool_window(const struct kt &x, const float *xp, int oh, int ow,
+                                             const struct pool_geom &g, int kind, int *cnt, int *bh,
+                                             int *bw)
+{
+    int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+    float acc = kind == 0 ? -INFINITY : 0.0f;
+    int k = 0;
+    *bh = *bw = -1;
+    for (int a = 0; a < g.kh; a++) {
+        int ih = h0 + a;
+        if (ih < 0 || ih >= x.h) continue;
+        for (int b = 0; b < g.kw; b++) {
+            int iw = w0 + b;
+            if (iw < 0 || iw >= x.w) continue;
+            float v = xp[(long long)ih * x.sh + (long long)iw * x.sw];
+            if (kind != 0) acc += v;
+            else if (v > acc || k == 0) { acc = v; *bh = ih; *bw = iw; }
+            k++;
+        }
+    }
+    *cnt = k;
+    return acc;
+}
+
 __global__ void pool_forward_kernel(struct kt y, struct kt x, int kind, struct pool_geom g)
 {
     long long total = (long long)y.n * y.c * y.h * y.w;
     K_GRID_LOOP(i, total) {
-        long long j = i;
-        int ow = (int)(j % y.w); j /= y.w;
-        int oh = (int)(j % y.h); j /= y.h;
-        int c = (int)(j % y.c);
-        long long n = j / y.c;
-        int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-        const float *xp = x.p + n * x.sn + (long long)c * x.sc;
-        float acc = kind == 0 ? -INFINITY : 0.0f;
-        int cnt = 0;
-        for (int a = 0; a < g.kh; a++) {
-            int ih = h0 + a;
-            if (ih < 0 || ih >= x.h) continue;
-            for (int b = 0; b < g.kw; b++) {
-                int iw = w0 + b;
-                if (iw < 0 || iw >= x.w) continue;
-                float v = xp[(long long)ih * x.sh + (long long)iw * x.sw];
-                if (kind == 0) { if (v > acc || cnt == 0) acc = v; }
-                else acc += v;
-                cnt++;
-            }
-        }
+        long long n;
+        int c, oh, ow, cnt, bh, bw;
+        kt_coords(y, i, &n, &c, &oh, &ow);
+        float acc = pool_window(x, x.p + n * x.sn + (long long)c * x.sc, oh, ow, g, kind, &cnt, &bh, &bw);
         float out;
         if (kind == 0) out = cnt ? acc : 0.0f;
         else out = acc / (float)(g.incl ? g.kh * g.kw : (cnt ? cnt : 1));
@@ -60,25 +70,10 @@ __global__ void maxpool_backward_kernel(struct kt dx, struct kt dy, struct kt x,
 {
     long long total = (long long)dy.n * dy.c * dy.h * dy.w;
     K_GRID_LOOP(i, total) {
-        long long j = i;
-        int ow = (int)(j % dy.w); j /= dy.w;
-        int oh = (int)(j % dy.h); j /= dy.h;
-        int c = (int)(j % dy.c);
-        long long n = j / dy.c;
-        int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-        const float *xp = x.p + n * x.sn + (long long)c * x.sc;
-        float best = -INFINITY;
-        int bh = -1, bw = -1;
-        for (int a = 0; a < g.kh; a++) {
-            int ih = h0 + a;
-            if (ih < 0 || ih >= x.h) continue;
-            for (int b = 0; b < g.kw; b++) {
-                int iw = w0 + b;
-                if (iw < 0 || iw >= x.w) continue;
-                float v = xp[(long long)ih * x.sh + (long long)iw * x.sw];
-                if (v > best || bh < 0) { best = v; bh = ih; bw = iw; }
-            }
-        }
+        long long n;
+        int c, oh, ow, cnt, bh, bw;
+        kt_coords(dy, i, &n, &c, &oh, &ow);
+        pool_window(x, x.p + n * x.sn + (long long)c * x.sc, oh, ow, g, 0, &cnt, &bh, &bw);
         if (bh < 0) continue;
         float d = dy.p[n * dy.sn + (long long)c * dy.sc + (long long)oh * dy.sh + (long long)ow * dy.sw];
         atomicAdd(dx.p + n * dx.sn + (long long)c * dx.sc + (long long)bh * dx.sh + (long long)bw * dx.sw, d);
@@ -90,11 +85,9 @@ __global__ void avgpool_backward_kernel(struct kt dx, struct kt dy, struct pool_
 {
     long long total = (long long)dx.n * dx.c * dx.h * dx.w;
     K_GRID_LOOP(i, total) {
-        long long j = i;
-        int iw = (int)(j % dx.w); j /= dx.w;
-        int ih = (int)(j % dx.h); j /= dx.h;
-        int c = (int)(j % dx.c);
-        long long n = j / dx.c;
+        long long n;
+        int c, ih, iw;
+        kt_coords(dx, i, &n, &c, &ih, &iw);
         /* outputs oh with oh*sh - ph <= ih <= oh*sh - ph + kh - 1 */
         int ohlo = ih + g.ph - g.kh + 1; ohlo = ohlo <= 0 ? 0 : (ohlo + g.sh - 1) / g.sh;
         int ohhi = (ih + g.ph) / g.sh; if (ohhi > dy.h - 1) ohhi = dy.h - 1;
