@@ -9,13 +9,10 @@
  */
 #include "kernels/common.cuh"
 
-__global__ void xent_rows_kernel(float *loss_rows, float *dlogits, long long ld_d, const float *logits,
-                                 long long ld, const int32_t *labels, int c, float smoothing,
-                                 float gscale)
+/* max of z[0..c) over the block; valid in every thread.  sh is reused by
+ * the block sums after it (k_block_sum syncs before writing it). */
+__device__ __forceinline__ float row_max(const float *z, int c, float *sh /* [32] */)
 {
-    __shared__ float sh[32];
-    int n = blockIdx.x;
-    const float *z = logits + (long long)n * ld;
     float mx = -INFINITY;
     for (int k = threadIdx.x; k < c; k += blockDim.x) mx = fmaxf(mx, z[k]);
     mx = k_warp_max(mx);
@@ -23,6 +20,17 @@ __global__ void xent_rows_kernel(float *loss_rows, float *dlogits, long long ld_
     __syncthreads();
     mx = -INFINITY;
     for (int i = 0; i < (int)(blockDim.x >> 5); i++) mx = fmaxf(mx, sh[i]);
+    return mx;
+}
+
+__global__ void xent_rows_kernel(float *loss_rows, float *dlogits, long long ld_d, const float *logits,
+                                 long long ld, const int32_t *labels, int c, float smoothing,
+                                 float gscale)
+{
+    __shared__ float sh[32];
+    int n = blockIdx.x;
+    const float *z = logits + (long long)n * ld;
+    float mx = row_max(z, c, sh);
     float se = 0.0f, sz = 0.0f;
     for (int k = threadIdx.x; k < c; k += blockDim.x) { se += expf(z[k] - mx); sz += z[k]; }
     se = k_block_sum<float>(se, sh);
@@ -72,13 +80,7 @@ __global__ void softmax_kernel(float *probs, long long ld_p, const float *logits
     int n = blockIdx.x;
     const float *z = logits + (long long)n * ld;
     float *p = probs + (long long)n * ld_p;
-    float mx = -INFINITY;
-    for (int k = threadIdx.x; k < c; k += blockDim.x) mx = fmaxf(mx, z[k]);
-    mx = k_warp_max(mx);
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = mx;
-    __syncthreads();
-    mx = -INFINITY;
-    for (int i = 0; i < (int)(blockDim.x >> 5); i++) mx = fmaxf(mx, sh[i]);
+    float mx = row_max(z, c, sh);
     float se = 0.0f;
     for (int k = threadIdx.x; k < c; k += blockDim.x) se += expf(z[k] - mx);
     se = k_block_sum<float>(se, sh);     /* its first barrier orders the reads of z before p writes */
