@@ -217,9 +217,14 @@ status tower_step(struct tower_set *ts, const uint8_t *pixels, int c, const int3
     size_t nt = graph_trainable_numel(g0), nw = graph_weights_numel(g0);
     if (ts->n > 1) {
         TRY(ts->reduce ? ts->reduce(ts, ts->reduce_ctx) : tower_reduce_host(ts));
-        /* BN statistics from the last tower */
+        /* BN statistics from the last tower (the NCCL reduction broadcasts them itself) */
+        int stats_done = 0;
+#ifdef DEEPER_HAVE_CUDA
+        stats_done = ts->reduce == tower_nccl_reduce;
+#endif
         struct graph *gl = ts->g[ts->n - 1];
-        TRY(tower_copy(ts, 0, graph_arena(g0, SLOT_W) + nt, ts->n - 1, graph_arena(gl, SLOT_W) + nt, nw - nt));
+        if (!stats_done)
+            TRY(tower_copy(ts, 0, graph_arena(g0, SLOT_W) + nt, ts->n - 1, graph_arena(gl, SLOT_W) + nt, nw - nt));
     }
     float lr = 0;
     TRY(optim_apply(g0, &ts->optim, ts->step, 1.0f / ts->n, &lr));

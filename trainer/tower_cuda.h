@@ -34,11 +34,20 @@ status tower_nccl_allreduce(struct tower_nccl *t, float **bufs, size_t count, in
 status tower_nccl_broadcast(struct tower_nccl *t, float **bufs, size_t count, int root);
 
 /* tower_reduce_fn for trainer/tower.h (ctx = the struct tower_nccl): the
- * gradient arenas of all towers summed in place; tower 0 then updates. */
+ * gradient arenas of all towers summed in place, and the BN statistics
+ * (the weights arena after its trainable part) broadcast from the last
+ * tower, as TF takes them, in the same NCCL group; tower 0 then updates. */
 status tower_nccl_reduce(struct tower_set *ts, void *ctx);
 
 /* Tower 0's whole weights arena (trainable + BN statistics) to every tower
  * with ncclBroadcast (ts->reduce_ctx must be the struct tower_nccl). */
 status tower_nccl_broadcast_weights(struct tower_set *ts);
+
+/* Input-wait accounting on GPUs (trainer/train.c): tower_cuda_mark
+ * stamps every CUDA tower's stream (backend_cuda_mark) after a step is
+ * queued; tower_cuda_idle_since is the host time (log_now) at which the
+ * last of them went idle, or 0 while any is still busy. */
+status tower_cuda_mark(struct tower_set *ts);
+double tower_cuda_idle_since(struct tower_set *ts);
 
 #endif
