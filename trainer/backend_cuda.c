@@ -3,27 +3,31 @@
  * handles bound to it, growable device scratch, and the ops table.
  *
  * Convolutions (cuDNN) and fully connected layers (cuBLAS) live in
- * backend_cuda_dnn.c; everything else launches the small kernels in
- * the kernels/ .cu files through kernels/kernels.h.  All work is enqueued on the
- * backend's stream and is asynchronous; only copy_d2h, softmax_xent (the
- * loss) and sumsq (host results) wait.  Every op first makes the backend's
- * GPU current, so one host thread may drive several backends (towers).
+ * backend_cuda_dnn.c; everything else launches the small kernels in the
+ * kernels/ .cu files through kernels/kernels.h.  All compute is enqueued on
+ * the backend's stream and is asynchronous; only copy_d2h, softmax_xent (the
+ * loss) and sumsq (host results) wait.  Input batches go up on a second
+ * stream (cu_input_normalize) so the upload overlaps queued compute.  Every
+ * op first makes the backend's GPU current, so one host thread may drive
+ * several backends (towers).
  *
  * Tensors may be any strided view (struct tensor); the kernels index with
- * the strides.  Backward ops accumulate, as trainer/backend.h says.  The
- * preferred layout is NCHW for fp32 (what the CPU backend uses, so the two
- * compare view for view); NHWC comes with bf16.
+ * the strides, and cuDNN gets them as strided descriptors.  Backward ops
+ * accumulate, as trainer/backend.h says.  The layout is NCHW fp32 (what the
+ * CPU backend uses, so the two compare view for view).
  *
  * Environment: DEEPER_TF32=0 forbids TF32 tensor-core math in cuDNN and
  * cuBLAS (exact fp32, for tests); DEEPER_CUDNN_FIND=0 picks convolution
  * algorithms by cuDNN's heuristics instead of measuring them once per shape;
- * DEEPER_CUDNN_STRIDED=1 hands channel-slice views to cuDNN as strided
- * descriptors instead of packing them (unmeasured; see test conv_strided).
+ * DEEPER_CUDNN_WS_MB caps a convolution's workspace (default 1024);
+ * DEEPER_CUDNN_STRIDED=0 packs channel-slice views into dense scratch
+ * before cuDNN instead of handing them over as strided descriptors.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/log.h"
 #include "trainer/backend_cuda.h"
 #include "trainer/backend_cuda_internal.h"
 
@@ -69,7 +73,7 @@ status cuda_scratch(struct cuda_ctx *c, enum cuda_scratch slot, size_t bytes, vo
 status cuda_dense(struct cuda_ctx *c, enum cuda_scratch slot, const struct tensor *t, int load,
                   struct tensor *out)
 {
-    if (c->strided_dnn || tensor_is_dense(t, LAYOUT_NCHW) || tensor_is_dense(t, LAYOUT_NHWC)) {
+    if (tensor_is_dense(t, LAYOUT_NCHW) || tensor_is_dense(t, LAYOUT_NHWC)) {
         *out = *t;
         return STATUS_OK;
     }
@@ -122,6 +126,39 @@ void *backend_cuda_host_alloc(size_t n)
 }
 
 void backend_cuda_host_free(void *p) { if (p) cudaFreeHost(p); }
+
+/* Runs on CUDA's callback thread when the stream reaches the mark (no CUDA
+ * calls allowed there). */
+static void CUDART_CB idle_stamp(void *arg)
+{
+    struct cuda_ctx *c = arg;
+    atomic_store_explicit(&c->idle_at, log_now(), memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->idle_reached, 1u, memory_order_release);
+}
+
+status backend_cuda_mark(struct backend *be)
+{
+    struct cuda_ctx *c = cuda_ctx_of(be);
+    TRY(cuda_use(c));
+    CU(cudaLaunchHostFunc(c->stream, idle_stamp, c), "idle mark");
+    c->idle_marked++;
+    return STATUS_OK;
+}
+
+double backend_cuda_idle_since(struct backend *be)
+{
+    struct cuda_ctx *c = cuda_ctx_of(be);
+    if (atomic_load_explicit(&c->idle_reached, memory_order_acquire) != c->idle_marked) return 0;
+    return atomic_load_explicit(&c->idle_at, memory_order_relaxed);
+}
+
+void backend_cuda_conv_stats(struct backend *be, long long *direct, long long *packed, int *packed_shapes)
+{
+    struct cuda_ctx *c = cuda_ctx_of(be);
+    *direct = c->conv_direct;
+    *packed = c->conv_packed;
+    *packed_shapes = c->conv_pack_shapes;
+}
 
 /* ---------------------------------------------------------------------- */
 /* memory */
@@ -193,7 +230,13 @@ static void cu_destroy(struct backend *be)
     if (c) {
         cudaSetDevice(c->device);
         if (c->stream) cudaStreamSynchronize(c->stream);
+        if (c->up_stream) cudaStreamSynchronize(c->up_stream);
         cuda_dnn_free(c);
+        for (int i = 0; i < 2; i++) {
+            if (c->up_buf[i]) cudaFree(c->up_buf[i]);
+            if (c->up_done[i]) cudaEventDestroy(c->up_done[i]);
+            if (c->up_free[i]) cudaEventDestroy(c->up_free[i]);
+        }
         for (int i = 0; i < SCR_COUNT; i++) if (c->scr[i]) cudaFree(c->scr[i]);
         if (c->loss_rows) cudaFree(c->loss_rows);
         if (c->loss_mean) cudaFree(c->loss_mean);
@@ -203,6 +246,7 @@ static void cu_destroy(struct backend *be)
         if (c->cd) cudnnDestroyConvolutionDescriptor(c->cd);
         if (c->cublas) cublasDestroy(c->cublas);
         if (c->cudnn) cudnnDestroy(c->cudnn);
+        if (c->up_stream) cudaStreamDestroy(c->up_stream);
         if (c->stream) cudaStreamDestroy(c->stream);
         free(c);
     }
@@ -212,6 +256,13 @@ static void cu_destroy(struct backend *be)
 /* ---------------------------------------------------------------------- */
 /* element-wise, input, dropout, pooling, batch norm */
 
+/* The batch goes up on the upload stream into staging buffer i (two, used
+ * in turn), and the compute stream waits for that upload only: an upload
+ * overlaps whatever compute is still queued (the previous step's backward
+ * pass and update).  The host waits for the copy itself (not for compute)
+ * before returning, so the caller may reuse x at once, as the contract
+ * says; from pinned memory (backend_cuda_host_alloc) the copy is one DMA at
+ * full bus speed, from pageable memory the driver stages it. */
 static status cu_input_normalize(struct backend *be, struct tensor *y, const uint8_t *x, int n, int h,
                                  int w, int cin)
 {
@@ -223,12 +274,24 @@ static status cu_input_normalize(struct backend *be, struct tensor *y, const uin
         return FAIL(STATUS_FORMAT, "input_normalize: %d-channel images for a %d-channel model", cin, y->c);
     TRY(cuda_use(c));
     size_t bytes = (size_t)n * h * w * cin;
-    void *dx;
-    TRY(cuda_scratch(c, SCR_INPUT, bytes, &dx));
-    /* host memory per the contract; pinned memory makes this a true async DMA */
-    CU(cudaMemcpyAsync(dx, x, bytes, cudaMemcpyHostToDevice, c->stream), "input upload");
+    int i = c->up_next;
+    c->up_next ^= 1;
+    if (c->up_bytes[i] < bytes) {
+        CU(cudaEventSynchronize(c->up_free[i]), "input staging (wait for the last use)");
+        if (c->up_buf[i]) cudaFree(c->up_buf[i]);
+        c->up_buf[i] = NULL;
+        c->up_bytes[i] = 0;
+        CU(cudaMalloc(&c->up_buf[i], bytes), "input staging buffer");
+        c->up_bytes[i] = bytes;
+    }
+    CU(cudaStreamWaitEvent(c->up_stream, c->up_free[i], 0), "input upload (wait for the buffer)");
+    CU(cudaMemcpyAsync(c->up_buf[i], x, bytes, cudaMemcpyHostToDevice, c->up_stream), "input upload");
+    CU(cudaEventRecord(c->up_done[i], c->up_stream), "input upload (event)");
+    CU(cudaStreamWaitEvent(c->stream, c->up_done[i], 0), "input upload (compute waits)");
     struct tensor yv = tensor_samples(*y, 0, n);
-    KL(k_input_normalize(c->stream, kt_of(&yv), dx, cin), "input_normalize kernel");
+    KL(k_input_normalize(c->stream, kt_of(&yv), c->up_buf[i], cin), "input_normalize kernel");
+    CU(cudaEventRecord(c->up_free[i], c->stream), "input staging (event)");
+    CU(cudaEventSynchronize(c->up_done[i]), "input upload (host waits for the copy)");
     return STATUS_OK;
 }
 
@@ -349,7 +412,8 @@ static status cu_bn_backward(struct backend *be, struct tensor *dx, float *dgamm
     TRY(cuda_use(c));
     void *part;
     TRY(cuda_scratch(c, SCR_PART, k_bn_partial_bytes(x->c, (long long)x->n * x->h * x->w), &part));
-    KL(k_bn_backward(c->stream, kt_of(dx), dgamma, dbeta, kt_of(dy), kt_of(x), gamma, save_mean, save_invstd,
+    struct kt none = { 0 };
+    KL(k_bn_backward(c->stream, dx ? kt_of(dx) : none, dgamma, dbeta, kt_of(dy), kt_of(x), gamma, save_mean, save_invstd,
                      part), "batchnorm backward kernel");
     return STATUS_OK;
 }
@@ -504,12 +568,17 @@ status backend_cuda_create(struct backend **out, int device)
     c->tf32 = env_int("DEEPER_TF32", 1) != 0;
     c->find = env_int("DEEPER_CUDNN_FIND", 1) != 0;
     c->ws_limit = (size_t)env_int("DEEPER_CUDNN_WS_MB", 1024) << 20;
-    c->strided_dnn = env_int("DEEPER_CUDNN_STRIDED", 0) != 0;
+    c->strided_dnn = env_int("DEEPER_CUDNN_STRIDED", 1) != 0;
     {
         cudaError_t e = cudaSetDevice(device);
         if (e != cudaSuccess) { st = cuda_fail_rt(e, "cudaSetDevice", __FILE__, __LINE__); goto fail; }
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
-        if (e != cudaSuccess) { st = cuda_fail_rt(e, "stream", __FILE__, __LINE__); goto fail; }
+        if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->up_stream, cudaStreamNonBlocking);
+        for (int i = 0; i < 2 && e == cudaSuccess; i++) {
+            e = cudaEventCreateWithFlags(&c->up_done[i], cudaEventDisableTiming);
+            if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->up_free[i], cudaEventDisableTiming);
+        }
+        if (e != cudaSuccess) { st = cuda_fail_rt(e, "streams and events", __FILE__, __LINE__); goto fail; }
         e = cudaMalloc((void **)&c->loss_mean, sizeof(float));
         if (e == cudaSuccess) e = cudaMalloc((void **)&c->sumsq_out, sizeof(double));
         if (e != cudaSuccess) { st = cuda_fail_rt(e, "small buffers", __FILE__, __LINE__); goto fail; }

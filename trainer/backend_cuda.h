@@ -37,4 +37,17 @@ void *backend_cuda_stream(struct backend *be);
 void *backend_cuda_host_alloc(size_t n);
 void backend_cuda_host_free(void *p);
 
+/* Idle stamps, for the trainer's input-wait fraction: backend_cuda_mark
+ * enqueues a mark on the backend's stream; backend_cuda_idle_since returns
+ * the host time (log_now) at which the GPU reached the latest mark, i.e.
+ * finished all the work queued before it, or 0 while it has not yet. */
+status backend_cuda_mark(struct backend *be);
+double backend_cuda_idle_since(struct backend *be);
+
+/* Convolution calls so far that gave cuDNN the views as they are (direct,
+ * strided descriptors included) or went through dense scratch copies
+ * (packed), and how many (direction, shape) keys cuDNN refused as strided
+ * views. */
+void backend_cuda_conv_stats(struct backend *be, long long *direct, long long *packed, int *packed_shapes);
+
 #endif

@@ -10,12 +10,16 @@
  * algorithm's math type and workspace size.  The first step of a new model
  * is therefore slower (PyTorch's cudnn.benchmark does the same).
  *
- * Strided views: a view that is dense NCHW or NHWC goes to cuDNN as is
- * (cudnnSetTensor4dDescriptorEx carries the strides); any other view (a
- * channel slice of a concat) is packed into dense scratch first and, for
- * outputs, copied back — correct first; direct strided descriptors for slices
- * are a measured optimisation for later.  Backward ops accumulate: cuDNN's
- * beta = 1, or a += copy from scratch.
+ * Strided views (concat without copies): every view goes to cuDNN as it
+ * is, with cudnnSetTensor4dDescriptorEx carrying the parent's strides, so a
+ * branch of an Inception block reads and writes its channel slice of the
+ * block's output directly.  Should cuDNN have no algorithm for such a
+ * descriptor (its search fails, or the call answers NOT_SUPPORTED /
+ * BAD_PARAM), that shape is remembered in the algorithm cache and from then
+ * on goes through dense scratch copies (packed in, and for outputs copied
+ * back); backend_cuda_conv_stats counts both paths.  DEEPER_CUDNN_STRIDED=0
+ * packs every non-dense view (to compare).  Backward ops accumulate:
+ * cuDNN's beta = 1, or a += copy from scratch.
  *
  * Fully connected: row-major x [N, in] (ld = the sample stride), w [out, in],
  * y [N, out], expressed as column-major SGEMMs:
@@ -38,6 +42,7 @@ struct conv_key {
 struct conv_algo_entry {
     struct conv_key key;
     int used;
+    int pack;          /* 1: cuDNN rejects these (strided) views: pack them */
     int algo;
     cudnnMathType_t math;
     size_t ws;
@@ -122,106 +127,145 @@ static status conv_setup(struct cuda_ctx *c, struct conv_key *k, enum conv_dir d
     return STATUS_OK;
 }
 
-/* Pick (or recall) the algorithm for the descriptors conv_setup made, set its
- * math type on cd and make the workspace large enough. */
-static status conv_algo(struct cuda_ctx *c, const struct conv_key *k, int *algo, void **ws, size_t *ws_bytes)
+/* Pick (or recall) the algorithm for the descriptors conv_setup made.  When
+ * cuDNN has no algorithm for them and `may_pack` (the views are not dense),
+ * the entry is marked `pack` instead of failing: the caller packs. */
+static status conv_algo(struct cuda_ctx *c, const struct conv_key *k, int may_pack, struct conv_algo_entry **out)
 {
     struct conv_algo_entry *e = algo_slot(c, k);
     if (!e) return FAIL(STATUS_NOMEM, "conv algorithm cache");
-    if (!e->used) {
-        enum { MAXA = 16 };
-        int got = 0, best = -1;
-        int algos[MAXA]; cudnnStatus_t sts[MAXA]; size_t mem[MAXA]; cudnnMathType_t math[MAXA];
-        if (k->dir == CONV_FWD) {
-            cudnnConvolutionFwdAlgoPerf_t r[MAXA];
-            if (c->find) DNN(cudnnFindConvolutionForwardAlgorithm(c->cudnn, c->td[0], c->fd, c->cd, c->td[1], MAXA, &got, r), "find forward algorithm");
-            else DNN(cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, c->td[0], c->fd, c->cd, c->td[1], MAXA, &got, r), "forward algorithm");
-            for (int i = 0; i < got; i++) { algos[i] = r[i].algo; sts[i] = r[i].status; mem[i] = r[i].memory; math[i] = r[i].mathType; }
-        } else if (k->dir == CONV_BWD_DATA) {
-            cudnnConvolutionBwdDataAlgoPerf_t r[MAXA];
-            if (c->find) DNN(cudnnFindConvolutionBackwardDataAlgorithm(c->cudnn, c->fd, c->td[1], c->cd, c->td[0], MAXA, &got, r), "find backward-data algorithm");
-            else DNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, c->fd, c->td[1], c->cd, c->td[0], MAXA, &got, r), "backward-data algorithm");
-            for (int i = 0; i < got; i++) { algos[i] = r[i].algo; sts[i] = r[i].status; mem[i] = r[i].memory; math[i] = r[i].mathType; }
-        } else {
-            cudnnConvolutionBwdFilterAlgoPerf_t r[MAXA];
-            if (c->find) DNN(cudnnFindConvolutionBackwardFilterAlgorithm(c->cudnn, c->td[0], c->td[1], c->cd, c->fd, MAXA, &got, r), "find backward-filter algorithm");
-            else DNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(c->cudnn, c->td[0], c->td[1], c->cd, c->fd, MAXA, &got, r), "backward-filter algorithm");
-            for (int i = 0; i < got; i++) { algos[i] = r[i].algo; sts[i] = r[i].status; mem[i] = r[i].memory; math[i] = r[i].mathType; }
-        }
-        for (int i = 0; i < got && best < 0; i++)       /* results come fastest first */
-            if (sts[i] == CUDNN_STATUS_SUCCESS && mem[i] <= c->ws_limit) best = i;
-        if (best < 0)
-            return FAIL(STATUS_CUDA, "cudnn: no convolution algorithm (direction %d, x %dx%dx%dx%d, w %dx%dx%dx%d) fits %zu MiB of workspace",
-                        k->dir, k->x[0], k->x[1], k->x[2], k->x[3], k->w[0], k->w[1], k->w[2], k->w[3], c->ws_limit >> 20);
-        e->key = *k;
-        e->used = 1;
-        e->algo = algos[best];
-        e->math = math[best];
-        e->ws = mem[best];
-        c->algos_n++;
+    *out = e;
+    if (e->used) return STATUS_OK;
+    enum { MAXA = 16 };
+    int got = 0, best = -1;
+    int algos[MAXA]; cudnnStatus_t sts[MAXA]; size_t mem[MAXA]; cudnnMathType_t math[MAXA];
+    cudnnStatus_t fs;
+    if (k->dir == CONV_FWD) {
+        cudnnConvolutionFwdAlgoPerf_t r[MAXA];
+        fs = c->find ? cudnnFindConvolutionForwardAlgorithm(c->cudnn, c->td[0], c->fd, c->cd, c->td[1], MAXA, &got, r)
+                     : cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, c->td[0], c->fd, c->cd, c->td[1], MAXA, &got, r);
+        for (int i = 0; fs == CUDNN_STATUS_SUCCESS && i < got; i++) { algos[i] = r[i].algo; sts[i] = r[i].status; mem[i] = r[i].memory; math[i] = r[i].mathType; }
+    } else if (k->dir == CONV_BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t r[MAXA];
+        fs = c->find ? cudnnFindConvolutionBackwardDataAlgorithm(c->cudnn, c->fd, c->td[1], c->cd, c->td[0], MAXA, &got, r)
+                     : cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, c->fd, c->td[1], c->cd, c->td[0], MAXA, &got, r);
+        for (int i = 0; fs == CUDNN_STATUS_SUCCESS && i < got; i++) { algos[i] = r[i].algo; sts[i] = r[i].status; mem[i] = r[i].memory; math[i] = r[i].mathType; }
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t r[MAXA];
+        fs = c->find ? cudnnFindConvolutionBackwardFilterAlgorithm(c->cudnn, c->td[0], c->td[1], c->cd, c->fd, MAXA, &got, r)
+                     : cudnnGetConvolutionBackwardFilterAlgorithm_v7(c->cudnn, c->td[0], c->td[1], c->cd, c->fd, MAXA, &got, r);
+        for (int i = 0; fs == CUDNN_STATUS_SUCCESS && i < got; i++) { algos[i] = r[i].algo; sts[i] = r[i].status; mem[i] = r[i].memory; math[i] = r[i].mathType; }
     }
-    DNN(cudnnSetConvolutionMathType(c->cd, e->math), "algorithm math type");
-    *algo = e->algo;
-    *ws_bytes = e->ws;
-    *ws = NULL;
-    if (e->ws) TRY(cuda_scratch(c, SCR_WS, e->ws, ws));
+    if (fs != CUDNN_STATUS_SUCCESS) {
+        got = 0;
+        if (!may_pack) return cuda_fail_dnn(fs, c->find ? "convolution algorithm search" : "convolution heuristics", __FILE__, __LINE__);
+    }
+    for (int i = 0; i < got && best < 0; i++)       /* results come fastest first */
+        if (sts[i] == CUDNN_STATUS_SUCCESS && mem[i] <= c->ws_limit) best = i;
+    if (best < 0 && !may_pack)
+        return FAIL(STATUS_CUDA, "cudnn: no convolution algorithm (direction %d, x %dx%dx%dx%d, w %dx%dx%dx%d) fits %zu MiB of workspace",
+                    k->dir, k->x[0], k->x[1], k->x[2], k->x[3], k->w[0], k->w[1], k->w[2], k->w[3], c->ws_limit >> 20);
+    e->key = *k;
+    e->used = 1;
+    e->pack = best < 0;
+    c->conv_pack_shapes += e->pack;
+    if (best >= 0) { e->algo = algos[best]; e->math = math[best]; e->ws = mem[best]; }
+    c->algos_n++;
+    return STATUS_OK;
+}
+
+/* One cuDNN call in direction `dir` on the descriptors conv_setup made, with
+ * entry e's algorithm; beta 0 overwrites the output, 1 accumulates. */
+static cudnnStatus_t conv_exec(struct cuda_ctx *c, const struct conv_algo_entry *e, void *x, void *y, void *w,
+                               float beta, status *st)
+{
+    void *ws = NULL;
+    *st = STATUS_OK;
+    if (e->ws && (*st = cuda_scratch(c, SCR_WS, e->ws, &ws)) != STATUS_OK) return CUDNN_STATUS_ALLOC_FAILED;
+    cudnnStatus_t s = cudnnSetConvolutionMathType(c->cd, e->math);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    switch ((enum conv_dir)e->key.dir) {
+    case CONV_FWD:
+        return cudnnConvolutionForward(c->cudnn, &ONE, c->td[0], x, c->fd, w, c->cd, (cudnnConvolutionFwdAlgo_t)e->algo,
+                                       ws, e->ws, &beta, c->td[1], y);
+    case CONV_BWD_DATA:
+        return cudnnConvolutionBackwardData(c->cudnn, &ONE, c->fd, w, c->td[1], y, c->cd,
+                                            (cudnnConvolutionBwdDataAlgo_t)e->algo, ws, e->ws, &beta, c->td[0], x);
+    case CONV_BWD_FILTER:
+        return cudnnConvolutionBackwardFilter(c->cudnn, &ONE, c->td[0], x, c->td[1], y, c->cd,
+                                              (cudnnConvolutionBwdFilterAlgo_t)e->algo, ws, e->ws, &beta, c->fd, w);
+    }
+    return CUDNN_STATUS_BAD_PARAM;
+}
+
+static const char *dir_name[3] = { "convolution forward", "convolution backward data", "convolution backward filter" };
+
+/* The three directions share one path.  x / y / w are (input, output,
+ * filter) for CONV_FWD, (dx, dy, w) for CONV_BWD_DATA and (x, dy, dw) for
+ * CONV_BWD_FILTER; the output is y, x and w respectively: overwritten
+ * forward, accumulated backward (beta = 1).  Views go to cuDNN as they are
+ * (strided descriptors); a shape whose views cuDNN rejects is remembered and
+ * goes through dense scratch copies from then on. */
+static status conv_run(struct backend *be, enum conv_dir dir, const struct tensor *x, const struct tensor *y,
+                       const struct tensor *w, const struct conv_params *p)
+{
+    struct cuda_ctx *c = cuda_ctx_of(be);
+    TRY(cuda_use(c));
+    int dense = (tensor_is_dense(x, LAYOUT_NCHW) || tensor_is_dense(x, LAYOUT_NHWC)) &&
+                (tensor_is_dense(y, LAYOUT_NCHW) || tensor_is_dense(y, LAYOUT_NHWC));
+    float beta = dir == CONV_FWD ? 0.0f : 1.0f;
+    struct conv_key k;
+    struct conv_algo_entry *e;
+    status st;
+    cudnnStatus_t s;
+    if (dense || c->strided_dnn) {
+        TRY(conv_setup(c, &k, dir, x, y, w, p));
+        TRY(conv_algo(c, &k, !dense, &e));
+        if (!e->pack) {
+            s = conv_exec(c, e, x->data, y->data, w->data, beta, &st);
+            if (st != STATUS_OK) return st;
+            if (s == CUDNN_STATUS_SUCCESS) { c->conv_direct++; return STATUS_OK; }
+            if (dense || (s != CUDNN_STATUS_NOT_SUPPORTED && s != CUDNN_STATUS_BAD_PARAM))
+                return cuda_fail_dnn(s, dir_name[dir], __FILE__, __LINE__);
+            e->pack = 1;             /* cuDNN took these views in its search but not in the call */
+            c->conv_pack_shapes++;
+        }
+    }
+    /* dense scratch copies: inputs loaded, outputs written back */
+    struct tensor xd, yd;
+    TRY(cuda_dense(c, SCR_A, x, dir != CONV_BWD_DATA, &xd));
+    TRY(cuda_dense(c, SCR_B, y, dir != CONV_FWD, &yd));
+    TRY(conv_setup(c, &k, dir, &xd, &yd, w, p));
+    TRY(conv_algo(c, &k, 0, &e));
+    void *out = dir == CONV_FWD ? y->data : x->data, *outd = dir == CONV_FWD ? yd.data : xd.data;
+    int direct = out == outd;                     /* always for CONV_BWD_FILTER */
+    s = conv_exec(c, e, xd.data, yd.data, w->data, direct ? beta : 0.0f, &st);
+    if (st != STATUS_OK) return st;
+    if (s != CUDNN_STATUS_SUCCESS) return cuda_fail_dnn(s, dir_name[dir], __FILE__, __LINE__);
+    if (!direct) {
+        const struct tensor *o = dir == CONV_FWD ? y : x, *od = dir == CONV_FWD ? &yd : &xd;
+        KL(k_scale_copy(c->stream, kt_of(o), kt_of(od), 1.0f, beta), "unpack convolution output");
+    }
+    c->conv_packed++;
     return STATUS_OK;
 }
 
 status cuda_conv2d_forward(struct backend *be, struct tensor *y, const struct tensor *x, const struct tensor *w,
                            const struct conv_params *p)
 {
-    struct cuda_ctx *c = cuda_ctx_of(be);
-    TRY(cuda_use(c));
-    struct tensor xd, yd;
-    TRY(cuda_dense(c, SCR_A, x, 1, &xd));
-    TRY(cuda_dense(c, SCR_B, y, 0, &yd));
-    struct conv_key k;
-    TRY(conv_setup(c, &k, CONV_FWD, &xd, &yd, w, p));
-    int algo; void *ws; size_t wsb;
-    TRY(conv_algo(c, &k, &algo, &ws, &wsb));
-    DNN(cudnnConvolutionForward(c->cudnn, &ONE, c->td[0], xd.data, c->fd, w->data, c->cd,
-                                (cudnnConvolutionFwdAlgo_t)algo, ws, wsb, &ZERO, c->td[1], yd.data), "convolution forward");
-    if (yd.data != y->data) KL(k_scale_copy(c->stream, kt_of(y), kt_of(&yd), 1.0f, 0.0f), "unpack conv output");
-    return STATUS_OK;
+    return conv_run(be, CONV_FWD, x, y, w, p);
 }
 
 status cuda_conv2d_backward_data(struct backend *be, struct tensor *dx, const struct tensor *dy,
                                  const struct tensor *w, const struct conv_params *p)
 {
-    struct cuda_ctx *c = cuda_ctx_of(be);
-    TRY(cuda_use(c));
-    struct tensor dyd, dxd;
-    TRY(cuda_dense(c, SCR_A, dy, 1, &dyd));
-    TRY(cuda_dense(c, SCR_B, dx, 0, &dxd));
-    int direct = dxd.data == dx->data;
-    struct conv_key k;
-    TRY(conv_setup(c, &k, CONV_BWD_DATA, &dxd, &dyd, w, p));
-    int algo; void *ws; size_t wsb;
-    TRY(conv_algo(c, &k, &algo, &ws, &wsb));
-    DNN(cudnnConvolutionBackwardData(c->cudnn, &ONE, c->fd, w->data, c->td[1], dyd.data, c->cd,
-                                     (cudnnConvolutionBwdDataAlgo_t)algo, ws, wsb, direct ? &ONE : &ZERO, c->td[0],
-                                     dxd.data), "convolution backward data");
-    if (!direct) KL(k_scale_copy(c->stream, kt_of(dx), kt_of(&dxd), 1.0f, 1.0f), "accumulate conv dx");
-    return STATUS_OK;
+    return conv_run(be, CONV_BWD_DATA, dx, dy, w, p);
 }
 
 status cuda_conv2d_backward_filter(struct backend *be, struct tensor *dw, const struct tensor *dy,
                                    const struct tensor *x, const struct conv_params *p)
 {
-    struct cuda_ctx *c = cuda_ctx_of(be);
-    TRY(cuda_use(c));
-    struct tensor dyd, xd;
-    TRY(cuda_dense(c, SCR_A, dy, 1, &dyd));
-    TRY(cuda_dense(c, SCR_B, x, 1, &xd));
-    struct conv_key k;
-    TRY(conv_setup(c, &k, CONV_BWD_FILTER, &xd, &dyd, dw, p));
-    int algo; void *ws; size_t wsb;
-    TRY(conv_algo(c, &k, &algo, &ws, &wsb));
-    DNN(cudnnConvolutionBackwardFilter(c->cudnn, &ONE, c->td[0], xd.data, c->td[1], dyd.data, c->cd,
-                                       (cudnnConvolutionBwdFilterAlgo_t)algo, ws, wsb, &ONE, c->fd, dw->data),
-        "convolution backward filter");
-    return STATUS_OK;
+    return conv_run(be, CONV_BWD_FILTER, x, dy, dw, p);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -7,6 +7,8 @@
 #ifndef DEEPER_BACKEND_CUDA_INTERNAL_H
 #define DEEPER_BACKEND_CUDA_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -15,7 +17,7 @@
 #include "trainer/backend.h"
 
 /* Growable device scratch buffers, by purpose (one op uses each at most once). */
-enum cuda_scratch { SCR_WS = 0, SCR_A, SCR_B, SCR_C, SCR_PART, SCR_INPUT, SCR_COUNT };
+enum cuda_scratch { SCR_WS = 0, SCR_A, SCR_B, SCR_C, SCR_PART, SCR_COUNT };
 
 struct conv_algo_entry;
 
@@ -36,9 +38,23 @@ struct cuda_ctx {
     int tf32;                    /* TF32 tensor-op math allowed (DEEPER_TF32, default 1) */
     int find;                    /* cudnnFind (measure) instead of heuristics (DEEPER_CUDNN_FIND, default 1) */
     size_t ws_limit;             /* largest cuDNN workspace an algorithm may use */
-    int strided_dnn;             /* give cuDNN channel-slice views directly (DEEPER_CUDNN_STRIDED=1) */
+    int strided_dnn;             /* give cuDNN channel-slice views directly (DEEPER_CUDNN_STRIDED, default 1) */
     struct conv_algo_entry *algos;   /* open-addressing table */
     int algos_cap, algos_n;
+    long long conv_direct, conv_packed;  /* convolution calls on the views as given / through scratch copies */
+    int conv_pack_shapes;        /* (direction, shape) keys cuDNN refused as strided views */
+    /* input path: batches go up on their own stream into two device staging
+     * buffers; compute waits on up_done[i] for its own batch only, and the
+     * next upload into buffer i waits on up_free[i] (normalise done reading) */
+    cudaStream_t up_stream;
+    void *up_buf[2];
+    size_t up_bytes[2];
+    cudaEvent_t up_done[2], up_free[2];
+    int up_next;
+    /* idle stamps (backend_cuda_mark): host time the stream reached the last mark */
+    _Atomic double idle_at;
+    atomic_uint idle_reached;
+    unsigned idle_marked;
 };
 
 static inline struct cuda_ctx *cuda_ctx_of(struct backend *be) { return be->ctx; }
@@ -67,8 +83,7 @@ static inline struct kt kt_of(const struct tensor *t)
 }
 
 /* A dense NCHW copy of view t in scratch `slot` (t itself when already dense
- * NCHW or NHWC, or when strided_dnn is set; no copy).  `load` copies the
- * values in (for inputs). */
+ * NCHW or NHWC; no copy).  `load` copies the values in (for inputs). */
 status cuda_dense(struct cuda_ctx *c, enum cuda_scratch slot, const struct tensor *t, int load,
                   struct tensor *out);
 
