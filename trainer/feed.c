@@ -5,7 +5,10 @@
  * enough for one batch; a slot holds a copy of one early batch.  The batch
  * handed to the caller is always a copy in `cur` (so the receiver's buffer
  * goes back to its pool at once).  Copy cost is one memcpy per batch,
- * negligible next to a training step.
+ * negligible next to a training step.  The handed-out buffers (pixels,
+ * labels) come from the caller's allocator when one is given
+ * (feed_new_alloc): the CUDA trainer passes pinned host memory so the
+ * upload to the GPU is a single asynchronous DMA.
  */
 #include "trainer/feed.h"
 
@@ -39,28 +42,43 @@ struct feed {
     size_t img;
     uint64_t dropped;
     int warned_full;
+    struct stream_allocator alloc;   /* batch buffers (pixels, labels): pinned for GPUs */
 };
 
-static status slot_alloc(struct slot *s, int batch, size_t img)
+static void *plain_alloc(size_t size, void *ctx) { (void)ctx; return malloc(size); }
+static void plain_free(void *p, size_t size, void *ctx) { (void)size; (void)ctx; free(p); }
+
+static status slot_alloc(struct feed *f, struct slot *s)
 {
-    s->labels = malloc((size_t)batch * sizeof(int32_t));
-    s->ids = malloc((size_t)batch * sizeof(uint64_t));
-    s->pixels = malloc((size_t)batch * img + 1);
+    s->labels = f->alloc.alloc((size_t)f->batch * sizeof(int32_t), f->alloc.ctx);
+    s->ids = malloc((size_t)f->batch * sizeof(uint64_t));
+    s->pixels = f->alloc.alloc((size_t)f->batch * f->img + 1, f->alloc.ctx);
     if (!s->labels || !s->ids || !s->pixels) return FAIL(STATUS_NOMEM, "feed: out of memory");
     return STATUS_OK;
 }
 
-static void slot_release(struct slot *s)
+static void slot_release(struct feed *f, struct slot *s)
 {
-    free(s->labels); free(s->ids); free(s->pixels);
+    if (s->labels) f->alloc.free(s->labels, (size_t)f->batch * sizeof(int32_t), f->alloc.ctx);
+    if (s->pixels) f->alloc.free(s->pixels, (size_t)f->batch * f->img + 1, f->alloc.ctx);
+    free(s->ids);
+    s->labels = NULL; s->pixels = NULL; s->ids = NULL;
 }
 
 status feed_new(struct feed **out, struct stream_receiver *r, int num_workers, int ordered,
                 int64_t start_position, int max_slots, int batch, int h, int w, int c)
 {
+    return feed_new_alloc(out, r, num_workers, ordered, start_position, max_slots, batch, h, w, c, NULL);
+}
+
+status feed_new_alloc(struct feed **out, struct stream_receiver *r, int num_workers, int ordered,
+                      int64_t start_position, int max_slots, int batch, int h, int w, int c,
+                      const struct stream_allocator *alloc)
+{
     *out = NULL;
     struct feed *f = calloc(1, sizeof(*f));
     if (!f) return FAIL(STATUS_NOMEM, "feed: out of memory");
+    f->alloc = alloc ? *alloc : (struct stream_allocator){ plain_alloc, plain_free, NULL };
     f->r = r;
     f->W = num_workers > 0 ? num_workers : 1;
     f->ordered = ordered && num_workers > 0;
@@ -73,8 +91,8 @@ status feed_new(struct feed **out, struct stream_receiver *r, int num_workers, i
     status st = STATUS_OK;
     if (!f->expect || !f->slots) { st = FAIL(STATUS_NOMEM, "feed: out of memory"); goto fail; }
     for (int i = 0; i < f->W; i++) f->expect[i] = feed_first_seq(start_position, f->W, i);
-    for (int i = 0; i < f->nslots; i++) if ((st = slot_alloc(&f->slots[i], batch, f->img)) != STATUS_OK) goto fail;
-    if ((st = slot_alloc(&f->cur, batch, f->img)) != STATUS_OK) goto fail;
+    for (int i = 0; i < f->nslots; i++) if ((st = slot_alloc(f, &f->slots[i])) != STATUS_OK) goto fail;
+    if ((st = slot_alloc(f, &f->cur)) != STATUS_OK) goto fail;
     *out = f;
     return STATUS_OK;
 fail:
@@ -86,8 +104,8 @@ void feed_free(struct feed **pf)
 {
     struct feed *f = *pf;
     if (!f) return;
-    if (f->slots) for (int i = 0; i < f->nslots; i++) slot_release(&f->slots[i]);
-    slot_release(&f->cur);
+    if (f->slots) for (int i = 0; i < f->nslots; i++) slot_release(f, &f->slots[i]);
+    slot_release(f, &f->cur);
     free(f->slots); free(f->expect);
     free(f);
     *pf = NULL;
@@ -200,7 +218,7 @@ status feed_next(struct feed *f, struct feed_batch *out, volatile sig_atomic_t *
             memset(ns + f->nslots, 0, (size_t)(ncap - f->nslots) * sizeof(*ns));
             f->slots = ns;
             for (int i = f->nslots; i < ncap; i++)
-                if ((st = slot_alloc(&f->slots[i], f->batch, f->img)) != STATUS_OK) {
+                if ((st = slot_alloc(f, &f->slots[i])) != STATUS_OK) {
                     f->nslots = i + 1;
                     stream_receiver_release(f->r, b);
                     goto done;

@@ -47,6 +47,12 @@ static inline uint64_t feed_first_seq(int64_t position, int num_workers, int w)
 /* r is borrowed.  max_slots bounds the reorder buffer (in batches). */
 status feed_new(struct feed **out, struct stream_receiver *r, int num_workers, int ordered,
                 int64_t start_position, int max_slots, int batch, int h, int w, int c);
+/* As feed_new, with the buffers of the batches handed out (pixels and
+ * labels) taken from `alloc` (e.g. pinned host memory, so GPU uploads are
+ * one DMA); NULL: malloc.  alloc is copied; its ctx must outlive the feed. */
+status feed_new_alloc(struct feed **out, struct stream_receiver *r, int num_workers, int ordered,
+                      int64_t start_position, int max_slots, int batch, int h, int w, int c,
+                      const struct stream_allocator *alloc);
 void feed_free(struct feed **f);
 
 /* Next batch in order.  Blocks; every `poll_ms` without progress calls

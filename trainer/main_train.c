@@ -33,6 +33,7 @@ int main(int argc, char **argv)
         { "num_towers", FLAG_INT, &c.num_towers, "CPU towers the batch is split over (same code as GPU towers)", NULL },
         { "num_gpus", FLAG_INT, &c.num_gpus, "GPU towers with --device cuda", NULL },
         { "device", FLAG_STRING, &c.device, "cpu, cuda or auto", NULL },
+        { "precision", FLAG_STRING, &c.precision, "fp32 (TF32 tensor cores on GPUs); bf16 is refused until implemented", NULL },
         { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },
         { "initial_learning_rate", FLAG_FLOAT, &c.initial_learning_rate, "initial learning rate", NULL },
         { "num_epochs_per_decay", FLAG_FLOAT, &c.num_epochs_per_decay, "epochs after which the learning rate decays", NULL },

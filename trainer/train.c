@@ -9,6 +9,10 @@
  *   4. receiver bound on an ipc:// endpoint (or --listen), local workers
  *      spawned with where to start (feed.h explains the ordering);
  *   5. steps; logging, events, checkpoints; clean stop.
+ * Input wait: the fraction of step time the device waits for batches.  On
+ * the CPU that is the time spent in feed_next; on GPUs, whose backward
+ * pass and update still run while the host waits there, only the part of
+ * it after the GPUs went idle (tower_cuda_mark / tower_cuda_idle_since).
  * Determinism: with the same seed and worker count, batch k is always
  * worker k%W's batch k/W, each worker's stream is a function of (seed, W,
  * worker), and the checkpoint stores the position, so 10 + resume + 10 steps
@@ -38,6 +42,15 @@
 #include "trainer/pretrained.h"
 #include "trainer/train_state.h"
 #include "trainer/workers.h"
+#ifdef DEEPER_HAVE_CUDA
+#include "trainer/backend_cuda.h"
+#include "trainer/tower_cuda.h"
+
+/* The feed's batch buffers in pinned host memory, so each upload to the GPU
+ * is one asynchronous DMA. */
+static void *pinned_alloc(size_t size, void *ctx) { (void)ctx; return backend_cuda_host_alloc(size); }
+static void pinned_free(void *p, size_t size, void *ctx) { (void)size; (void)ctx; backend_cuda_host_free(p); }
+#endif
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
@@ -51,6 +64,7 @@ struct train_config train_config_default(void)
     c.num_towers = 1;
     c.num_gpus = 1;
     c.device = "cpu";
+    c.precision = "fp32";
     c.initial_learning_rate = 0.1f;
     c.num_epochs_per_decay = 30.0f;
     c.learning_rate_decay_factor = 0.16f;
@@ -173,6 +187,12 @@ status train_run(const struct train_config *c)
     if (c->num_preprocess_threads < 0) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 0");
     if (c->num_preprocess_threads == 0 && !c->listen)
         return FAIL(STATUS_USAGE, "--num_preprocess_threads 0 needs --listen ENDPOINT (remote workers)");
+    if (c->precision && strcmp(c->precision, "fp32") != 0) {
+        if (strcmp(c->precision, "bf16") == 0)
+            return FAIL(STATUS_UNSUPPORTED, "--precision bf16 is not implemented yet; only fp32 (TF32 tensor cores "
+                        "on GPUs, DEEPER_TF32=0 for exact fp32)");
+        return FAIL(STATUS_USAGE, "--precision %s: expected fp32 or bf16", c->precision);
+    }
 
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *train = manifest_subset_find(man, "train");
@@ -300,8 +320,15 @@ status train_run(const struct train_config *c)
     sc.pool_size = 2 * (W > 0 ? W : 2) + 2;
     sc.num_classes = classes;
     if ((st = stream_receiver_new(&sc, &rx)) != STATUS_OK) goto done;
-    if ((st = feed_new(&feed, rx, W, W > 0, position, 2 * (W > 0 ? W : 1) + 2, c->batch_size, image_size,
-                       image_size, data_c)) != STATUS_OK)
+    const struct stream_allocator *feed_alloc = NULL;
+    int on_gpu = strcmp(ts->be[0]->ops->name, "cuda") == 0;
+    (void)on_gpu;
+#ifdef DEEPER_HAVE_CUDA
+    static const struct stream_allocator pinned = { pinned_alloc, pinned_free, NULL };
+    if (on_gpu) feed_alloc = &pinned;
+#endif
+    if ((st = feed_new_alloc(&feed, rx, W, W > 0, position, 2 * (W > 0 ? W : 1) + 2, c->batch_size, image_size,
+                             image_size, data_c, feed_alloc)) != STATUS_OK)
         goto done;
 
     struct sigaction sa = { 0 };
@@ -366,8 +393,21 @@ status train_run(const struct train_config *c)
     uint64_t epoch = (uint64_t)meta.epoch;
     while (ts->step < c->max_steps && !g_stop) {
         struct feed_batch b;
-        double wait = 0;
+        double wait = 0, t_feed = log_now();
         st = feed_next(feed, &b, &g_stop, reap_workers, &ic, &wait);
+#ifdef DEEPER_HAVE_CUDA
+        if (on_gpu) {
+            /* the GPU runs the last step's backward pass and update while the
+             * host waits here: input wait is only the part after it went idle */
+            double fed = log_now(), idle = tower_cuda_idle_since(ts);
+            double gpu_wait = idle > 0 ? fed - (idle > t_feed ? idle : t_feed) : 0;
+            if (gpu_wait < 0) gpu_wait = 0;
+            if (gpu_wait > wait) gpu_wait = wait;
+            win_compute += wait - gpu_wait;
+            wait = gpu_wait;
+        }
+#endif
+        (void)t_feed;
         win_wait += wait;
         if (st == STATUS_INTERRUPTED) { st = STATUS_OK; break; }
         if (st != STATUS_OK) goto done;
@@ -375,6 +415,9 @@ status train_run(const struct train_config *c)
         double t0 = log_now();
         struct tower_step_result r;
         st = model_step_train(ts, b.pixels, b.c, b.labels, b.n, &r);
+#ifdef DEEPER_HAVE_CUDA
+        if (st == STATUS_OK && on_gpu) st = tower_cuda_mark(ts);
+#endif
         double dt = log_now() - t0;
         if (st == STATUS_NAN || (st == STATUS_OK && !isfinite(r.loss))) {
             const char *what = (st == STATUS_OK && isinf(r.loss)) ? "inf" : "NaN";

@@ -24,6 +24,7 @@ struct train_config {
     int64_t max_steps;
     int batch_size, image_size, num_towers, num_gpus;
     const char *device;                 /* cpu | cuda | auto */
+    const char *precision;              /* fp32 (default; NULL = fp32) | bf16 (refused: not implemented) */
     float initial_learning_rate, num_epochs_per_decay, learning_rate_decay_factor;
     int num_preprocess_threads;         /* local workers; 0 with listen: remote */
     const char *listen;                 /* endpoint to bind for remote workers */
