@@ -14,6 +14,12 @@
  * parameter's gradient compared; and with two GPUs, NCCL towers 2 x 8 against
  * one GPU x 16 after three updates.
  *
+ * Convolutions run twice: with channel-slice views handed to cuDNN as
+ * strided descriptors (the default) and through packed copies
+ * (DEEPER_CUDNN_STRIDED=0); each prints how many calls took which path.
+ * The input test uploads from pinned memory through both staging buffers
+ * and overwrites the host buffer as soon as the call returns.
+ *
  * Without a GPU (CI) the op tests skip with the reason, and the refusal
  * tests check that asking for CUDA fails cleanly with STATUS_NO_DEVICE.
  * In a build without CUDA (NO_CUDA=1) only the refusal test runs.
@@ -24,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/log.h"
 #include "shared/rng.h"
 #include "trainer/backend.h"
 #include "trainer/graph.h"
@@ -162,38 +169,64 @@ static void conv_case(int n, int cin, int cout, int h, int w, struct conv_params
     pb_free(&x); pb_free(&y); pb_free(&wt); pb_free(&dx); pb_free(&dw);
 }
 
+static void conv_counts(const char *what)
+{
+    long long direct, packed;
+    int shapes;
+    backend_cuda_conv_stats(gpu, &direct, &packed, &shapes);
+    printf("%s: %lld convolution calls on the views as given, %lld through packed copies, "
+           "%d shapes cuDNN refused as strided views\n", what, direct, packed, shapes);
+}
+
+static void conv_cases(const char *tag, double tol)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s 3x3 s1 p1", tag);
+    conv_case(2, 5, 6, 9, 8, (struct conv_params){ 3, 3, 1, 1, 1, 1 }, tol, name);
+    snprintf(name, sizeof name, "%s 3x3 s2 p0", tag);
+    conv_case(3, 4, 7, 11, 10, (struct conv_params){ 3, 3, 2, 2, 0, 0 }, tol, name);
+    snprintf(name, sizeof name, "%s 1x7 p(0,3)", tag);
+    conv_case(2, 6, 5, 7, 9, (struct conv_params){ 1, 7, 1, 1, 0, 3 }, tol, name);
+    snprintf(name, sizeof name, "%s 1x1", tag);
+    conv_case(2, 8, 4, 6, 6, (struct conv_params){ 1, 1, 1, 1, 0, 0 }, tol, name);
+}
+
+/* The default: channel-slice views straight into cuDNN as strided
+ * descriptors (a shape cuDNN refuses falls back to packed copies; the
+ * counts say which happened), each result against the CPU. */
 Test(backend_cuda, conv_fp32)
 {
     need_gpu(0);
-    conv_case(2, 5, 6, 9, 8, (struct conv_params){ 3, 3, 1, 1, 1, 1 }, 1e-4, "3x3 s1 p1");
-    conv_case(3, 4, 7, 11, 10, (struct conv_params){ 3, 3, 2, 2, 0, 0 }, 1e-4, "3x3 s2 p0");
-    conv_case(2, 6, 5, 7, 9, (struct conv_params){ 1, 7, 1, 1, 0, 3 }, 1e-4, "1x7 p(0,3)");
-    conv_case(2, 8, 4, 6, 6, (struct conv_params){ 1, 1, 1, 1, 0, 0 }, 1e-4, "1x1");
+    conv_cases("strided", 1e-4);
+    conv_counts("conv_fp32");
+    /* dense views (a whole tensor) never need copies */
+    long long d0, p0, d1, p1;
+    int sh;
+    backend_cuda_conv_stats(gpu, &d0, &p0, &sh);
+    struct conv_params p = { 3, 3, 1, 1, 1, 1 };
+    struct pb x = pb_new(2 * 5 * 9 * 9, -1, 1, 1), y = pb_new(2 * 4 * 9 * 9, 0, 0, 2), w = pb_new(4 * 5 * 9, -1, 1, 3);
+    struct tensor xg = view(x.g, 2, 5, 0, 5, 9, 9), yg = view(y.g, 2, 4, 0, 4, 9, 9);
+    struct tensor wg = tensor_make(w.g, DT_F32, LAYOUT_NCHW, 4, 5, 3, 3);
+    cr_assert_eq(gpu->ops->conv2d_forward(gpu, &yg, &xg, &wg, &p), STATUS_OK, "%s", status_msg());
+    backend_cuda_conv_stats(gpu, &d1, &p1, &sh);
+    cr_expect(d1 == d0 + 1 && p1 == p0, "a dense convolution went through packed copies");
+    pb_free(&x); pb_free(&y); pb_free(&w);
     done();
 }
 
-/* Channel-slice views straight into cuDNN (DEEPER_CUDNN_STRIDED=1) instead of
- * packed copies: skips, saying so, if cuDNN refuses such descriptors. */
-Test(backend_cuda, conv_strided_descriptors)
+/* DEEPER_CUDNN_STRIDED=0: every channel-slice view packed into dense scratch
+ * (the fallback path), the same cases. */
+Test(backend_cuda, conv_packed_fallback)
 {
-    setenv("DEEPER_CUDNN_STRIDED", "1", 1);
+    setenv("DEEPER_CUDNN_STRIDED", "0", 1);
     need_gpu(0);
     unsetenv("DEEPER_CUDNN_STRIDED");
-    struct conv_params p = { 3, 3, 1, 1, 1, 1 };
-    struct pb x = pb_new(2 * 7 * 9 * 9, -1, 1, 1), y = pb_new(2 * 8 * 9 * 9, 0, 0, 2), w = pb_new(4 * 5 * 9, -1, 1, 3);
-    struct tensor xg = view(x.g, 2, 7, 1, 5, 9, 9), yg = view(y.g, 2, 8, 2, 4, 9, 9);
-    struct tensor wg = tensor_make(w.g, DT_F32, LAYOUT_NCHW, 4, 5, 3, 3);
-    status st = gpu->ops->conv2d_forward(gpu, &yg, &xg, &wg, &p);
-    pb_free(&x); pb_free(&y); pb_free(&w);
-    if (st != STATUS_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", status_msg());
-        done();
-        cr_skip("cuDNN refuses channel-slice descriptors: %s", why);
-    }
-    conv_case(2, 5, 6, 9, 8, (struct conv_params){ 3, 3, 1, 1, 1, 1 }, 1e-4, "strided 3x3 s1 p1");
-    conv_case(3, 4, 7, 11, 10, (struct conv_params){ 3, 3, 2, 2, 0, 0 }, 1e-4, "strided 3x3 s2");
-    conv_case(2, 6, 5, 7, 9, (struct conv_params){ 1, 7, 1, 1, 0, 3 }, 1e-4, "strided 1x7");
+    conv_cases("packed", 1e-4);
+    conv_counts("conv_packed_fallback");
+    long long direct, packed;
+    int shapes;
+    backend_cuda_conv_stats(gpu, &direct, &packed, &shapes);
+    cr_expect(packed > 0, "DEEPER_CUDNN_STRIDED=0 packed nothing");
     done();
 }
 
@@ -232,6 +265,14 @@ Test(backend_cuda, batchnorm)
     BOTH(cpu->ops->batchnorm_infer_forward(cpu, &yc, &xc, g.c, b.c, rm.c, rv.c, &p),
          gpu->ops->batchnorm_infer_forward(gpu, &yg, &xg, g.g, b.g, rm.g, rv.g, &p));
     pb_cmp(&y, "bn infer y", 1e-5);
+    /* NULL gamma/beta (1 and 0), no running statistics, no dgamma/dx: as on the CPU */
+    BOTH(cpu->ops->batchnorm_train_forward(cpu, &yc, sm.c, si.c, &xc, NULL, NULL, NULL, NULL, &p),
+         gpu->ops->batchnorm_train_forward(gpu, &yg, sm.g, si.g, &xg, NULL, NULL, NULL, NULL, &p));
+    pb_cmp(&y, "bn train y (no affine)", 1e-5);
+    pb_cmp(&rv, "bn running_var untouched", 1e-5);
+    BOTH(cpu->ops->batchnorm_backward(cpu, NULL, NULL, db.c, &yc, &xc, NULL, sm.c, si.c, &p),
+         gpu->ops->batchnorm_backward(gpu, NULL, NULL, db.g, &yg, &xg, NULL, sm.g, si.g, &p));
+    pb_cmp(&db, "bn bwd dbeta (no dx)", 1e-4);
     struct pb *all[] = { &x, &y, &dx, &g, &b, &rm, &rv, &sm, &si, &dg, &db };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) pb_free(all[i]);
     done();
@@ -403,6 +444,52 @@ Test(backend_cuda, input_normalize)
     done();
 }
 
+/* The input path: batches from pinned memory (as the trainer's feed hands
+ * them out) go up on the upload stream into two staging buffers used in
+ * turn; the host buffer may be overwritten as soon as the call returns. */
+Test(backend_cuda, input_pinned_double_buffered)
+{
+    need_gpu(0);
+    int n = 4, h = 33, w = 31, c = 3;
+    size_t bytes = (size_t)n * h * w * c;
+    uint8_t *pin = backend_cuda_host_alloc(bytes);
+    cr_assert_not_null(pin);
+    uint8_t *a = malloc(bytes), *b = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++) { a[i] = (uint8_t)(i * 7 + 3); b[i] = (uint8_t)(i * 13 + 1); }
+    struct pb y[3];
+    struct tensor yc[3], yg[3];
+    for (int k = 0; k < 3; k++) {
+        y[k] = pb_new((size_t)n * c * h * w, 0, 0, 90 + k);
+        yc[k] = tensor_make(y[k].c, DT_F32, LAYOUT_NCHW, n, c, h, w);
+        yg[k] = tensor_make(y[k].g, DT_F32, LAYOUT_NCHW, n, c, h, w);
+    }
+    const uint8_t *src[3] = { a, b, a };
+    for (int k = 0; k < 3; k++) {
+        memcpy(pin, src[k], bytes);
+        cr_assert_eq(gpu->ops->input_normalize(gpu, &yg[k], pin, n, h, w, c), STATUS_OK, "%s", status_msg());
+        memset(pin, 0xff, bytes);       /* reused at once, as the feed does */
+        cr_assert_eq(cpu->ops->input_normalize(cpu, &yc[k], src[k], n, h, w, c), STATUS_OK);
+    }
+    pb_cmp(&y[0], "input pinned batch 1", 0);
+    pb_cmp(&y[1], "input pinned batch 2", 0);
+    pb_cmp(&y[2], "input pinned batch 3", 0);
+    /* pageable memory works the same way */
+    cr_assert_eq(gpu->ops->input_normalize(gpu, &yg[0], b, n, h, w, c), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(cpu->ops->input_normalize(cpu, &yc[0], b, n, h, w, c), STATUS_OK);
+    pb_cmp(&y[0], "input pageable", 0);
+    /* idle stamps: after a sync the GPU has reached the mark */
+    double before = log_now();
+    cr_assert_eq(backend_cuda_mark(gpu), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(gpu->ops->sync(gpu), STATUS_OK);
+    double idle = backend_cuda_idle_since(gpu);
+    printf("idle stamp %.6f s after the mark was queued\n", idle - before);
+    cr_expect(idle >= before && idle <= log_now(), "idle stamp %f outside [%f, now]", idle, before);
+    for (int k = 0; k < 3; k++) pb_free(&y[k]);
+    backend_cuda_host_free(pin);
+    free(a); free(b);
+    done();
+}
+
 /* A whole model: one training forward + backward on CPU and GPU from the same
  * seed (same initial weights, same dropout masks, same batch); the losses and
  * every parameter's gradient must agree (normalised per parameter). */
@@ -501,6 +588,15 @@ Test(backend_cuda, two_gpu_towers_match_one)
         w[k] = malloc(nt * 4);
         struct backend *be = graph_backend(g);
         cr_assert_eq(be->ops->copy_d2h(be, w[k], graph_arena(g, SLOT_W), nt * 4), STATUS_OK);
+        if (k == 1) {           /* the broadcast left both GPUs with the same weights */
+            size_t nw = graph_weights_numel(g);
+            float *a0 = malloc(nw * 4), *a1 = malloc(nw * 4);
+            cr_assert_eq(be->ops->copy_d2h(be, a0, graph_arena(g, SLOT_W), nw * 4), STATUS_OK);
+            struct backend *b1 = graph_backend(ts->g[1]);
+            cr_assert_eq(b1->ops->copy_d2h(b1, a1, graph_arena(ts->g[1], SLOT_W), nw * 4), STATUS_OK);
+            cr_expect(memcmp(a0, a1, nw * 4) == 0, "towers hold different weights after the broadcast");
+            free(a0); free(a1);
+        }
         model_towers_free(&ts);
     }
     double md = 0, mr = 0;
