@@ -17,6 +17,9 @@ fmnist_dataset data 6000 1000
   --log_every 10 --save_interval_steps 100 --seed 3 2> train.log
 tail -n 3 train.log
 grep -Eq 'step 200, loss = [0-9.]+ \([0-9.]+ examples/sec' train.log
+grep -Eq 'step 200, .*input wait [0-9]+%' train.log      # the GPU input-wait fraction is reported
+"$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars input_wait_fraction run > wait.txt
+"$PY" -c "import sys; v = [float(l.split()[1]) for l in open(sys.argv[1])]; print('GPU input wait fractions', v[-3:]); assert v and all(0 <= x <= 1 for x in v)" wait.txt
 test -f run/model.ckpt-200.safetensors
 "$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars loss run > loss.txt
 "$PY" - loss.txt <<'PYEOF'
