@@ -121,7 +121,8 @@ void *backend_cuda_stream(struct backend *be) { return cuda_ctx_of(be)->stream; 
 void *backend_cuda_host_alloc(size_t n)
 {
     void *p = NULL;
-    if (cudaMallocHost(&p, n) != cudaSuccess) { (void)cudaGetLastError(); return NULL; }
+    /* portable: pinned for every GPU's context, not only the current one (towers) */
+    if (cudaHostAlloc(&p, n ? n : 1, cudaHostAllocPortable) != cudaSuccess) { (void)cudaGetLastError(); return NULL; }
     return p;
 }
 

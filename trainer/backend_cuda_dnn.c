@@ -140,6 +140,8 @@ static status conv_algo(struct cuda_ctx *c, const struct conv_key *k, int may_pa
     int got = 0, best = -1;
     int algos[MAXA]; cudnnStatus_t sts[MAXA]; size_t mem[MAXA]; cudnnMathType_t math[MAXA];
     cudnnStatus_t fs;
+    /* measure on an idle GPU: the queued work of this stream would skew the timings */
+    if (c->find) CU(cudaStreamSynchronize(c->stream), "sync before the algorithm search");
     if (k->dir == CONV_FWD) {
         cudnnConvolutionFwdAlgoPerf_t r[MAXA];
         fs = c->find ? cudnnFindConvolutionForwardAlgorithm(c->cudnn, c->td[0], c->fd, c->cd, c->td[1], MAXA, &got, r)
