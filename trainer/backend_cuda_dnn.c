@@ -239,8 +239,8 @@ static status conv_run(struct backend *be, enum conv_dir dir, const struct tenso
     TRY(cuda_dense(c, SCR_B, y, dir != CONV_FWD, &yd));
     TRY(conv_setup(c, &k, dir, &xd, &yd, w, p));
     TRY(conv_algo(c, &k, 0, &e));
-    void *out = dir == CONV_FWD ? y->data : x->data, *outd = dir == CONV_FWD ? yd.data : xd.data;
-    int direct = out == outd;                     /* always for CONV_BWD_FILTER */
+    /* the output: y forward, dx backward-data; dw (backward-filter) is always dense */
+    int direct = dir == CONV_FWD ? yd.data == y->data : dir == CONV_BWD_DATA ? xd.data == x->data : 1;
     s = conv_exec(c, e, xd.data, yd.data, w->data, direct ? beta : 0.0f, &st);
     if (st != STATUS_OK) return st;
     if (s != CUDNN_STATUS_SUCCESS) return cuda_fail_dnn(s, dir_name[dir], __FILE__, __LINE__);
