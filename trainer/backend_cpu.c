@@ -157,7 +157,7 @@ static void norm_task(void *va, int64_t b, int64_t e, int t)
         for (int ch = 0; ch < y->c; ch++) {
             int src = c == 1 ? 0 : ch;
             for (int r = 0; r < h; r++) {
-                float *row = (float *)y->data + i * y->sn + ch * y->sc + r * y->sh;
+                float *row = cpu_plane(y, i, ch) + r * y->sh;
                 const uint8_t *xr = xs + (size_t)r * w * c + src;
                 for (int q = 0; q < w; q++) row[q * y->sw] = (xr[(size_t)q * c] * (1.0f / 255.0f) - 0.5f) * 2.0f;
             }
@@ -189,7 +189,7 @@ static void bias_fwd_task(void *va, int64_t b, int64_t e, int t)
     int hw = y->h * y->w;
     for (int64_t q = b; q < e; q++) {
         int n = (int)(q / y->c), c = (int)(q % y->c);
-        float *p = (float *)y->data + n * y->sn + c * y->sc, v = j->b[c];
+        float *p = cpu_plane(y, n, c), v = j->b[c];
         for (int i = 0; i < hw; i++) p[i] += v;
     }
 }
@@ -210,7 +210,7 @@ static void bias_bwd_task(void *va, int64_t b, int64_t e, int t)
     for (int64_t c = b; c < e; c++) {
         double s = 0;
         for (int n = 0; n < dy->n; n++) {
-            const float *p = (const float *)dy->data + n * dy->sn + c * dy->sc;
+            const float *p = cpu_plane(dy, n, c);
             float ps = 0;
             for (int i = 0; i < hw; i++) ps += p[i];
             s += ps;
@@ -235,8 +235,8 @@ static void relu_fwd_task(void *va, int64_t b, int64_t e, int t)
     int hw = x->h * x->w;
     for (int64_t q = b; q < e; q++) {
         int n = (int)(q / x->c), c = (int)(q % x->c);
-        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
-        float *yp = (float *)y->data + n * y->sn + c * y->sc;
+        const float *xp = cpu_plane(x, n, c);
+        float *yp = cpu_plane(y, n, c);
         for (int i = 0; i < hw; i++) yp[i] = xp[i] < 0 ? 0 : xp[i];   /* NaN passes through (TF), so divergence shows in the loss */
     }
 }
@@ -257,9 +257,9 @@ static void relu_bwd_task(void *va, int64_t b, int64_t e, int t)
     int hw = y->h * y->w;
     for (int64_t q = b; q < e; q++) {
         int n = (int)(q / y->c), c = (int)(q % y->c);
-        const float *yp = (const float *)y->data + n * y->sn + c * y->sc;
-        const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
-        float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
+        const float *yp = cpu_plane(y, n, c);
+        const float *gp = cpu_plane(dy, n, c);
+        float *dp = cpu_plane(dx, n, c);
         for (int i = 0; i < hw; i++) dp[i] += yp[i] > 0 ? gp[i] : 0;
     }
 }
@@ -414,12 +414,26 @@ struct vec_job {
     double part[CPU_MAX_THREADS];
 };
 
+/* the end of chunk [b, e) of blocks: e * VEC_BLK, or n for the last */
+static size_t vec_end(const struct vec_job *j, int64_t e)
+{
+    size_t end = (size_t)e * VEC_BLK;
+    return end < j->n ? end : j->n;
+}
+
+/* runs task over j->n floats, a block of VEC_BLK per item */
+static status vec_run(struct backend *be, struct vec_job *j, void (*task)(void *, int64_t, int64_t, int))
+{
+    cpu_parallel(ctx_of(be)->pool, (int64_t)((j->n + VEC_BLK - 1) / VEC_BLK), task, j);
+    return STATUS_OK;
+}
+
 static void rms_task(void *va, int64_t b, int64_t e, int t)
 {
     struct vec_job *j = va;
     const float lr = j->p.lr, dec = j->p.decay, om = 1.0f - j->p.decay, mu = j->p.momentum;
     const float eps = j->p.eps, wd = j->p.weight_decay, gs = j->p.grad_scale;
-    size_t s = (size_t)b * VEC_BLK, end = (size_t)e * VEC_BLK < j->n ? (size_t)e * VEC_BLK : j->n;
+    size_t s = (size_t)b * VEC_BLK, end = vec_end(j, e);
     float *restrict w = j->w, *restrict ms = j->ms, *restrict mom = j->mom;
     const float *restrict g = j->g;
     size_t i = s;
@@ -451,14 +465,13 @@ static status cpu_rmsprop_update(struct backend *be, float *w, float *ms, float 
                                  const float *g, size_t n, const struct rmsprop_params *p)
 {
     struct vec_job j = { .w = w, .ms = ms, .mom = mom, .g = g, .n = n, .p = *p };
-    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), rms_task, &j);
-    return STATUS_OK;
+    return vec_run(be, &j, rms_task);
 }
 
 static void ema_task(void *va, int64_t b, int64_t e, int t)
 {
     struct vec_job *j = va;
-    size_t s = (size_t)b * VEC_BLK, end = (size_t)e * VEC_BLK < j->n ? (size_t)e * VEC_BLK : j->n;
+    size_t s = (size_t)b * VEC_BLK, end = vec_end(j, e);
     float *restrict sh = j->y;
     const float *restrict w = j->x;
     const float a = j->a;
@@ -468,14 +481,13 @@ static void ema_task(void *va, int64_t b, int64_t e, int t)
 static status cpu_ema_update(struct backend *be, float *shadow, const float *w, size_t n, float decay)
 {
     struct vec_job j = { .y = shadow, .x = w, .n = n, .a = 1.0f - decay };
-    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), ema_task, &j);
-    return STATUS_OK;
+    return vec_run(be, &j, ema_task);
 }
 
 static void axpby_task(void *va, int64_t b, int64_t e, int t)
 {
     struct vec_job *j = va;
-    size_t s = (size_t)b * VEC_BLK, end = (size_t)e * VEC_BLK < j->n ? (size_t)e * VEC_BLK : j->n;
+    size_t s = (size_t)b * VEC_BLK, end = vec_end(j, e);
     float *restrict y = j->y;
     const float *restrict x = j->x;
     const float a = j->a, bb = j->b;
@@ -485,8 +497,7 @@ static void axpby_task(void *va, int64_t b, int64_t e, int t)
 static status cpu_axpby(struct backend *be, float *y, const float *x, size_t n, float a, float b)
 {
     struct vec_job j = { .y = y, .x = x, .n = n, .a = a, .b = b };
-    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), axpby_task, &j);
-    return STATUS_OK;
+    return vec_run(be, &j, axpby_task);
 }
 
 static void sumsq_task(void *va, int64_t b, int64_t e, int t)
@@ -494,7 +505,7 @@ static void sumsq_task(void *va, int64_t b, int64_t e, int t)
     struct vec_job *j = va;
     double s = 0;
     for (int64_t k = b; k < e; k++) {
-        size_t i0 = (size_t)k * VEC_BLK, i1 = i0 + VEC_BLK < j->n ? i0 + VEC_BLK : j->n;
+        size_t i0 = (size_t)k * VEC_BLK, i1 = vec_end(j, k + 1);
         float part = 0;
         #pragma GCC ivdep
         for (size_t i = i0; i < i1; i++) part += j->x[i] * j->x[i];
@@ -506,7 +517,7 @@ static void sumsq_task(void *va, int64_t b, int64_t e, int t)
 static status cpu_sumsq(struct backend *be, double *out, const float *x, size_t n)
 {
     struct vec_job j = { .x = x, .n = n };
-    cpu_parallel(ctx_of(be)->pool, (int64_t)((n + VEC_BLK - 1) / VEC_BLK), sumsq_task, &j);
+    vec_run(be, &j, sumsq_task);
     double s = 0;
     for (int t = 0; t < ctx_of(be)->threads; t++) s += j.part[t];
     *out = s;

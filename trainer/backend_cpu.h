@@ -46,6 +46,12 @@ static inline int cpu_row_dense(const struct tensor *t)
     return t->sw == 1 && t->sh == t->w;
 }
 
+/* The (n, c) plane of a float tensor: h*w floats, dense when cpu_row_dense. */
+static inline float *cpu_plane(const struct tensor *t, int64_t n, int64_t c)
+{
+    return (float *)t->data + n * t->sn + c * t->sc;
+}
+
 /* C[M,N] = alpha * op(A) op(B) + beta * C (row-major) on the calling thread:
  * oneDNN's dnnl_sgemm (chosen by measurement, README "speed-train"), or
  * OpenBLAS when built with -DDEEPER_CPU_OPENBLAS. */
