@@ -2,7 +2,7 @@
  * test_train_formats.c — safetensors writer/reader and TensorBoard event files.
  *
  * Safetensors: C writer -> C reader round trip; C writer -> an independent
- * numpy reader (tests/ref/safetensors_np.py); numpy writer -> C reader; and
+ * numpy reader (scripts/ref/safetensors_np.py); numpy writer -> C reader; and
  * every structural check of the reader on hand-corrupted files.  Event files:
  * written by shared/tfevents.c, parsed by scripts/tb_read.py (both CRCs, the
  * protobuf fields).  Tests run from the repository root (scripts/run-tests).
@@ -118,7 +118,7 @@ Test(safetensors, numpy_reads_c_writer, .init = mk_tmp, .fini = rm_tmp)
     float w[24];
     int64_t ids[5];
     write_test_file(path, w, ids);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/ref/safetensors_np.py dump '%s'", path);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/ref/safetensors_np.py dump '%s'", path);
     char *out = run_capture(cmd);
     cr_assert(strstr(out, "\"step\": \"18\"") != NULL, "%s", out);
     cr_assert(strstr(out, "\"layer.weight\": {\"dtype\": \"float32\", \"first\": -3.0, \"shape\": [2, 3, 4], \"sum\": 66.0}") != NULL, "%s", out);
@@ -131,7 +131,7 @@ Test(safetensors, c_reads_numpy_writer, .init = mk_tmp, .fini = rm_tmp)
 {
     char path[512], cmd[800];
     snprintf(path, sizeof path, "%s/np.safetensors", tmpdir);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/ref/safetensors_np.py write '%s'", path);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/ref/safetensors_np.py write '%s'", path);
     free(run_capture(cmd));
     struct st_file *f;
     cr_assert_eq(safetensors_open(&f, path), STATUS_OK, "%s", status_msg());

@@ -2,7 +2,7 @@
 """nielsennet_ref.py OUT.safetensors — the PyTorch reference for deeper's
 NielsenNet (tests/test_trainer_parity.c runs it at test time; deterministic).
 
-It writes one safetensors file (numpy + json, no safetensors package) with:
+It writes one safetensors file (safetensors_np.py: numpy + json) with:
   <name>                initial weights under deeper's names (conv1.weight ...)
   pixels, labels        one batch: uint8 [32,28,28,1] NHWC, int32 [32]
   logits, loss          step 0 forward (training mode: dropout on)
@@ -22,13 +22,15 @@ trainer/tower.c and trainer/graph.c: step_seed = mix(mix(1, RNG_WHAT_DROPOUT=5),
 step), layer seed = mix(step_seed, node index) with NielsenNet's dropout nodes
 at indices 8 and 11 of its node list.
 """
-import json
-import struct
+import os
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np as st  # noqa: E402
 
 M64 = (1 << 64) - 1
 
@@ -70,24 +72,6 @@ def dropout_mask(shape, seed, keep, stream=0):
     words = out[(j // np.uint64(4) - blocks[0]).astype(np.int64), (j % np.uint64(4)).astype(np.int64)]
     u = (words >> np.uint64(8)).astype(np.float64) * (1.0 / 16777216.0)
     return torch.from_numpy((u < keep).reshape(shape).astype(np.float32))
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    dt = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        b = a.tobytes()
-        header[name] = {"dtype": dt[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def main():
@@ -150,7 +134,7 @@ def main():
     res["losses"] = np.array(losses, dtype=np.float32)
     for n in names:
         res["step10." + n] = w[n].detach().numpy().copy()
-    write_safetensors(out, res)
+    st.save(out, res)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ test -f run/model.ckpt-40.safetensors
 
 "$PY" - run/model.ckpt-40.safetensors <<'PYEOF'
 import sys, os
-sys.path.insert(0, os.environ["DEEPER_ROOT"] + "/tests/ref")
-from safetensors_np import read
-meta, t = read(sys.argv[1])
+sys.path.insert(0, os.environ["DEEPER_ROOT"] + "/scripts/ref")
+from safetensors_np import load
+t, meta = load(sys.argv[1])
 import numpy as np
 assert meta["step"] == "40", meta
 bad = [k for k, v in t.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]

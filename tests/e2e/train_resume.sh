@@ -28,9 +28,9 @@ rm -f b/model.ckpt-20.safetensors          # in case it got that far: resume fro
 grep -q "resuming from .*model.ckpt-10.safetensors at step 10" b2.log
 "$PY" - a/model.ckpt-20.safetensors b/model.ckpt-20.safetensors <<'PYEOF'
 import sys
-sys.path.insert(0, __import__("os").environ["DEEPER_ROOT"] + "/tests/ref")
-from safetensors_np import read
-ma, a = read(sys.argv[1]); mb, b = read(sys.argv[2])
+sys.path.insert(0, __import__("os").environ["DEEPER_ROOT"] + "/scripts/ref")
+from safetensors_np import load
+a, ma = load(sys.argv[1]); b, mb = load(sys.argv[2])
 assert sorted(a) == sorted(b)
 worst = 0.0
 for k in a:

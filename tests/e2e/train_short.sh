@@ -33,7 +33,7 @@ for tag in learning_rate examples/sec input_wait_fraction queue_depth; do
   test "$("$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars "$tag" run | wc -l)" -eq 12
 done
 
-"$PY" "$DEEPER_ROOT/tests/ref/safetensors_np.py" dump run/model.ckpt-120.safetensors > ckpt.json
+"$PY" "$DEEPER_ROOT/scripts/ref/safetensors_np.py" dump run/model.ckpt-120.safetensors > ckpt.json
 "$PY" - ckpt.json <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
