@@ -29,7 +29,7 @@ __global__ void relu_forward_kernel(struct kt y, struct kt x)
     long long total = (long long)y.n * y.c * y.h * y.w;
     K_GRID_LOOP(i, total) {
         float v = x.p[kt_off(x, i)];
-        y.p[kt_off(y, i)] = v > 0.0f ? v : 0.0f;
+        y.p[kt_off(y, i)] = v < 0.0f ? 0.0f : v;   /* NaN passes through, as on the CPU (TF): divergence shows in the loss */
     }
 }
 

@@ -318,6 +318,17 @@ Test(backend_cuda, relu_bias_dropout)
     struct tensor dxc = view(dx.c, n, ct, 0, c, h, w), dxg = view(dx.g, n, ct, 0, c, h, w);
     BOTH(cpu->ops->relu_forward(cpu, &yc, &xc), gpu->ops->relu_forward(gpu, &yg, &xg));
     pb_cmp(&y, "relu fwd", 1e-7);
+    {   /* a NaN passes through ReLU on both backends (divergence must reach the loss) */
+        float nan = NAN, got = 0;
+        cr_assert_eq(gpu->ops->copy_h2d(gpu, x.g, &nan, 4), STATUS_OK);
+        struct tensor one = tensor_make(x.g, DT_F32, LAYOUT_NCHW, 1, 1, 1, 1), oy = tensor_make(y.g, DT_F32, LAYOUT_NCHW, 1, 1, 1, 1);
+        cr_assert_eq(gpu->ops->relu_forward(gpu, &oy, &one), STATUS_OK);
+        cr_assert_eq(gpu->ops->copy_d2h(gpu, &got, y.g, 4), STATUS_OK);
+        cr_expect(isnan(got), "relu(NaN) = %g on the GPU", (double)got);
+        /* element 0 lies outside the views: put back what both sides hold there */
+        cr_assert_eq(gpu->ops->copy_h2d(gpu, x.g, x.h, 4), STATUS_OK);
+        cr_assert_eq(gpu->ops->copy_h2d(gpu, y.g, y.h, 4), STATUS_OK);
+    }
     BOTH(cpu->ops->relu_backward(cpu, &dxc, &xc, &yc), gpu->ops->relu_backward(gpu, &dxg, &xg, &yg));
     pb_cmp(&dx, "relu bwd", 1e-7);
     BOTH(cpu->ops->bias_add_forward(cpu, &yc, b.c), gpu->ops->bias_add_forward(gpu, &yg, b.g));
