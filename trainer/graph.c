@@ -562,6 +562,11 @@ status graph_finalize(struct graph *g)
 /* ---------------------------------------------------------------------- */
 /* running */
 
+void graph_set_bn_momentum(struct graph *g, float momentum)
+{
+    g->cfg.bn_momentum = momentum;
+}
+
 status graph_set_input(struct graph *g, const uint8_t *pixels, int n, int h, int w, int c,
                        const int32_t *labels)
 {

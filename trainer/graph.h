@@ -172,6 +172,9 @@ status graph_finalize(struct graph *g);
  * (samples n..batch-1 are zeroed) and copy labels (may be NULL in eval). */
 status graph_set_input(struct graph *g, const uint8_t *pixels_nhwc, int n, int h, int w, int c,
                        const int32_t *labels);
+/* Momentum of the BN running-statistics update in the following training
+ * forwards (the trainer sets optim_bn_momentum() before each step). */
+void graph_set_bn_momentum(struct graph *g, float momentum);
 /* Forward pass.  training: batch-stat BN with running-stat update, dropout
  * on (needs GRAPH_TRAIN); else inference.  dropout_seed keys this step's masks;
  * sample_offset is the global index of this graph's first sample (towers). */

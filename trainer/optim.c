@@ -19,6 +19,7 @@ struct optim_config optim_config_default(void)
         .learning_rate_decay_factor = 0.16f, .examples_per_epoch = 1, .batch_size = 32,
         .rmsprop_decay = 0.9f, .rmsprop_momentum = 0.9f, .rmsprop_epsilon = 1.0f,
         .weight_decay = 4e-5f, .ema_decay = 0.9999f,
+        .batchnorm_decay = 0.9997f, .batchnorm_zero_debias = 1,
     };
     return c;
 }
@@ -34,6 +35,14 @@ float optim_learning_rate(const struct optim_config *c, int64_t step)
 {
     int64_t k = step / optim_decay_steps(c);
     return (float)(c->initial_learning_rate * pow(c->learning_rate_decay_factor, (double)k));
+}
+
+float optim_bn_momentum(const struct optim_config *c, int64_t step)
+{
+    double d = c->batchnorm_decay;
+    if (!c->batchnorm_zero_debias) return (float)(1.0 - d);
+    double debias = 1.0 - pow(d, (double)(step < 0 ? 1 : step + 1));
+    return debias > 0 ? (float)((1.0 - d) / debias) : 1.0f;
 }
 
 float optim_ema_decay(const struct optim_config *c, int64_t step)

@@ -36,10 +36,26 @@ struct optim_config {
     float rmsprop_epsilon;           /* 1.0 */
     float weight_decay;              /* 4e-5 */
     float ema_decay;                 /* 0.9999; 0 disables the EMA */
+    float batchnorm_decay;           /* 0.9997 (TF's BATCHNORM_MOVING_AVERAGE_DECAY) */
+    int batchnorm_zero_debias;       /* 1: TF 1.x assign_moving_average(zero_debias=True) */
 };
 
 /* TF defaults above; examples_per_epoch 1, batch_size 32. */
 struct optim_config optim_config_default(void);
+
+/* BN running-statistics momentum for the update made by training step
+ * `step` (0-based; the t = step + 1'th update):
+ *     plain EMA (TF 0.x, PyTorch):   m = 1 - d
+ *     zero_debias (TF 1.x default):  m = (1 - d) / (1 - d^t)
+ * With zero_debias TF keeps a hidden `biased` EMA that starts at 0 and sets
+ * the statistic to biased / (1 - d^t); that equals the recursion
+ * running = (1 - m) * running + m * batch with the m above, so no hidden
+ * state is needed: the first update copies the batch statistics (m = 1)
+ * and later ones average all batches seen, weighted d^(t-i), until d^t
+ * becomes small.  Without it a short run's statistics stay near their
+ * initial 0 / 1 (after 300 steps at d = 0.9997 they have moved 8.6% of the
+ * way), and evaluation with them is meaningless. */
+float optim_bn_momentum(const struct optim_config *c, int64_t step);
 
 /* Learning rate for `step` (staircase). */
 float optim_learning_rate(const struct optim_config *c, int64_t step);

@@ -189,6 +189,8 @@ status tower_step(struct tower_set *ts, const uint8_t *pixels, int c, const int3
     if (!(graph_get_config(ts->g[0])->flags & GRAPH_TRAIN))
         return FAIL(STATUS_STATE, "towers: built for inference only");
     struct tower_job jobs[ts->n];
+    float bn_m = optim_bn_momentum(&ts->optim, ts->step);
+    for (int i = 0; i < ts->n; i++) graph_set_bn_momentum(ts->g[i], bn_m);
     for (int i = 0; i < ts->n; i++)
         jobs[i] = (struct tower_job){ .ts = ts, .i = i, .pixels = pixels, .c = c, .labels = labels };
     if (ts->n > 1 && !all_cpu(ts)) {

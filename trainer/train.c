@@ -77,6 +77,8 @@ struct train_config train_config_default(void)
     c.keep_checkpoints = CKPT_KEEP_DEFAULT;
     c.weight_decay = 4e-5f;
     c.ema_decay = 0.9999f;
+    c.batchnorm_decay = 0.9997f;
+    c.batchnorm_zero_debias = 1;
     return c;
 }
 
@@ -184,6 +186,8 @@ status train_run(const struct train_config *c)
     if (!c->data_dir) return FAIL(STATUS_USAGE, "--data_dir is required");
     if (!c->train_dir) return FAIL(STATUS_USAGE, "--train_dir is required");
     if (c->batch_size <= 0) return FAIL(STATUS_USAGE, "--batch_size must be positive");
+    if (!(c->batchnorm_decay >= 0 && c->batchnorm_decay < 1))
+        return FAIL(STATUS_USAGE, "--batchnorm_decay %g must be in [0, 1)", c->batchnorm_decay);
     if (c->num_preprocess_threads < 0) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 0");
     if (c->num_preprocess_threads == 0 && !c->listen)
         return FAIL(STATUS_USAGE, "--num_preprocess_threads 0 needs --listen ENDPOINT (remote workers)");
@@ -275,6 +279,8 @@ status train_run(const struct train_config *c)
     mo.optim.batch_size = c->batch_size;
     mo.optim.weight_decay = c->weight_decay;
     mo.optim.ema_decay = c->ema_decay;
+    mo.optim.batchnorm_decay = c->batchnorm_decay;
+    mo.optim.batchnorm_zero_debias = c->batchnorm_zero_debias;
     if (mo.num_towers <= 0 || c->batch_size % mo.num_towers != 0) {
         st = FAIL(STATUS_USAGE, "--batch_size %d must divide evenly over %d towers", c->batch_size, mo.num_towers);
         goto done;
