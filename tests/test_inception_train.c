@@ -44,6 +44,16 @@ static uint8_t *synthetic_batch(int n, int size, int c, int32_t *labels, int cla
     return px;
 }
 
+/* TF's optimizer settings with this learning rate, batch and epoch size. */
+static struct optim_config step_config(float lr, int batch, int64_t examples_per_epoch)
+{
+    struct optim_config oc = optim_config_default();
+    oc.initial_learning_rate = lr;
+    oc.batch_size = batch;
+    oc.examples_per_epoch = examples_per_epoch;
+    return oc;
+}
+
 static float train_step(struct graph *g, const uint8_t *px, const int32_t *labels, int n, int size,
                         int c, const struct optim_config *oc, int64_t step)
 {
@@ -105,10 +115,7 @@ Test(inception_train, fine_tune_restores_and_reinitialises, .timeout = 600)
     /* a training step proceeds and moves the restored weights */
     int32_t labels[4];
     uint8_t *px = synthetic_batch(B, S, 1, labels, K);
-    struct optim_config oc = optim_config_default();
-    oc.initial_learning_rate = 0.001f;
-    oc.batch_size = B;
-    oc.examples_per_epoch = 100;
+    struct optim_config oc = step_config(0.001f, B, 100);
     float loss = train_step(g, px, labels, B, S, 1, &oc, 0);
     cr_assert(isfinite(loss) && loss > 0, "loss %g", loss);
     int i1 = graph_param_find(g, "Mixed_6b.branch7x7_2.conv.weight");
@@ -149,6 +156,19 @@ static void write_bad_file(const char *src, const char *dst, const char *transpo
     safetensors_close(&f);
 }
 
+/* Writes a damaged copy of wpath to bad (write_bad_file), loads it with
+ * --fine_tune, requires the loader to refuse it; returns its message. */
+static const char *load_refused(struct graph *g, const char *wpath, const char *bad, const char *transpose,
+                                const char *drop)
+{
+    write_bad_file(wpath, bad, transpose, drop);
+    status st = pretrained_load(g, bad, 1, NULL);
+    const char *msg = status_msg();
+    printf("inception loader: %s\n", msg);
+    cr_assert_eq(st, STATUS_FORMAT);
+    return msg;
+}
+
 Test(inception_train, loader_errors_name_tensor_and_shapes, .timeout = 600)
 {
     char *wpath = ref_path("weights.safetensors");
@@ -170,19 +190,11 @@ Test(inception_train, loader_errors_name_tensor_and_shapes, .timeout = 600)
 
     char bad[1200];
     snprintf(bad, sizeof bad, "%s/deeper-inception-bad-%d.safetensors", iref_tmp(), (int)getpid());
-    write_bad_file(wpath, bad, "Mixed_6c.branch7x7_2.conv.weight", NULL);
-    st = pretrained_load(g, bad, 1, NULL);
-    msg = status_msg();
-    printf("inception loader: %s\n", msg);
-    cr_assert_eq(st, STATUS_FORMAT);
+    msg = load_refused(g, wpath, bad, "Mixed_6c.branch7x7_2.conv.weight", NULL);
     cr_assert(strstr(msg, "Mixed_6c.branch7x7_2.conv.weight") && strstr(msg, "[160, 160, 7, 1]") &&
               strstr(msg, "[160, 160, 1, 7]"), "message: %s", msg);
 
-    write_bad_file(wpath, bad, NULL, "Mixed_7c.branch_pool.bn.running_var");
-    st = pretrained_load(g, bad, 1, NULL);
-    msg = status_msg();
-    printf("inception loader: %s\n", msg);
-    cr_assert_eq(st, STATUS_FORMAT);
+    msg = load_refused(g, wpath, bad, NULL, "Mixed_7c.branch_pool.bn.running_var");
     cr_assert(strstr(msg, "Mixed_7c.branch_pool.bn.running_var") && strstr(msg, "missing") &&
               strstr(msg, "[192]"), "message: %s", msg);
     unlink(bad);
@@ -202,10 +214,7 @@ Test(inception_train, cpu_steps_75_loss_falls, .timeout = 600)
     struct graph *g = iref_graph(&be, K, S, B, GRAPH_TRAIN | GRAPH_OPT_SLOTS, 0.8f, NULL);
     int32_t labels[6];
     uint8_t *px = synthetic_batch(B, S, 3, labels, K);
-    struct optim_config oc = optim_config_default();
-    oc.initial_learning_rate = 0.01f;
-    oc.batch_size = B;
-    oc.examples_per_epoch = 1000;
+    struct optim_config oc = step_config(0.01f, B, 1000);
     float loss[STEPS];
     double t0 = log_now();
     for (int s = 0; s < STEPS; s++) {
