@@ -144,8 +144,9 @@ static void worker_count(struct ingest_shard_result *res, uint64_t id, const str
 }
 
 /* Fast path for raw storage of a file that needs no resize: decode straight
- * into the record's place in the shard batch (no intermediate image, no
- * copy), CRC once, and hand the value's CRC to the writer.  Returns 1 when
+ * into the record's place in LMDB's dirty pages (MDB_RESERVE: no
+ * intermediate image, no copy before the kernel's write), CRC it once while
+ * it is still in cache, and hand the value's CRC to the writer.  Returns 1 when
  * the record was written, 0 when the generic path must handle the item, -1
  * when the item is rejected (reason set); *fatal on a writer failure. */
 static int worker_raw_inplace(struct worker *w, struct shard_writer *sw, const struct ingest_item *it, uint64_t id,
@@ -184,7 +185,7 @@ static int worker_raw_inplace(struct worker *w, struct shard_writer *sw, const s
     if (image_decode_to(w->file, n, &dopt, (uint8_t *)dst + off, r->payload_len, &img) != STATUS_OK ||
         (uint32_t)img.height != r->height || (uint32_t)img.width != r->width) {
         snprintf(reason, rcap, "%s", status_msg());
-        shard_writer_unreserve(sw);
+        *fatal = shard_writer_unreserve(sw);
         return -1;
     }
     uint32_t pcrc = crc32c((uint8_t *)dst + off, r->payload_len);
@@ -253,6 +254,10 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
             void *dst;
             st = shard_writer_reserve(sw, id, size, &dst);
             if (st == STATUS_OK) st = record_encode(&r, dst, size, NULL);
+            if (st == STATUS_OK) {
+                size_t off = record_payload_offset(r.name_len);
+                shard_writer_value_crc(sw, crc32c_combine(crc32c(dst, off), r.crc, r.payload_len));
+            }
             free(enc);
             image_free(&img);
             if (st != STATUS_OK) break;

@@ -10,12 +10,22 @@
  * Writer (one process owns one shard file; open it in the process that writes
  * it, never before a fork):
  *   - keys must be strictly ascending; puts use MDB_APPEND;
- *   - puts are buffered and committed in batches (records or bytes, whichever
+ *   - puts go straight into an open write transaction (MDB_APPEND |
+ *     MDB_RESERVE: the caller fills the value in LMDB's own dirty pages, so
+ *     a decoder can write pixels where they will be written to the file
+ *     from, with no copy), committed in batches (records or bytes, whichever
  *     limit comes first);
- *   - on MDB_MAP_FULL the transaction is aborted, the map is grown (doubled)
- *     and the whole batch is replayed, as Caffe does;
- *   - after each commit the file's writeback is started (sync_file_range,
- *     not waited for), so the disk works while the next batch is prepared;
+ *   - the map grows (doubling) *before* a batch begins, to fit the whole
+ *     batch (batch_bytes or the first value if larger, plus a page and a
+ *     node per record and 2 MiB): LMDB cannot grow it inside a transaction,
+ *     and a MDB_MAP_FULL there would lose the values already in it.  A
+ *     MDB_MAP_FULL anyway (it cannot happen with these margins) is an error;
+ *   - after each commit the new part of the file is sent to the disk
+ *     (sync_file_range, not waited for); the part committed two batches
+ *     earlier is waited for and dropped from the page cache
+ *     (POSIX_FADV_DONTNEED), so writeback streams while the next batch is
+ *     prepared, the page cache recycles a few batches' pages and the final
+ *     sync is short.  A finished shard is not left in the page cache;
  *   - the environment is opened with MDB_NOSYNC|MDB_NOLOCK (nobody reads a
  *     shard before the manifest lists it); shard_writer_close() commits the
  *     last batch and calls mdb_env_sync(env, 1) so the data is on disk before
@@ -69,10 +79,10 @@ struct shard_writer;
 status shard_writer_open(const char *path, const struct shard_writer_opts *opts,
                          struct shard_writer **out);
 
-/* Reserve len bytes for the value of key (> every earlier key) in the batch
- * buffer and return where to write it.  The pointer is valid until the next
- * call on this writer.  The value is committed (and counted, and added to
- * the checksum) at the next batch commit, so fill it before the next call. */
+/* Reserve len bytes for the value of key (> every earlier key) in the open
+ * transaction and return where to write them (LMDB's dirty page; not
+ * zeroed).  Fill them before the next call on this writer: the pointer is
+ * only valid until then.  The value is committed at the next batch commit. */
 status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf);
 
 /* Optional, right after reserve and filling: the CRC-32C of the whole value,
@@ -81,8 +91,9 @@ status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, vo
 void shard_writer_value_crc(struct shard_writer *w, uint32_t crc);
 
 /* Take back the value reserved last (not yet committed), e.g. when filling it
- * failed; its key may be used again. */
-void shard_writer_unreserve(struct shard_writer *w);
+ * failed; its key may be used again.  Fails only if LMDB does (then the
+ * batch is lost and the writer can only be freed). */
+status shard_writer_unreserve(struct shard_writer *w);
 
 /* Copy one value (reserve + memcpy). */
 status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, size_t len);
@@ -99,7 +110,7 @@ void shard_writer_free(struct shard_writer *w);
 
 uint64_t shard_writer_count(const struct shard_writer *w);   /* records put so far */
 size_t shard_writer_map_size(const struct shard_writer *w);  /* current map size */
-int shard_writer_grows(const struct shard_writer *w);        /* how many times the map grew */
+int shard_writer_grows(const struct shard_writer *w);        /* how many times the map doubled */
 
 /* ---------------------------------------------------------------- reader */
 

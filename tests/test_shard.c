@@ -1,6 +1,7 @@
 /*
  * test_shard.c — LMDB shards: write/read round trip, MDB_APPEND order,
- * map growth on MDB_MAP_FULL with batch replay, cursor/get/seek, the content
+ * map growth ahead of each batch (values reserved in place), taking back a
+ * reserved value, cursor/get/seek, the content
  * checksum, and opening readers in forked children.
  */
 #include <criterion/criterion.h>
@@ -53,11 +54,11 @@ Test(shard, key_encoding_sorts_numerically)
     cr_assert_str_eq(name, "train-00003-of-00016.mdb");
 }
 
-Test(shard, map_growth_replays_the_batch)
+Test(shard, map_grows_ahead_of_each_batch)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/s.mdb", dir);
-    struct shard_writer_opts o = { .map_size = 64 << 10, .batch_records = 50 };
+    struct shard_writer_opts o = { .map_size = 64 << 10, .batch_records = 50, .batch_bytes = 32 << 10 };
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK, "%s", status_msg());
     uint8_t buf[4096];
@@ -70,7 +71,8 @@ Test(shard, map_growth_replays_the_batch)
         crc = shard_checksum_update(crc, key, buf, len);
     }
     int grows = shard_writer_grows(w);
-    cr_assert_gt(grows, 3, "a 64 KiB map must grow for ~3 MB of values (grew %d times)", grows);
+    cr_assert_gt(grows, 3, "a 64 KiB map must grow for ~3 MB of values (doubled %d times)", grows);
+    cr_assert_leq(shard_writer_map_size(w), (size_t)64 << 20, "map of %zu bytes for ~3 MB", shard_writer_map_size(w));
     uint64_t records;
     uint32_t sum;
     cr_assert_eq(shard_writer_close(w, &records, &sum), STATUS_OK, "%s", status_msg());
@@ -207,7 +209,14 @@ Test(shard, unreserve_and_caller_crc)
         size_t len = value_of(i, buf);
         cr_assert_eq(shard_writer_reserve(w, i, len, &dst), STATUS_OK);
         memcpy(dst, buf, len);
-        if (i % 3 == 1) { shard_writer_unreserve(w); continue; }     /* "decode failed" */
+        if (i % 3 == 1) {                                             /* "decode failed" */
+            cr_assert_eq(shard_writer_unreserve(w), STATUS_OK, "%s", status_msg());
+            if (i == 4) {       /* the key taken back may be used again */
+                cr_assert_eq(shard_writer_reserve(w, i, len, &dst), STATUS_OK, "%s", status_msg());
+                cr_assert_eq(shard_writer_unreserve(w), STATUS_OK, "%s", status_msg());
+            }
+            continue;
+        }
         if (i % 2) shard_writer_value_crc(w, crc32c(buf, len));      /* caller-provided value CRC */
         crc = shard_checksum_update(crc, i, buf, len);
     }
@@ -220,6 +229,47 @@ Test(shard, unreserve_and_caller_crc)
     cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
     cr_assert_eq(shard_reader_count(r), 13);
     shard_reader_free(r);
+}
+
+/* values larger than the batch and than the initial map: the map grows to
+ * fit the batch before it begins, and the values round-trip */
+Test(shard, values_larger_than_batch_and_map)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/big.mdb", dir);
+    struct shard_writer_opts o = { .map_size = 64 << 10, .batch_bytes = 1 << 20 };
+    struct shard_writer *w;
+    cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+    size_t lens[] = { 100, 3 << 20, 5000, 700 << 10, 700 << 10, 9 << 20, 1 };
+    size_t n = sizeof lens / sizeof *lens, maxlen = 9 << 20;
+    uint8_t *buf = malloc(maxlen);
+    cr_assert_not_null(buf);
+    uint32_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < lens[i]; j++) buf[j] = (uint8_t)(i * 13 + j * 7 + (j >> 12));
+        cr_assert_eq(shard_writer_put(w, i, buf, lens[i]), STATUS_OK, "value %zu: %s", i, status_msg());
+        crc = shard_checksum_update(crc, i, buf, lens[i]);
+    }
+    uint64_t rec;
+    uint32_t sum;
+    cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(rec, n);
+    cr_assert_eq(sum, crc);
+    struct shard_reader *r;
+    cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
+    struct shard_txn *t;
+    cr_assert_eq(shard_txn_begin(r, &t), STATUS_OK);
+    for (size_t i = 0; i < n; i++) {
+        const void *val;
+        size_t len;
+        cr_assert_eq(shard_txn_get(t, i, &val, &len), STATUS_OK);
+        cr_assert_eq(len, lens[i]);
+        for (size_t j = 0; j < lens[i]; j++) buf[j] = (uint8_t)(i * 13 + j * 7 + (j >> 12));
+        cr_assert(!memcmp(val, buf, len), "value %zu differs", i);
+    }
+    shard_txn_end(t);
+    shard_reader_free(r);
+    free(buf);
 }
 
 Test(shard, crc32c_combine_matches_whole)
