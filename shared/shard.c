@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "shared/crc32c.h"
@@ -222,6 +223,14 @@ status shard_writer_flush(struct shard_writer *w)
     if (rc == MDB_MAP_FULL)
         return FAIL(STATUS_LMDB, "%s: committing a batch: map full after growing it to %zu bytes", w->path,
                     w->map_size);
+    if (rc == EIO) {
+        /* LMDB reports a short write (the disk filled up in the middle of
+           it) as EIO: tell a full disk from a failing one by the free space */
+        struct statvfs sv;
+        if (fstatvfs(w->fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < w->txn_room)
+            return FAIL(STATUS_IO, "%s: committing a batch: no space left on device (disk full: %llu KiB free)",
+                        w->path, (unsigned long long)sv.f_bavail * sv.f_frsize / 1024);
+    }
     if (rc) return shard_lmdb_fail(rc, w->path, "committing a batch");
     w->committed += w->nent;
     w->nent = 0;
