@@ -75,6 +75,21 @@ static status image_check_size(int w, int h, uint64_t max_pixels)
     return STATUS_OK;
 }
 
+/* Hand a decoded buffer to the caller: px holds w*h pixels of ch channels
+ * at its start, in an allocation made for `alloc_ch` channels; shrink the
+ * allocation when it was made bigger (CMYK, RGB turned gray) and fill out. */
+static void image_finish(struct image *out, uint8_t *px, int w, int h, int ch, int alloc_ch)
+{
+    if (alloc_ch > ch) {
+        uint8_t *shrunk = realloc(px, (size_t)w * (size_t)h * (size_t)ch);
+        if (shrunk) px = shrunk;
+    }
+    out->pixels = px;
+    out->width = w;
+    out->height = h;
+    out->channels = ch;
+}
+
 /* ------------------------------------------------------------------- JPEG */
 
 static _Thread_local tjhandle image_tj;
@@ -165,13 +180,8 @@ static status image_jpeg_decode(const void *data, size_t n, const struct image_d
                 dst[3 * i] = r; dst[3 * i + 1] = g; dst[3 * i + 2] = b;
             }
         }
-        uint8_t *shrunk = realloc(px, npx * (size_t)ch);
-        if (shrunk) px = shrunk;
     }
-    out->pixels = px;
-    out->height = info.height;
-    out->width = info.width;
-    out->channels = ch;
+    image_finish(out, px, info.width, info.height, ch, bpp);
     return STATUS_OK;
 }
 
@@ -266,15 +276,8 @@ static status image_png_decode(const void *data, size_t n, const struct image_de
     for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * rowbytes;
     png_read_image(png, rows);
     png_read_end(png, NULL);
-    if (got == 3 && ch == 1) {
-        image_rgb_to_gray(px, px, (size_t)w * h);   /* in place: gray index <= rgb index */
-        uint8_t *shrunk = realloc(px, (size_t)w * h);
-        if (shrunk) px = shrunk;
-    }
-    out->pixels = px;
-    out->width = (int)w;
-    out->height = (int)h;
-    out->channels = ch;
+    if (got == 3 && ch == 1) image_rgb_to_gray(px, px, (size_t)w * h);   /* in place: gray index <= rgb index */
+    image_finish(out, px, (int)w, (int)h, ch, got);
     px = NULL;
 done:
     png_destroy_read_struct(&png, pi ? &pi : NULL, NULL);
@@ -329,15 +332,8 @@ static status image_webp_decode(const void *data, size_t n, const struct image_d
         return FAIL(STATUS_DECODE, "webp: the decoder refused the data (corrupt or truncated)");
     }
     int ch = o->channels ? o->channels : 3;
-    if (ch == 1) {
-        image_rgb_to_gray(px, px, npx);
-        uint8_t *shrunk = realloc(px, npx);
-        if (shrunk) px = shrunk;
-    }
-    out->pixels = px;
-    out->width = info.width;
-    out->height = info.height;
-    out->channels = ch;
+    if (ch == 1) image_rgb_to_gray(px, px, npx);
+    image_finish(out, px, info.width, info.height, ch, 3);
     return STATUS_OK;
 }
 

@@ -13,23 +13,9 @@
 #include <zlib.h>
 
 #include "ingest/ingest.h"
+#include "tests/tmpdir_util.h"
 
-static char dir[256];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "%s/inputsXXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(inputs, .init = setup, .fini = teardown);
+TestSuite(inputs, .init = tmpdir_make, .fini = tmpdir_remove);
 
 static void sh(const char *fmt, ...)
 {
@@ -38,7 +24,7 @@ static void sh(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s", dir, body);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s", tmpdir, body);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
@@ -46,7 +32,7 @@ Test(inputs, labels_file_and_discovery)
 {
     sh("printf '  roses \\n\\ndaisy\\r\\ntulips\\n' > labels.txt && mkdir -p t/b t/B t/a v/c t/.hid && touch t/file");
     char p[300];
-    snprintf(p, sizeof p, "%s/labels.txt", dir);
+    snprintf(p, sizeof p, "%s/labels.txt", tmpdir);
     struct ingest_classes c;
     cr_assert_eq(ingest_classes_load(p, &c), STATUS_OK, "%s", status_msg());
     cr_assert_eq(c.n, 3);
@@ -55,12 +41,12 @@ Test(inputs, labels_file_and_discovery)
     cr_assert_str_eq(c.names[2], "tulips");
     ingest_classes_free(&c);
     sh("printf 'a\\nb\\na\\n' > dup.txt");
-    snprintf(p, sizeof p, "%s/dup.txt", dir);
+    snprintf(p, sizeof p, "%s/dup.txt", tmpdir);
     cr_assert_eq(ingest_classes_load(p, &c), STATUS_USAGE);
     cr_assert(strstr(status_msg(), "twice"));
     char t[300], v[300];
-    snprintf(t, sizeof t, "%s/t", dir);
-    snprintf(v, sizeof v, "%s/v", dir);
+    snprintf(t, sizeof t, "%s/t", tmpdir);
+    snprintf(v, sizeof v, "%s/v", tmpdir);
     const char *dirs[2] = { t, v };
     cr_assert_eq(ingest_classes_discover(dirs, 2, &c), STATUS_OK);
     cr_assert_eq(c.n, 4, "B a b c (hidden folder and plain file ignored), got %d", c.n);
@@ -76,7 +62,7 @@ Test(inputs, walk_is_sorted_recursive_and_rejects_loops)
        " && ln -s .. r/x/sub/back && ln -s nowhere r/x/dangle && ln -s l2 r/x/l1 && ln -s l1 r/x/l2");
     struct ingest_classes c = { 0 };
     char root[300];
-    snprintf(root, sizeof root, "%s/r", dir);
+    snprintf(root, sizeof root, "%s/r", tmpdir);
     const char *dirs[1] = { root };
     cr_assert_eq(ingest_classes_discover(dirs, 1, &c), STATUS_OK);
     struct ingest_subset s = { .name = "train" };
@@ -133,8 +119,8 @@ static void write_idx(const char *path, int gz, uint32_t magic, uint32_t n, uint
 Test(inputs, mnist_idx)
 {
     char im[300], lb[300];
-    snprintf(im, sizeof im, "%s/i.gz", dir);
-    snprintf(lb, sizeof lb, "%s/l", dir);
+    snprintf(im, sizeof im, "%s/i.gz", tmpdir);
+    snprintf(lb, sizeof lb, "%s/l", tmpdir);
     write_idx(im, 1, 0x803, 5, 3, 4, 0);
     write_idx(lb, 0, 0x801, 5, 0, 0, 0);
     struct ingest_mnist *m;
@@ -160,6 +146,6 @@ Test(inputs, mnist_idx)
     write_idx(im, 0, 0x803, 5, 3, 4, 0);
     write_idx(lb, 0, 0x801, 6, 0, 0, 0);                  /* 6 labels for 5 images */
     cr_assert_eq(ingest_mnist_load(im, lb, &m), STATUS_FORMAT);
-    snprintf(lb, sizeof lb, "%s/missing", dir);
+    snprintf(lb, sizeof lb, "%s/missing", tmpdir);
     cr_assert_eq(ingest_mnist_load(im, lb, &m), STATUS_IO);
 }

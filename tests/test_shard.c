@@ -13,23 +13,9 @@
 
 #include "shared/crc32c.h"
 #include "shared/shard.h"
+#include "tests/tmpdir_util.h"
 
-static char dir[256];
-
-static void mkdir_tmp(void)
-{
-    snprintf(dir, sizeof dir, "%s/shardXXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void rm_tmp(void)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(shard, .init = mkdir_tmp, .fini = rm_tmp);
+TestSuite(shard, .init = tmpdir_make, .fini = tmpdir_remove);
 
 /* value i: length varies, bytes derived from i */
 static size_t value_of(uint64_t i, uint8_t *buf)
@@ -57,7 +43,7 @@ Test(shard, key_encoding_sorts_numerically)
 Test(shard, map_grows_ahead_of_each_batch)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/s.mdb", dir);
+    snprintf(path, sizeof path, "%s/s.mdb", tmpdir);
     struct shard_writer_opts o = { .map_size = 64 << 10, .batch_records = 50, .batch_bytes = 32 << 10 };
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK, "%s", status_msg());
@@ -120,7 +106,7 @@ Test(shard, map_grows_ahead_of_each_batch)
 Test(shard, keys_must_ascend)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/a.mdb", dir);
+    snprintf(path, sizeof path, "%s/a.mdb", tmpdir);
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK);
     cr_assert_eq(shard_writer_put(w, 10, "x", 1), STATUS_OK);
@@ -135,7 +121,7 @@ Test(shard, keys_must_ascend)
 Test(shard, rewrite_truncates_and_empty_shard_reads)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/e.mdb", dir);
+    snprintf(path, sizeof path, "%s/e.mdb", tmpdir);
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK);
     for (int i = 0; i < 10; i++) cr_assert_eq(shard_writer_put(w, (uint64_t)i, "abc", 3), STATUS_OK);
@@ -158,7 +144,7 @@ Test(shard, rewrite_truncates_and_empty_shard_reads)
 Test(shard, readers_in_forked_children)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/f.mdb", dir);
+    snprintf(path, sizeof path, "%s/f.mdb", tmpdir);
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK);
     uint8_t buf[4096];
@@ -198,7 +184,7 @@ Test(shard, readers_in_forked_children)
 Test(shard, unreserve_and_caller_crc)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/u.mdb", dir);
+    snprintf(path, sizeof path, "%s/u.mdb", tmpdir);
     struct shard_writer_opts o = { .batch_records = 4 };
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
@@ -236,7 +222,7 @@ Test(shard, unreserve_and_caller_crc)
 Test(shard, values_larger_than_batch_and_map)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/big.mdb", dir);
+    snprintf(path, sizeof path, "%s/big.mdb", tmpdir);
     struct shard_writer_opts o = { .map_size = 64 << 10, .batch_bytes = 1 << 20 };
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
