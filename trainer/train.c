@@ -47,9 +47,31 @@
 #include "trainer/tower_cuda.h"
 
 /* The feed's batch buffers in pinned host memory, so each upload to the GPU
- * is one asynchronous DMA. */
-static void *pinned_alloc(size_t size, void *ctx) { (void)ctx; return backend_cuda_host_alloc(size); }
-static void pinned_free(void *p, size_t size, void *ctx) { (void)size; (void)ctx; backend_cuda_host_free(p); }
+ * is one asynchronous DMA.  Where the machine refuses to pin (a sandbox, a
+ * memory lock limit) the buffers fall back to ordinary memory with one
+ * warning: uploads are then staged by the driver, slower but correct.  A
+ * 64-byte header (keeping the 64-byte alignment) records which it was. */
+static void *pinned_alloc(size_t size, void *ctx)
+{
+    static int warned;
+    (void)ctx;
+    unsigned char *p = backend_cuda_host_alloc(size + 64);
+    int pinned = p != NULL;
+    if (!p) {
+        if (!warned++) log_warn("pinned host memory unavailable; batches go to the GPU from pageable memory");
+        p = aligned_alloc(64, (size + 64 + 63) & ~(size_t)63);
+        if (!p) return NULL;
+    }
+    p[0] = (unsigned char)pinned;
+    return p + 64;
+}
+static void pinned_free(void *ptr, size_t size, void *ctx)
+{
+    (void)size; (void)ctx;
+    unsigned char *p = (unsigned char *)ptr - 64;
+    if (p[0]) backend_cuda_host_free(p);
+    else free(p);
+}
 #endif
 
 static volatile sig_atomic_t g_stop;
