@@ -569,6 +569,66 @@ Test(backend_cuda, models_match_cpu)
     model_case("inception_v3", 75, 3, 10, 4, 1e-2);
 }
 
+/* Whole training steps (input upload from pinned memory, forward, loss,
+ * backward, RMSProp, EMA) on one GPU against the CPU: NielsenNet, three
+ * steps from the same seed and batches, then every weight, BN statistic and
+ * EMA shadow compared. */
+Test(backend_cuda, training_steps_match_cpu)
+{
+    if (backend_cuda_count() <= 0) cr_skip("no CUDA device: %s", backend_cuda_why_none());
+    setenv("DEEPER_TF32", "0", 1);
+    struct model_options o = model_options_default();
+    o.model = "nielsennet"; o.image_size = 28; o.channels = 1; o.classes = 10; o.batch_size = 16;
+    o.training = 1; o.seed = 7; o.threads = 2;
+    uint8_t *px = backend_cuda_host_alloc(3 * 16 * 784);
+    cr_assert_not_null(px);
+    int32_t lab[3 * 16];
+    struct rng r;
+    rng_init(&r, 6, 6);
+    for (size_t i = 0; i < 3 * 16 * 784; i++) px[i] = (uint8_t)rng_below(&r, 256);
+    for (int i = 0; i < 3 * 16; i++) lab[i] = (int32_t)rng_below(&r, 10);
+    const char *dev[2] = { "cpu", "cuda" };
+    float *w[2], *ema[2];
+    size_t nw = 0;
+    float loss[2];
+    for (int k = 0; k < 2; k++) {
+        struct tower_set *ts = NULL;
+        o.backend = dev[k];
+        cr_assert_eq(model_towers_new(&ts, &o), STATUS_OK, "%s: %s", dev[k], status_msg());
+        struct tower_step_result res;
+        for (int s = 0; s < 3; s++)
+            cr_assert_eq(model_step_train(ts, px + (size_t)s * 16 * 784, 1, lab + s * 16, 16, &res), STATUS_OK,
+                         "%s step %d: %s", dev[k], s, status_msg());
+        loss[k] = res.loss;
+        struct graph *g = ts->g[0];
+        struct backend *be = graph_backend(g);
+        nw = graph_weights_numel(g);
+        w[k] = malloc(nw * 4);
+        ema[k] = malloc(nw * 4);
+        cr_assert_eq(be->ops->copy_d2h(be, w[k], graph_arena(g, SLOT_W), nw * 4), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(be->ops->copy_d2h(be, ema[k], graph_arena(g, SLOT_EMA), nw * 4), STATUS_OK, "%s", status_msg());
+        model_towers_free(&ts);
+    }
+    double worst[2] = { 0, 0 };
+    for (int q = 0; q < 2; q++) {
+        float **a = q ? ema : w;
+        double md = 0, mr = 0;
+        for (size_t i = 0; i < nw; i++) {
+            double d = fabs((double)a[1][i] - a[0][i]);
+            if (isnan(a[1][i])) d = INFINITY;
+            if (d > md) md = d;
+            if (fabs(a[0][i]) > mr) mr = fabs(a[0][i]);
+        }
+        worst[q] = md / (mr > 1e-12 ? mr : 1e-12);
+    }
+    printf("largest error %-28s %.3g weights, %.3g EMA (loss gpu %g cpu %g, after 3 steps)\n", "training steps",
+           worst[0], worst[1], loss[1], loss[0]);
+    cr_expect(worst[0] < 1e-4 && worst[1] < 1e-4, "weights off by %g, EMA by %g", worst[0], worst[1]);
+    cr_expect(fabs(loss[1] - loss[0]) <= 1e-4 * fabs(loss[0]), "loss gpu %g cpu %g", loss[1], loss[0]);
+    for (int k = 0; k < 2; k++) { free(w[k]); free(ema[k]); }
+    backend_cuda_host_free(px);
+}
+
 /* NCCL towers: 2 GPUs x 8 must update like 1 GPU x 16 (same seed, same batch;
  * dropout masks keyed by the global sample offset).  Needs two GPUs. */
 Test(backend_cuda, two_gpu_towers_match_one)
