@@ -17,6 +17,8 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "shared/stream.h"
+
 struct pool_entry {
     struct send_buf buf;
     void *mem;
@@ -102,18 +104,8 @@ status sender_new(const struct sender_config *cfg, struct sender **out)
         int zero = 0;
         zmq_setsockopt(s->mon, ZMQ_LINGER, &zero, sizeof zero);
     }
-    {
-        char eps[1024];
-        snprintf(eps, sizeof eps, "%s", cfg->endpoint);
-        char *save = NULL;
-        for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-            int rc = cfg->bind ? zmq_bind(s->sock, ep) : zmq_connect(s->sock, ep);
-            if (rc != 0) {
-                st = FAIL(STATUS_ZMQ, "%s %s: %s", cfg->bind ? "bind" : "connect", ep, zmq_strerror(zmq_errno()));
-                goto fail;
-            }
-        }
-    }
+    if ((st = stream_socket_attach(s->sock, cfg->endpoint, cfg->bind, "sender", NULL, 0)) != STATUS_OK)
+        goto fail;
     *out = s;
     return STATUS_OK;
 fail:

@@ -324,6 +324,23 @@ died:
     return NULL;
 }
 
+status stream_socket_attach(void *sock, const char *endpoints, int bind, const char *who,
+                            char *last, size_t last_n)
+{
+    char eps[1024];
+    if (snprintf(eps, sizeof eps, "%s", endpoints) >= (int)sizeof eps)
+        return FAIL(STATUS_USAGE, "%s: endpoint list longer than %zu characters", who, sizeof eps - 1);
+    char *save = NULL;
+    for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        if ((bind ? zmq_bind(sock, ep) : zmq_connect(sock, ep)) != 0)
+            return FAIL(STATUS_ZMQ, "%s: %s %s: %s", who, bind ? "bind" : "connect", ep, zmq_strerror(zmq_errno()));
+        size_t len = last_n;
+        if (last && zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &len) != 0)
+            snprintf(last, last_n, "%s", ep);
+    }
+    return STATUS_OK;
+}
+
 status stream_receiver_new(const struct stream_config *cfg, struct stream_receiver **out)
 {
     *out = NULL;
@@ -378,21 +395,9 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
     zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(r->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    {
-        char eps[1024];
-        snprintf(eps, sizeof eps, "%s", cfg->endpoint);
-        char *save = NULL;
-        for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
-            int rc = cfg->connect ? zmq_connect(r->sock, ep) : zmq_bind(r->sock, ep);
-            if (rc != 0) {
-                st = FAIL(STATUS_ZMQ, "stream: %s %s: %s", cfg->connect ? "connect" : "bind", ep, zmq_strerror(zmq_errno()));
-                goto fail;
-            }
-            size_t len = sizeof r->endpoint;
-            if (zmq_getsockopt(r->sock, ZMQ_LAST_ENDPOINT, r->endpoint, &len) != 0)
-                snprintf(r->endpoint, sizeof r->endpoint, "%s", ep);
-        }
-    }
+    if ((st = stream_socket_attach(r->sock, cfg->endpoint, !cfg->connect, "stream", r->endpoint,
+                                   sizeof r->endpoint)) != STATUS_OK)
+        goto fail;
     if (pthread_create(&r->thread, NULL, receive_thread, r) != 0) { st = FAIL(STATUS_NOMEM, "stream: pthread_create"); goto fail; }
     r->thread_started = 1;
     *out = r;

@@ -109,6 +109,14 @@ struct stream_stats {
     double wait_seconds;        /* time the consumer spent blocked in _next */
 };
 
+/* Binds (bind != 0) or connects a ZeroMQ socket to each endpoint of a
+ * comma-separated list; both ends of the batch stream (this receiver and
+ * augment/sender.c) use it.  When last is not NULL it gets the last endpoint
+ * as ZeroMQ resolved it (a wildcard port shows the chosen one).  who starts
+ * the error message. */
+status stream_socket_attach(void *sock, const char *endpoints, int bind, const char *who,
+                            char *last, size_t last_n);
+
 /* Create the socket, bind/connect, allocate the pool, start the thread.
  * On STATUS_OK *out is new; caller frees with stream_receiver_free. */
 status stream_receiver_new(const struct stream_config *cfg, struct stream_receiver **out);
