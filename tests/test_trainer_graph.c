@@ -101,12 +101,19 @@ Test(graph, concat_views_whole_graph_gradients)
     backend_free(&be);
 }
 
-Test(graph, nielsennet_registry)
+/* a 1-tower NielsenNet with default options; caller frees with model_towers_free */
+static struct tower_set *nielsennet_towers(int batch)
 {
     struct model_options o = model_options_default();
-    o.batch_size = 4;
+    o.batch_size = batch;
     struct tower_set *ts = NULL;
     cr_assert_eq(model_towers_new(&ts, &o), STATUS_OK, "%s", status_msg());
+    return ts;
+}
+
+Test(graph, nielsennet_registry)
+{
+    struct tower_set *ts = nielsennet_towers(4);
     struct graph *g = ts->g[0];
     const char *names[] = { "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight",
                             "fc1.bias", "fc2.weight", "fc2.bias", "fc.weight", "fc.bias" };
@@ -128,6 +135,7 @@ Test(graph, nielsennet_registry)
     cr_expect_eq(graph_num_classes(g), 10);
     cr_expect(model_find("nielsennet") != NULL);
     cr_expect(model_find("resnet") == NULL);
+    struct model_options o = model_options_default();
     o.model = "resnet";
     struct tower_set *bad = NULL;
     cr_expect_eq(model_towers_new(&bad, &o), STATUS_USAGE);
@@ -209,10 +217,7 @@ Test(towers, two_by_16_equals_one_by_32)
 
 Test(towers, nan_loss_stops_before_update)
 {
-    struct model_options o = model_options_default();
-    o.batch_size = 4;
-    struct tower_set *ts = NULL;
-    cr_assert_eq(model_towers_new(&ts, &o), STATUS_OK, "%s", status_msg());
+    struct tower_set *ts = nielsennet_towers(4);
     float *w = graph_arena(ts->g[0], SLOT_W);
     graph_param(ts->g[0], graph_param_find(ts->g[0], "fc.bias"))->w[3] = NAN;   /* one logit NaN */
     float w5 = w[5];

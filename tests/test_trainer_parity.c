@@ -43,6 +43,20 @@ static double check(const char *what, const float *ours, const struct st_file *f
     return e;
 }
 
+/* every parameter's gradient (grad = 1) or weights against the reference
+ * tensor <prefix><name> */
+static void check_params(struct graph *g, const struct st_file *f, const char *prefix,
+                         const char *label, int grad)
+{
+    for (int i = 0; i < graph_num_params(g); i++) {
+        const struct graph_param *p = graph_param(g, i);
+        char name[160], what[160];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        snprintf(what, sizeof what, "%s %s", label, p->name);
+        check(what, grad ? p->grad : p->w, f, name, p->numel, 1e-4);
+    }
+}
+
 Test(parity, nielsennet_vs_pytorch, .timeout = 300)
 {
     if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
@@ -87,13 +101,7 @@ Test(parity, nielsennet_vs_pytorch, .timeout = 300)
     cr_expect(fabs(r.data_loss - ref_loss) <= 1e-4 * ref_loss, "loss %f vs %f", r.data_loss, ref_loss);
     struct tensor lg = graph_value(g, graph_logits(g));
     check("step 0 logits", lg.data, f, "logits", 320, 1e-4);
-    for (int i = 0; i < graph_num_params(g); i++) {
-        const struct graph_param *p = graph_param(g, i);
-        char name[160], what[160];
-        snprintf(name, sizeof name, "grad.%s", p->name);
-        snprintf(what, sizeof what, "step 0 gradient %s", p->name);
-        check(what, p->grad, f, name, p->numel, 1e-4);
-    }
+    check_params(g, f, "grad.", "step 0 gradient", 1);
     float losses[10], ref_losses[10];
     losses[0] = r.data_loss;
     for (int s = 1; s < 10; s++) {
@@ -105,13 +113,7 @@ Test(parity, nielsennet_vs_pytorch, .timeout = 300)
     for (int s = 0; s < 10; s++) le = fmax(le, fabs(losses[s] - ref_losses[s]) / ref_losses[s]);
     printf("largest error %-34s %.3e (loss %.4f -> %.4f)\n", "10-step losses", le, losses[0], losses[9]);
     cr_expect(le <= 1e-4, "10-step losses differ by %.3e", le);
-    for (int i = 0; i < graph_num_params(g); i++) {
-        const struct graph_param *p = graph_param(g, i);
-        char name[160], what[160];
-        snprintf(name, sizeof name, "step10.%s", p->name);
-        snprintf(what, sizeof what, "RMSProp x10 %s", p->name);
-        check(what, p->w, f, name, p->numel, 1e-4);
-    }
+    check_params(g, f, "step10.", "RMSProp x10", 0);
     model_towers_free(&ts);
     safetensors_close(&f);
     unlink(path);
