@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "augment/distort.h"   /* defines: distort_config, distortion switches */
+#include "augment/profile.h"   /* defines: augment_profile_apply (profile -> switches, crop) */
 #include "augment/sender.h"    /* defines: sender_new/acquire/send (zero-copy PUSH) */
 #include "augment/worker.h"    /* defines: worker_open/next (record order, shuffle, batches) */
 #include "shared/flags.h"      /* defines: flags_parse */
@@ -39,16 +40,9 @@ struct opts {
 
 static status settle_switches(const struct opts *o, const struct manifest *m, struct distort_config *dc)
 {
-    /* profile defaults */
-    int crop = 1, flip = m->augment.flip, color = m->augment.color;
-    if (m->augment.profile == MANIFEST_PROFILE_NONE) crop = flip = color = 0;
-    if (m->augment.profile == MANIFEST_PROFILE_DIGITS) {
-        /* small crops only: a digit must stay whole and upright */
-        dc->crop_p.area_lo = 0.75f;
-        dc->crop_p.aspect_lo = 0.9f;
-        dc->crop_p.aspect_hi = 1.11f;
-        dc->crop_p.min_object_covered = 0.75f;
-    }
+    /* profile defaults (augment/profile.h), then explicit flags */
+    augment_profile_apply(m->augment.profile, m->augment.flip, m->augment.color, dc);
+    int crop = dc->crop, flip = dc->flip, color = dc->color;
     if (o->crop_set) crop = o->crop;
     if (o->flip_set) flip = o->flip;
     if (o->color_set) color = o->color;

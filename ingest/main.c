@@ -37,8 +37,9 @@ int main(int argc, char **argv)
         { "channels", FLAG_INT, &o.channels, "1 (gray) or 3 (RGB); 0: 3 for folders, 1 for MNIST", NULL },
         { "max_pixels", FLAG_INT64, &o.max_pixels, "reject images whose header claims more pixels", NULL },
         { "background_class", FLAG_BOOL, &o.background_class, "TF numbering: label 0 is reserved, classes are 1..C", NULL },
-        { "profile", FLAG_STRING, &profile, "augmentation profile: photo, digits or none (default: photo for "
-                                            "folders, digits for MNIST)", NULL },
+        { "profile", FLAG_STRING, &profile, "augmentation profile: photo (TF's crops, flips, colour), small "
+                                            "(mild crops + flips: Fashion-MNIST), digits (mild crops, no flips) or "
+                                            "none (default: photo for folders, digits for MNIST)", NULL },
         { "no_flip", FLAG_BOOL, &o.no_flip, "the dataset must not be flipped left-right", NULL },
         { "no_color", FLAG_BOOL, &o.no_color, "the dataset must not get colour distortions", NULL },
         { "max_examples", FLAG_INT64, &o.max_examples, "take at most N images per subset (0: all)", NULL },

@@ -387,7 +387,8 @@ static status run_write_manifest(struct ingest_ctx *c, uint64_t *accepted)
     int mnist = c->subsets[0].mnist != NULL;
     m->augment.profile = o->profile_set ? o->profile : (mnist ? MANIFEST_PROFILE_DIGITS : MANIFEST_PROFILE_PHOTO);
     int photo = m->augment.profile == MANIFEST_PROFILE_PHOTO;
-    m->augment.flip = photo && !o->no_flip;
+    int small = m->augment.profile == MANIFEST_PROFILE_SMALL;   /* mild crops + flips (augment/profile.h) */
+    m->augment.flip = (photo || small) && !o->no_flip;
     m->augment.color = photo && !o->no_color;
     m->made.command = strdup(o->command ? o->command : "");
     m->made.seed = (uint64_t)o->seed;

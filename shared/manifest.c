@@ -28,6 +28,7 @@ const char *manifest_profile_name(enum manifest_profile p)
     case MANIFEST_PROFILE_PHOTO: return "photo";
     case MANIFEST_PROFILE_DIGITS: return "digits";
     case MANIFEST_PROFILE_NONE: return "none";
+    case MANIFEST_PROFILE_SMALL: return "small";
     }
     return "?";
 }
@@ -37,7 +38,8 @@ status manifest_profile_parse(const char *s, enum manifest_profile *out)
     if (!strcmp(s, "photo")) *out = MANIFEST_PROFILE_PHOTO;
     else if (!strcmp(s, "digits")) *out = MANIFEST_PROFILE_DIGITS;
     else if (!strcmp(s, "none")) *out = MANIFEST_PROFILE_NONE;
-    else return FAIL(STATUS_USAGE, "profile '%s': expected photo, digits or none", s);
+    else if (!strcmp(s, "small")) *out = MANIFEST_PROFILE_SMALL;
+    else return FAIL(STATUS_USAGE, "profile '%s': expected photo, small, digits or none", s);
     return STATUS_OK;
 }
 
@@ -410,7 +412,7 @@ status manifest_from_json(const char *text, const char *what, struct manifest **
     char *prof = NULL;
     if ((st = get_str(&c, aug, "augment.", "profile", &prof)) != STATUS_OK) goto done;
     st = manifest_profile_parse(prof, &m->augment.profile);
-    if (st != STATUS_OK) st = FAIL(STATUS_FORMAT, "%s: augment.profile '%s' is not photo, digits or none", what, prof);
+    if (st != STATUS_OK) st = FAIL(STATUS_FORMAT, "%s: augment.profile '%s' is not photo, small, digits or none", what, prof);
     free(prof);
     if (st != STATUS_OK) goto done;
     if ((st = get_bool(&c, aug, "augment.", "flip", &m->augment.flip)) != STATUS_OK) goto done;

@@ -13,7 +13,7 @@
  * example counts and shard lists (file, first/last example id, record count,
  * content checksum, see shard.h), storage (raw|jpeg), image facts (channels,
  * min/max height and width), the augmentation profile the dataset asks for
- * (photo|digits|none, flip, color), and how it was made (command line, seed,
+ * (photo|small|digits|none, flip, color), and how it was made (command line, seed,
  * date, program version).
  *
  * manifest_load validates everything it reads and stops at the first problem
@@ -36,6 +36,7 @@ enum manifest_profile {
     MANIFEST_PROFILE_PHOTO = 0,   /* full TF distortions: crop, flip, colour */
     MANIFEST_PROFILE_DIGITS = 1,  /* small crops/shifts only: no flip, no colour */
     MANIFEST_PROFILE_NONE = 2,    /* no distortion at all */
+    MANIFEST_PROFILE_SMALL = 3,   /* small crops/shifts + flips, no colour (Fashion-MNIST) */
 };
 
 struct manifest_class {
@@ -105,7 +106,7 @@ const struct manifest_subset *manifest_subset_find(const struct manifest *m, con
 /* Name of class `id` (label), or NULL. Borrowed. */
 const char *manifest_class_name(const struct manifest *m, int32_t id);
 
-const char *manifest_profile_name(enum manifest_profile p);   /* "photo" / "digits" / "none" */
+const char *manifest_profile_name(enum manifest_profile p);   /* "photo" / "small" / "digits" / "none" */
 status manifest_profile_parse(const char *s, enum manifest_profile *out);
 
 /* Write a file atomically: DIR/name.tmp, fsync, rename over DIR/name, fsync DIR. */
