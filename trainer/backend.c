@@ -89,6 +89,13 @@ status backend_new(struct backend **out, const char *name, int device, int threa
     return st;
 }
 
+const char *backend_name_resolve(const char *name)
+{
+    if (!name) return "cpu";
+    if (!strcmp(name, "auto")) return backend_cuda_device_count() > 0 ? "cuda" : "cpu";
+    return name;
+}
+
 void backend_free(struct backend **be)
 {
     if (!be || !*be) return;

@@ -193,6 +193,10 @@ status backend_new(struct backend **out, const char *name, int device, int threa
 status backend_new_cpu(struct backend **out, int threads);
 status backend_new_cuda(struct backend **out, int device);
 int    backend_cuda_device_count(void);   /* 0 without CUDA */
+/* The concrete backend a name stands for: "auto" becomes "cuda" when a GPU
+ * exists and "cpu" otherwise; NULL becomes "cpu"; other names are returned
+ * as they are (backend_new validates them).  Static strings or `name`. */
+const char *backend_name_resolve(const char *name);
 void   backend_free(struct backend **be);
 
 #endif

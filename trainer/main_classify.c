@@ -137,12 +137,12 @@ done:
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *device = "cpu";
+    const char *dir = NULL, *device = "auto";
     int top = 5;
     const struct flag flags[] = {
         { "checkpoint_dir", FLAG_STRING, &dir, "the training run's --train_dir (required)", NULL },
         { "top", FLAG_INT, &top, "classes to print per file", NULL },
-        { "device", FLAG_STRING, &device, "cpu, cuda or auto", NULL },
+        { "device", FLAG_STRING, &device, "cpu, cuda or auto (CUDA when a GPU exists)", NULL },
     };
     const struct flags_spec spec = {
         "deeper classify", "--checkpoint_dir DIR FILE...",

@@ -7,6 +7,7 @@
 int main(int argc, char **argv)
 {
     struct eval_config c = eval_config_default();
+    c.device = "auto";   /* the CLI picks CUDA when a GPU exists; the library default stays cpu */
     const struct flag flags[] = {
         { "data_dir", FLAG_STRING, &c.data_dir, "dataset directory made by `deeper ingest` (required)", NULL },
         { "checkpoint_dir", FLAG_STRING, &c.checkpoint_dir, "the training run's --train_dir (required)", NULL },
@@ -16,7 +17,7 @@ int main(int argc, char **argv)
         { "eval_interval_secs", FLAG_INT, &c.eval_interval_secs, "seconds between evaluations", NULL },
         { "batch_size", FLAG_INT, &c.batch_size, "examples per batch", NULL },
         { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (eval mode)", NULL },
-        { "device", FLAG_STRING, &c.device, "cpu, cuda or auto", NULL },
+        { "device", FLAG_STRING, &c.device, "cpu, cuda or auto (CUDA when a GPU exists)", NULL },
         { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },
     };
     const struct flags_spec spec = {

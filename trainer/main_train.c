@@ -16,6 +16,7 @@
 int main(int argc, char **argv)
 {
     struct train_config c = train_config_default();
+    c.device = "auto";   /* the CLI picks CUDA when a GPU exists; the library default stays cpu */
     int64_t seed = c.seed;
     static char models_help[512];
     int nm = 0;
@@ -32,7 +33,7 @@ int main(int argc, char **argv)
         { "image_size", FLAG_INT, &c.image_size, "input side in pixels (0: the model's default)", NULL },
         { "num_towers", FLAG_INT, &c.num_towers, "CPU towers the batch is split over (same code as GPU towers)", NULL },
         { "num_gpus", FLAG_INT, &c.num_gpus, "GPU towers with --device cuda", NULL },
-        { "device", FLAG_STRING, &c.device, "cpu, cuda or auto", NULL },
+        { "device", FLAG_STRING, &c.device, "cpu, cuda or auto (CUDA when a GPU exists)", NULL },
         { "precision", FLAG_STRING, &c.precision, "fp32 (TF32 tensor cores on GPUs); bf16 is refused until implemented", NULL },
         { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },
         { "initial_learning_rate", FLAG_FLOAT, &c.initial_learning_rate, "initial learning rate", NULL },

@@ -289,8 +289,9 @@ status train_run(const struct train_config *c)
     mo.image_size = image_size;
     mo.channels = model_c;
     mo.batch_size = c->batch_size;
-    mo.num_towers = (c->device && strcmp(c->device, "cpu") != 0) ? c->num_gpus : c->num_towers;
-    mo.backend = c->device;
+    const char *device = backend_name_resolve(c->device);   /* "auto": cuda when a GPU exists */
+    mo.num_towers = strcmp(device, "cpu") != 0 ? c->num_gpus : c->num_towers;
+    mo.backend = device;
     mo.threads = c->threads;
     mo.training = 1;
     mo.seed = seed;
@@ -406,7 +407,7 @@ status train_run(const struct train_config *c)
 
     log_info("training %s: %d classes, %dx%dx%d, batch %d on %d tower(s) (%s), %" PRIu64 " examples/epoch, "
              "lr %g decaying x%g every %" PRId64 " steps, seed %" PRIu64,
-             model_name, classes, image_size, image_size, model_c, c->batch_size, ts->n, c->device ? c->device : "cpu",
+             model_name, classes, image_size, image_size, model_c, c->batch_size, ts->n, device,
              train->count, c->initial_learning_rate, c->learning_rate_decay_factor,
              optim_decay_steps(&ts->optim), seed);
 

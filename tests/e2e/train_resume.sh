@@ -8,7 +8,7 @@ skip_unless_fmnist
 cd "$TMPDIR"
 fmnist_dataset data 1500 100
 common=(--data_dir data --model nielsennet --batch_size 16 --num_preprocess_threads 2 --seed 7
-        --initial_learning_rate 0.05 --log_every 5 --threads 1)
+        --initial_learning_rate 0.05 --log_every 5 --threads 1 --device cpu)
 
 "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --max_steps 20 2> a.log
 
