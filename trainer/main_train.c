@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         { "weight_decay", FLAG_FLOAT, &c.weight_decay, "L2 weight decay on conv and FC weights", NULL },
         { "moving_average_decay", FLAG_FLOAT, &c.ema_decay, "EMA decay cap for the eval weights (0: off)", NULL },
         { "batchnorm_decay", FLAG_FLOAT, &c.batchnorm_decay,
-          "decay of the batch-norm moving mean/variance (TF: 0.9997; short runs: e.g. 0.99)", NULL },
+          "decay of the batch-norm moving mean/variance (TF: 0.9997; short runs from scratch: e.g. 0.9)", NULL },
         { "batchnorm_zero_debias", FLAG_BOOL, &c.batchnorm_zero_debias,
           "debias the batch-norm moving statistics as TF 1.x does (--nobatchnorm_zero_debias: plain EMA from 0 / 1)", NULL },
         { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (0: remote workers, needs --listen)", NULL },
