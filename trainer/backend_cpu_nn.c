@@ -121,11 +121,13 @@ struct conv_job {
     int used[CPU_MAX_THREADS];
 };
 
-/* checks the shapes (out: y or dy, in: x or dx, w: the weights or their
- * gradient) and fills the job's sizes */
-static status conv_job_init(struct conv_job *j, struct backend *be, const struct tensor *out,
-                            const struct tensor *in, const struct tensor *w,
-                            const struct conv_params *p, const char *what)
+/* Checks the shapes (out: y or dy, in: x or dx, w: the weights or their
+ * gradient), fills the job's sizes and runs task over the samples; a task
+ * that cannot get its scratch sets fail. */
+static status conv_job_run(struct conv_job *j, struct backend *be, const struct tensor *out,
+                           const struct tensor *in, const struct tensor *w,
+                           const struct conv_params *p,
+                           void (*task)(void *, int64_t, int64_t, int), const char *what)
 {
     if (!cpu_row_dense(out) || !cpu_row_dense(in))
         return FAIL(STATUS_UNSUPPORTED, "cpu %s: tensor rows not dense", what);
@@ -143,14 +145,7 @@ static status conv_job_init(struct conv_job *j, struct backend *be, const struct
     j->ow = ow;
     j->ohw = oh * ow;
     j->pw = is_pointwise(p);
-    return STATUS_OK;
-}
-
-/* runs task over the n samples; a task that cannot get its scratch sets fail */
-static status conv_job_run(struct conv_job *j, int64_t n, void (*task)(void *, int64_t, int64_t, int),
-                           const char *what)
-{
-    cpu_parallel(j->c->pool, n, task, j);
+    cpu_parallel(j->c->pool, in->n, task, j);
     if (j->fail) return FAIL(STATUS_NOMEM, "cpu %s: no memory for the im2col scratch", what);
     return STATUS_OK;
 }
@@ -252,8 +247,7 @@ status cpu_conv2d_forward(struct backend *be, struct tensor *y, const struct ten
                           const struct tensor *w, const struct conv_params *p)
 {
     struct conv_job j = { .x = x, .w = w, .y = y };
-    TRY(conv_job_init(&j, be, y, x, w, p, "conv2d_forward"));
-    return conv_job_run(&j, x->n, conv_fwd_task, "conv2d_forward");
+    return conv_job_run(&j, be, y, x, w, p, conv_fwd_task, "conv2d_forward");
 }
 
 static void conv_bwd_data_task(void *va, int64_t b, int64_t e, int t)
@@ -280,8 +274,7 @@ status cpu_conv2d_backward_data(struct backend *be, struct tensor *dx, const str
                                 const struct tensor *w, const struct conv_params *p)
 {
     struct conv_job j = { .dx = dx, .w = w, .dy = dy };
-    TRY(conv_job_init(&j, be, dy, dx, w, p, "conv2d_backward_data"));
-    return conv_job_run(&j, dx->n, conv_bwd_data_task, "conv2d_backward_data");
+    return conv_job_run(&j, be, dy, dx, w, p, conv_bwd_data_task, "conv2d_backward_data");
 }
 
 /* each thread sums its samples' filter gradients into its own scratch
@@ -328,8 +321,7 @@ status cpu_conv2d_backward_filter(struct backend *be, struct tensor *dw, const s
                                   const struct tensor *x, const struct conv_params *p)
 {
     struct conv_job j = { .x = x, .dw = dw, .dy = dy };
-    TRY(conv_job_init(&j, be, dy, x, dw, p, "conv2d_backward_filter"));
-    TRY(conv_job_run(&j, x->n, conv_bwd_filter_task, "conv2d_backward_filter"));
+    TRY(conv_job_run(&j, be, dy, x, dw, p, conv_bwd_filter_task, "conv2d_backward_filter"));
     cpu_parallel(j.c->pool, (int64_t)j.O * j.K, conv_reduce_task, &j);
     return STATUS_OK;
 }
