@@ -20,6 +20,7 @@ cleanup() {
   for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT     # a timeout or ^C still runs the EXIT trap
 
 mkdir -p mnt_tmpfs
 if ! mount -t tmpfs -o size=3m,mode=0755 tmpfs mnt_tmpfs 2> mount_err.txt; then
