@@ -101,6 +101,22 @@ static int is_pointwise(const struct conv_params *p)
            p->pad_w == 0;
 }
 
+static status conv_check(const struct tensor *y, const struct tensor *x, const struct tensor *w,
+                         const struct conv_params *p, const char *what)
+{
+    if (!cpu_row_dense(y) || !cpu_row_dense(x))
+        return FAIL(STATUS_UNSUPPORTED, "cpu %s: tensor rows not dense", what);
+    if (w->n != y->c || w->c != x->c || w->h != p->kh || w->w != p->kw || x->n != y->n)
+        return FAIL(STATUS_FORMAT, "cpu %s: weight [%d,%d,%d,%d] does not fit x c=%d y c=%d", what,
+                    w->n, w->c, w->h, w->w, x->c, y->c);
+    if (y->h != conv_out(x->h, p->kh, p->stride_h, p->pad_h) ||
+        y->w != conv_out(x->w, p->kw, p->stride_w, p->pad_w))
+        return FAIL(STATUS_FORMAT, "cpu %s: output %dx%d, expected %dx%d", what, y->h, y->w,
+                    conv_out(x->h, p->kh, p->stride_h, p->pad_h),
+                    conv_out(x->w, p->kw, p->stride_w, p->pad_w));
+    return STATUS_OK;
+}
+
 /* Samples are processed in groups of G: the im2col columns of G samples sit
  * side by side ([K, G*ohw]) so one GEMM covers the group (NielsenNet's conv2
  * is 40x500x100 per sample, far too small a GEMM alone; grouped it is
@@ -109,75 +125,22 @@ static int is_pointwise(const struct conv_params *p)
  * and grouping would cost a copy of the output). */
 #define GROUP_FLOATS (1 << 21)
 
-/* One convolution op on the pool.  x/y are the forward tensors, dx/dy their
- * gradients; each op sets the ones it uses.  K = cin*kh*kw (im2col rows),
- * O output channels, oh x ow the output map (ohw positions). */
 struct conv_job {
     struct cpu_ctx *c;
     const struct tensor *x, *w, *dy;
     struct tensor *y, *dx, *dw;
     const struct conv_params *p;
-    int K, O, oh, ow, ohw, pw, fail;
+    int K, ohw, pw, fail;
     int used[CPU_MAX_THREADS];
 };
-
-/* Checks the shapes (out: y or dy, in: x or dx, w: the weights or their
- * gradient), fills the job's sizes and runs task over the samples; a task
- * that cannot get its scratch sets fail. */
-static status conv_job_run(struct conv_job *j, struct backend *be, const struct tensor *out,
-                           const struct tensor *in, const struct tensor *w,
-                           const struct conv_params *p,
-                           void (*task)(void *, int64_t, int64_t, int), const char *what)
-{
-    if (!cpu_row_dense(out) || !cpu_row_dense(in))
-        return FAIL(STATUS_UNSUPPORTED, "cpu %s: tensor rows not dense", what);
-    if (w->n != out->c || w->c != in->c || w->h != p->kh || w->w != p->kw || in->n != out->n)
-        return FAIL(STATUS_FORMAT, "cpu %s: weight [%d,%d,%d,%d] does not fit x c=%d y c=%d", what,
-                    w->n, w->c, w->h, w->w, in->c, out->c);
-    int oh = conv_out(in->h, p->kh, p->stride_h, p->pad_h), ow = conv_out(in->w, p->kw, p->stride_w, p->pad_w);
-    if (out->h != oh || out->w != ow)
-        return FAIL(STATUS_FORMAT, "cpu %s: output %dx%d, expected %dx%d", what, out->h, out->w, oh, ow);
-    j->c = ctx_of(be);
-    j->p = p;
-    j->K = in->c * p->kh * p->kw;
-    j->O = out->c;
-    j->oh = oh;
-    j->ow = ow;
-    j->ohw = oh * ow;
-    j->pw = is_pointwise(p);
-    cpu_parallel(j->c->pool, in->n, task, j);
-    if (j->fail) return FAIL(STATUS_NOMEM, "cpu %s: no memory for the im2col scratch", what);
-    return STATUS_OK;
-}
 
 static int conv_group(const struct conv_job *j, int64_t n)
 {
     if (j->ohw >= 512) return 1;    /* big maps: per-sample GEMMs are large enough, skip the copies */
-    int64_t per = (int64_t)(j->K + j->O) * j->ohw;
+    int64_t per = (int64_t)j->K * j->ohw + (int64_t)(j->y ? j->y->c : j->dy->c) * j->ohw;
     int64_t g = GROUP_FLOATS / (per > 0 ? per : 1);
     if (g < 1) g = 1;
     return (int)(g < n ? g : n);
-}
-
-/* Thread t's scratch: [head floats | G*ohw*K columns | G*ohw*O rows] (G = 0:
- * the head alone).  Sets *col and *rows; NULL (and j->fail) when out of memory. */
-static float *conv_scratch(struct conv_job *j, int t, size_t head, int G, float **col, float **rows)
-{
-    size_t cols = (size_t)G * j->ohw * j->K;
-    float *s = cpu_scratch(j->c, t, head + cols + (size_t)G * j->ohw * j->O);
-    if (!s) { j->fail = 1; return NULL; }
-    *col = s + head;
-    *rows = *col + cols;
-    return s;
-}
-
-/* the im2col columns of samples n0..n0+g-1 of x, side by side: [K, g*ohw] */
-static void conv_im2col_group(const struct conv_job *j, int64_t n0, int g, float *col)
-{
-    const struct tensor *x = j->x;
-    for (int s = 0; s < g; s++)
-        im2col((const float *)x->data + (n0 + s) * x->sn, x->sc, x->c, x->h, x->w, j->p, j->oh,
-               j->ow, col + (size_t)s * j->ohw, (int64_t)g * j->ohw);
 }
 
 /* rows [O][ohw] of sample tensors <-> a [O, G*ohw] matrix */
@@ -197,47 +160,35 @@ static void scatter_rows(struct tensor *t, const float *m, int64_t n0, int G, in
                    m + (size_t)o * G * ohw + (size_t)s * ohw, sizeof(float) * ohw);
 }
 
-/* dy of samples n0..n0+g-1 as one [O, g*ohw] matrix: dy itself for one
- * sample, else gathered into buf.  *ld gets its row stride. */
-static const float *conv_dy_rows(const struct conv_job *j, int64_t n0, int g, float *buf, int *ld)
-{
-    const struct tensor *dy = j->dy;
-    if (g == 1) { *ld = (int)dy->sc; return (const float *)dy->data + n0 * dy->sn; }
-    gather_rows(buf, dy, n0, g, j->ohw);
-    *ld = g * j->ohw;
-    return buf;
-}
-
-/* 1x1 convolutions of samples b..e-1, one GEMM per sample on the tensors
- * themselves: dst = W src (tw = 0: forward) or W^T src (tw = 1: backward
- * data), plus beta * dst */
-static void conv_pointwise(const struct conv_job *j, int64_t b, int64_t e, int tw,
-                           const struct tensor *src, struct tensor *dst, float beta)
-{
-    int m = tw ? j->K : j->O, k = tw ? j->O : j->K;
-    for (int64_t n = b; n < e; n++)
-        cpu_gemm1(tw, 0, m, j->ohw, k, 1.0f, j->w->data, j->K, (const float *)src->data + n * src->sn,
-                  (int)src->sc, beta, (float *)dst->data + n * dst->sn, (int)dst->sc);
-}
-
 static void conv_fwd_task(void *va, int64_t b, int64_t e, int t)
 {
     struct conv_job *j = va;
     const struct tensor *x = j->x;
     struct tensor *y = j->y;
-    int K = j->K, ohw = j->ohw, O = j->O;
-    if (j->pw) { conv_pointwise(j, b, e, 0, x, y, 0.0f); return; }
+    int K = j->K, ohw = j->ohw, O = y->c;
+    if (j->pw) {
+        for (int64_t n = b; n < e; n++)
+            cpu_gemm1(0, 0, O, ohw, K, 1.0f, j->w->data, K,
+                        (const float *)x->data + n * x->sn, (int)x->sc, 0.0f,
+                        (float *)y->data + n * y->sn, (int)y->sc);
+        return;
+    }
     int G = conv_group(j, e - b);
-    float *col, *out;
-    if (!conv_scratch(j, t, 0, G, &col, &out)) return;
+    float *col = cpu_scratch(j->c, t, (size_t)G * ohw * (K + O));
+    if (!col) { j->fail = 1; return; }
+    float *out = col + (size_t)G * ohw * K;
     for (int64_t n0 = b; n0 < e; n0 += G) {
-        int g = (int)(e - n0 < G ? e - n0 : G), ld = g * ohw;
-        conv_im2col_group(j, n0, g, col);
+        int g = (int)(e - n0 < G ? e - n0 : G);
+        int64_t ld = (int64_t)g * ohw;
+        for (int s = 0; s < g; s++)
+            im2col((const float *)x->data + (n0 + s) * x->sn, x->sc, x->c, x->h, x->w, j->p, y->h,
+                   y->w, col + (size_t)s * ohw, ld);
         if (g == 1) {
             cpu_gemm1(0, 0, O, ohw, K, 1.0f, j->w->data, K,
                         col, ohw, 0.0f, (float *)y->data + n0 * y->sn, (int)y->sc);
         } else {
-            cpu_gemm1(0, 0, O, ld, K, 1.0f, j->w->data, K, col, ld, 0.0f, out, ld);
+            cpu_gemm1(0, 0, O, (int)ld, K, 1.0f, j->w->data,
+                        K, col, (int)ld, 0.0f, out, (int)ld);
             scatter_rows(y, out, n0, g, ohw);
         }
     }
@@ -246,8 +197,12 @@ static void conv_fwd_task(void *va, int64_t b, int64_t e, int t)
 status cpu_conv2d_forward(struct backend *be, struct tensor *y, const struct tensor *x,
                           const struct tensor *w, const struct conv_params *p)
 {
-    struct conv_job j = { .x = x, .w = w, .y = y };
-    return conv_job_run(&j, be, y, x, w, p, conv_fwd_task, "conv2d_forward");
+    TRY(conv_check(y, x, w, p, "conv2d_forward"));
+    struct conv_job j = { .c = ctx_of(be), .x = x, .w = w, .y = y, .p = p,
+                          .K = x->c * p->kh * p->kw, .ohw = y->h * y->w, .pw = is_pointwise(p) };
+    cpu_parallel(j.c->pool, x->n, conv_fwd_task, &j);
+    if (j.fail) return FAIL(STATUS_NOMEM, "conv2d_forward: im2col buffer");
+    return STATUS_OK;
 }
 
 static void conv_bwd_data_task(void *va, int64_t b, int64_t e, int t)
@@ -255,26 +210,42 @@ static void conv_bwd_data_task(void *va, int64_t b, int64_t e, int t)
     struct conv_job *j = va;
     const struct tensor *dy = j->dy;
     struct tensor *dx = j->dx;
-    int K = j->K, ohw = j->ohw, O = j->O;
-    if (j->pw) { conv_pointwise(j, b, e, 1, dy, dx, 1.0f); return; }
+    int K = j->K, ohw = j->ohw, O = dy->c;
+    if (j->pw) {
+        for (int64_t n = b; n < e; n++)
+            cpu_gemm1(1, 0, K, ohw, O, 1.0f, j->w->data, K,
+                        (const float *)dy->data + n * dy->sn, (int)dy->sc, 1.0f,
+                        (float *)dx->data + n * dx->sn, (int)dx->sc);
+        return;
+    }
     int G = conv_group(j, e - b);
-    float *col, *dyt;
-    if (!conv_scratch(j, t, 0, G, &col, &dyt)) return;
+    float *col = cpu_scratch(j->c, t, (size_t)G * ohw * (K + O));
+    if (!col) { j->fail = 1; return; }
+    float *dyt = col + (size_t)G * ohw * K;
     for (int64_t n0 = b; n0 < e; n0 += G) {
-        int g = (int)(e - n0 < G ? e - n0 : G), ld = g * ohw, lddy;
-        const float *dym = conv_dy_rows(j, n0, g, dyt, &lddy);
-        cpu_gemm1(1, 0, K, ld, O, 1.0f, j->w->data, K, dym, lddy, 0.0f, col, ld);
+        int g = (int)(e - n0 < G ? e - n0 : G);
+        int64_t ld = (int64_t)g * ohw;
+        const float *dym;
+        int lddy;
+        if (g == 1) { dym = (const float *)dy->data + n0 * dy->sn; lddy = (int)dy->sc; }
+        else { gather_rows(dyt, dy, n0, g, ohw); dym = dyt; lddy = (int)ld; }
+        cpu_gemm1(1, 0, K, (int)ld, O, 1.0f, j->w->data, K,
+                    dym, lddy, 0.0f, col, (int)ld);
         for (int s = 0; s < g; s++)
             col2im_add(col + (size_t)s * ohw, (float *)dx->data + (n0 + s) * dx->sn, dx->sc, dx->c,
-                       dx->h, dx->w, j->p, j->oh, j->ow, ld);
+                       dx->h, dx->w, j->p, dy->h, dy->w, ld);
     }
 }
 
 status cpu_conv2d_backward_data(struct backend *be, struct tensor *dx, const struct tensor *dy,
                                 const struct tensor *w, const struct conv_params *p)
 {
-    struct conv_job j = { .dx = dx, .w = w, .dy = dy };
-    return conv_job_run(&j, be, dy, dx, w, p, conv_bwd_data_task, "conv2d_backward_data");
+    TRY(conv_check(dy, dx, w, p, "conv2d_backward_data"));
+    struct conv_job j = { .c = ctx_of(be), .dx = dx, .w = w, .dy = dy, .p = p,
+                          .K = dx->c * p->kh * p->kw, .ohw = dy->h * dy->w, .pw = is_pointwise(p) };
+    cpu_parallel(j.c->pool, dx->n, conv_bwd_data_task, &j);
+    if (j.fail) return FAIL(STATUS_NOMEM, "conv2d_backward_data: col buffer");
+    return STATUS_OK;
 }
 
 /* each thread sums its samples' filter gradients into its own scratch
@@ -283,26 +254,32 @@ status cpu_conv2d_backward_data(struct backend *be, struct tensor *dx, const str
 static void conv_bwd_filter_task(void *va, int64_t b, int64_t e, int t)
 {
     struct conv_job *j = va;
-    const struct tensor *x = j->x;
-    int K = j->K, ohw = j->ohw, O = j->O;
+    const struct tensor *x = j->x, *dy = j->dy;
+    int K = j->K, ohw = j->ohw, O = dy->c;
     size_t wn = (size_t)O * K;
     int G = j->pw ? 1 : conv_group(j, e - b);
-    float *col, *dyt;
-    float *acc = conv_scratch(j, t, wn, j->pw ? 0 : G, &col, &dyt);
-    if (!acc) return;
+    float *acc = cpu_scratch(j->c, t, wn + (j->pw ? 0 : (size_t)G * ohw * (K + O)));
+    if (!acc) { j->fail = 1; return; }
+    float *col = acc + wn, *dyt = col + (size_t)G * ohw * K;
     memset(acc, 0, wn * sizeof(float));
     j->used[t] = 1;
     for (int64_t n0 = b; n0 < e; n0 += G) {
-        int g = (int)(e - n0 < G ? e - n0 : G), ld = g * ohw, ldb, lddy;
-        const float *bm;
+        int g = (int)(e - n0 < G ? e - n0 : G);
+        int64_t ld = (int64_t)g * ohw;
+        const float *bm, *dym;
+        int ldb, lddy;
         if (j->pw) {
             bm = (const float *)x->data + n0 * x->sn; ldb = (int)x->sc;
         } else {
-            conv_im2col_group(j, n0, g, col);
-            bm = col; ldb = ld;
+            for (int s = 0; s < g; s++)
+                im2col((const float *)x->data + (n0 + s) * x->sn, x->sc, x->c, x->h, x->w, j->p,
+                       dy->h, dy->w, col + (size_t)s * ohw, ld);
+            bm = col; ldb = (int)ld;
         }
-        const float *dym = conv_dy_rows(j, n0, g, dyt, &lddy);
-        cpu_gemm1(0, 1, O, K, ld, 1.0f, dym, lddy, bm, ldb, 1.0f, acc, K);
+        if (g == 1) { dym = (const float *)dy->data + n0 * dy->sn; lddy = (int)dy->sc; }
+        else { gather_rows(dyt, dy, n0, g, ohw); dym = dyt; lddy = (int)ld; }
+        cpu_gemm1(0, 1, O, K, (int)ld, 1.0f, dym, lddy, bm,
+                    ldb, 1.0f, acc, K);
     }
 }
 
@@ -320,9 +297,12 @@ static void conv_reduce_task(void *va, int64_t b, int64_t e, int t)
 status cpu_conv2d_backward_filter(struct backend *be, struct tensor *dw, const struct tensor *dy,
                                   const struct tensor *x, const struct conv_params *p)
 {
-    struct conv_job j = { .x = x, .dw = dw, .dy = dy };
-    TRY(conv_job_run(&j, be, dy, x, dw, p, conv_bwd_filter_task, "conv2d_backward_filter"));
-    cpu_parallel(j.c->pool, (int64_t)j.O * j.K, conv_reduce_task, &j);
+    TRY(conv_check(dy, x, dw, p, "conv2d_backward_filter"));
+    struct conv_job j = { .c = ctx_of(be), .x = x, .dw = dw, .dy = dy, .p = p,
+                          .K = x->c * p->kh * p->kw, .ohw = dy->h * dy->w, .pw = is_pointwise(p) };
+    cpu_parallel(j.c->pool, x->n, conv_bwd_filter_task, &j);
+    if (j.fail) return FAIL(STATUS_NOMEM, "conv2d_backward_filter: scratch");
+    cpu_parallel(j.c->pool, (int64_t)dy->c * j.K, conv_reduce_task, &j);
     return STATUS_OK;
 }
 
@@ -347,12 +327,12 @@ static void bn_train_task(void *va, int64_t cb, int64_t ce, int t)
     for (int64_t c = cb; c < ce; c++) {
         double s = 0, ss = 0;
         for (int n = 0; n < N; n++) {
-            const float *xp = cpu_plane(x, n, c);
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
             for (int i = 0; i < hw; i++) s += xp[i];
         }
         double mean = s / cnt;
         for (int n = 0; n < N; n++) {
-            const float *xp = cpu_plane(x, n, c);
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
             for (int i = 0; i < hw; i++) { double d = xp[i] - mean; ss += d * d; }
         }
         double var = ss / cnt;
@@ -362,8 +342,8 @@ static void bn_train_task(void *va, int64_t cb, int64_t ce, int t)
         float g = j->gamma ? j->gamma[c] : 1.0f, bb = j->beta ? j->beta[c] : 0.0f;
         float a = g * invstd, b = bb - (float)mean * a;
         for (int n = 0; n < N; n++) {
-            const float *xp = cpu_plane(x, n, c);
-            float *yp = cpu_plane(y, n, c);
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            float *yp = (float *)y->data + n * y->sn + c * y->sc;
             for (int i = 0; i < hw; i++) yp[i] = xp[i] * a + b;
         }
         if (j->run_mean) {
@@ -398,8 +378,8 @@ static void bn_infer_task(void *va, int64_t qb, int64_t qe, int t)
         int n = (int)(q / x->c), c = (int)(q % x->c);
         float g = j->gamma ? j->gamma[c] : 1.0f, bb = j->beta ? j->beta[c] : 0.0f;
         float a = g / sqrtf(j->rvar[c] + j->p->eps), b = bb - j->rmean[c] * a;
-        const float *xp = cpu_plane(x, n, c);
-        float *yp = cpu_plane(y, n, c);
+        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+        float *yp = (float *)y->data + n * y->sn + c * y->sc;
         for (int i = 0; i < hw; i++) yp[i] = xp[i] * a + b;
     }
 }
@@ -426,8 +406,8 @@ static void bn_bwd_task(void *va, int64_t cb, int64_t ce, int t)
         float mean = j->smean[c], inv = j->sinv[c];
         double sdy = 0, sdyx = 0;
         for (int n = 0; n < N; n++) {
-            const float *xp = cpu_plane(x, n, c);
-            const float *gp = cpu_plane(dy, n, c);
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
             for (int i = 0; i < hw; i++) { sdy += gp[i]; sdyx += gp[i] * (xp[i] - mean); }
         }
         float g = j->gamma ? j->gamma[c] : 1.0f;
@@ -438,9 +418,9 @@ static void bn_bwd_task(void *va, int64_t cb, int64_t ce, int t)
         float k = g * inv;
         float mdy = (float)(sdy / cnt), mdyx = (float)(sdyx * inv * inv / cnt);
         for (int n = 0; n < N; n++) {
-            const float *xp = cpu_plane(x, n, c);
-            const float *gp = cpu_plane(dy, n, c);
-            float *dp = cpu_plane(dx, n, c);
+            const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+            const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
+            float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
             for (int i = 0; i < hw; i++) dp[i] += k * (gp[i] - mdy - (xp[i] - mean) * mdyx);
         }
     }
@@ -482,8 +462,8 @@ static void pool_fwd_task(void *va, int64_t qb, int64_t qe, int t)
     int H = x->h, W = x->w, OH = y->h, OW = y->w;
     for (int64_t q = qb; q < qe; q++) {
         int n = (int)(q / x->c), c = (int)(q % x->c);
-        const float *xp = cpu_plane(x, n, c);
-        float *yp = cpu_plane(y, n, c);
+        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+        float *yp = (float *)y->data + n * y->sn + c * y->sc;
         if (is_max2x2(p)) {
             for (int oy = 0; oy < OH; oy++) {
                 const float *r0 = xp + 2 * oy * W, *r1 = r0 + W;
@@ -539,9 +519,9 @@ static void pool_bwd_task(void *va, int64_t qb, int64_t qe, int t)
     int H = x->h, W = x->w, OH = dy->h, OW = dy->w;
     for (int64_t q = qb; q < qe; q++) {
         int n = (int)(q / x->c), c = (int)(q % x->c);
-        const float *xp = cpu_plane(x, n, c);
-        const float *gp = cpu_plane(dy, n, c);
-        float *dp = cpu_plane(dx, n, c);
+        const float *xp = (const float *)x->data + n * x->sn + c * x->sc;
+        const float *gp = (const float *)dy->data + n * dy->sn + c * dy->sc;
+        float *dp = (float *)dx->data + n * dx->sn + c * dx->sc;
         if (is_max2x2(p)) {
             /* first maximum in row-major window order, as the general path */
             for (int oy = 0; oy < OH; oy++) {
