@@ -6,9 +6,7 @@
 # precision @ 1 (same weights, two backends; 1/500 = one example of slack).
 set -euo pipefail
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
-PY=${DEEPER_PY:-$PY}
-FMNIST=${DEEPER_FMNIST:-$FMNIST}
-nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU (nvidia-smi lists none)"; exit 77; }
+skip_unless_gpu
 skip_unless_fmnist
 cd "$TMPDIR"
 fmnist_dataset data 2000 500

@@ -5,9 +5,7 @@
 # Then a short Inception v3 run at 75x75 on the GPU (when the model is built in).
 set -euo pipefail
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
-PY=${DEEPER_PY:-$PY}
-FMNIST=${DEEPER_FMNIST:-$FMNIST}
-nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU (nvidia-smi lists none)"; exit 77; }
+skip_unless_gpu
 skip_unless_fmnist
 cd "$TMPDIR"
 fmnist_dataset data 6000 1000

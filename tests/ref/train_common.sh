@@ -4,8 +4,15 @@
 #                                   NTRAIN training and NVAL test images of Debian's Fashion-MNIST
 #   fmnist_dataset OUT NTRAIN NVAL  the same, ingested into a deeper dataset at OUT
 #   skip_unless_fmnist              exit 77 when the dataset package is missing
-FMNIST=/usr/share/datasets/fashion-mnist
-PY=/usr/bin/python3
+#   skip_unless_gpu                 exit 77 when nvidia-smi lists no GPU
+# DEEPER_FMNIST and DEEPER_PY (set by scripts/gpu-run on the device machine) override where
+# Fashion-MNIST and a Python with numpy live.
+FMNIST=${DEEPER_FMNIST:-/usr/share/datasets/fashion-mnist}
+PY=${DEEPER_PY:-/usr/bin/python3}
+
+skip_unless_gpu() {
+  nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU (nvidia-smi lists none)"; exit 77; }
+}
 
 skip_unless_fmnist() {
   if [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
