@@ -9,6 +9,11 @@
  *    perturbation and float rounding through batch-3 BN, ~4%: a routing bug
  *    gives O(1) errors, so the tolerance is 8%);
  *  - NielsenNet's parameter registry: torchvision names and shapes, arenas;
+ *  - the graph options behind --dropout_keep_prob and --label_smoothing:
+ *    keep 1 makes the training loss independent of the dropout seed (the
+ *    model's own 0.5 does not), and the loss is linear in the smoothing
+ *    (TF's targets (1-s) onehot + s/K), so equal steps of s give equal steps
+ *    of loss (within 1e-5);
  *  - staircase learning rate and EMA decay schedule;
  *  - towers: 2 towers x 16 equal 1 tower x 32 (NielsenNet, no BN; dropout
  *    masks are keyed by global sample index so they agree) after 3 steps,
@@ -140,6 +145,46 @@ Test(graph, nielsennet_registry)
     struct tower_set *bad = NULL;
     cr_expect_eq(model_towers_new(&bad, &o), STATUS_USAGE);
     model_towers_free(&ts);
+}
+
+/* training-mode loss of a fresh NielsenNet (seed 1) on a fixed batch of 4 */
+static float nielsen_loss(float keep, float smoothing, uint64_t dropout_seed)
+{
+    struct backend *be = NULL;
+    cr_assert_eq(backend_new_cpu(&be, 1), STATUS_OK);
+    struct graph_config gc = graph_config_default();
+    gc.batch = 4;
+    gc.flags = GRAPH_TRAIN;
+    gc.dropout_keep = keep;
+    gc.label_smoothing = smoothing;
+    struct graph *g = NULL;
+    cr_assert_eq(graph_new(&g, be, &gc), STATUS_OK);
+    cr_assert_eq(nielsennet_build(g, 10, 28, 1), STATUS_OK);
+    cr_assert_eq(graph_finalize(g), STATUS_OK, "%s", status_msg());
+    uint8_t px[4 * 784];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)((i * 37 + 11) % 251);
+    int32_t lab[4] = { 1, 4, 0, 9 };
+    cr_assert_eq(graph_set_input(g, px, 4, 28, 28, 1, lab), STATUS_OK, "%s", status_msg());
+    float l = 0;
+    cr_assert_eq(graph_forward(g, 1, dropout_seed, 0), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(graph_loss_forward(g, &l, 1.0f), STATUS_OK, "%s", status_msg());
+    graph_free(&g);
+    backend_free(&be);
+    return l;
+}
+
+Test(graph, dropout_keep_and_label_smoothing_options)
+{
+    float k1a = nielsen_loss(1.0f, 0.1f, 1), k1b = nielsen_loss(1.0f, 0.1f, 2);
+    float hda = nielsen_loss(0.0f, 0.1f, 1), hdb = nielsen_loss(0.0f, 0.1f, 2);
+    printf("loss, keep 1: %.6f / %.6f (dropout seeds 1 / 2); model's keep 0.5: %.6f / %.6f\n", k1a, k1b, hda, hdb);
+    cr_expect_eq(k1a, k1b, "keep 1: the loss must not depend on the dropout seed");
+    cr_expect(fabsf(hda - hdb) > 1e-4f, "keep 0.5: two dropout seeds gave the same loss %.6f", hda);
+    float s0 = nielsen_loss(1.0f, -1.0f, 1), s2 = nielsen_loss(1.0f, 0.2f, 1);
+    printf("loss at smoothing 0 / 0.1 / 0.2: %.6f / %.6f / %.6f; step difference %.2e\n", s0, k1a, s2,
+           fabs((double)(k1a - s0) - (s2 - k1a)));
+    cr_expect(fabsf(k1a - s0) > 5e-4f, "smoothing 0.1 did not change the loss");
+    cr_expect(fabs((double)(k1a - s0) - (s2 - k1a)) < 1e-5, "loss not linear in the smoothing");
 }
 
 Test(optim, schedule)

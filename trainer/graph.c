@@ -349,6 +349,7 @@ int graph_fc(struct graph *g, const char *name, int x, int out)
 int graph_dropout(struct graph *g, int x, float keep)
 {
     if (!ok_in(g, x)) return -1;
+    if (g->cfg.dropout_keep > 0) keep = g->cfg.dropout_keep;
     if (!(keep > 0 && keep <= 1)) return BAD(g, "graph: dropout keep %g", keep);
     if (!(g->cfg.flags & GRAPH_TRAIN)) return x;     /* identity in inference graphs */
     struct node *d = node_new(g, OP_DROPOUT, x);

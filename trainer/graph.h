@@ -97,6 +97,7 @@ struct graph_config {
     float bn_eps;            /* default 0.001 */
     float bn_momentum;       /* default 0.0003 (TF decay 0.9997) */
     float label_smoothing;   /* default 0.1; set < 0 for 0 */
+    float dropout_keep;      /* > 0: overrides every graph_dropout's keep; 0: the model's own */
 };
 
 /* Defaults: batch 32, GRAPH_TRAIN | GRAPH_OPT_SLOTS, seed 1, eps 1e-3,
@@ -144,7 +145,8 @@ int graph_global_avgpool(struct graph *g, int x);
 /* Fully connected "<name>.weight" [out, in], "<name>.bias" [out] (zeros);
  * x is flattened in C,H,W order. */
 int graph_fc(struct graph *g, const char *name, int x, int out);
-/* Inverted dropout with keep probability `keep`; identity when not training. */
+/* Inverted dropout with keep probability `keep` (or the graph's
+ * cfg.dropout_keep when that is set); identity when not training. */
 int graph_dropout(struct graph *g, int x, float keep);
 /* Channel concat of n values with equal n, h, w (views, see top). */
 int graph_concat(struct graph *g, int n, const int *ids);

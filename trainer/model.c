@@ -69,7 +69,7 @@ status model_towers_new(struct tower_set **out, const struct model_options *o)
         .channels = o->channels > 0 ? o->channels : d->default_channels,
         .batch_size = o->batch_size, .num_towers = o->num_towers > 0 ? o->num_towers : 1,
         .backend = o->backend, .threads = o->threads, .training = o->training, .seed = o->seed,
-        .label_smoothing = o->label_smoothing, .optim = o->optim,
+        .label_smoothing = o->label_smoothing, .dropout_keep = o->dropout_keep, .optim = o->optim,
     };
     return tower_set_new(out, &t);
 }

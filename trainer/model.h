@@ -51,6 +51,7 @@ struct model_options {
     int training;                /* 1: gradients + optimizer; 0: eval/classify */
     uint64_t seed;
     float label_smoothing;       /* 0.1 */
+    float dropout_keep;          /* 0: the model's own (NielsenNet 0.5, Inception v3 0.8) */
     struct optim_config optim;
 };
 

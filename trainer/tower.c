@@ -94,6 +94,7 @@ status tower_set_new(struct tower_set **out, const struct tower_options *o)
         gc.batch = ts->per_tower;
         gc.seed = o->seed;
         gc.label_smoothing = o->label_smoothing;
+        gc.dropout_keep = o->dropout_keep;
         gc.flags = o->training ? GRAPH_TRAIN | (i == 0 ? GRAPH_OPT_SLOTS : 0) : 0;
         if ((st = graph_new(&ts->g[i], ts->be[i], &gc)) != STATUS_OK) goto fail;
         if ((st = o->build(ts->g[i], o->classes, o->image_size, o->channels)) != STATUS_OK) goto fail;

@@ -67,6 +67,7 @@ struct tower_options {
     int training;               /* 0: inference-only graphs (eval, classify) */
     uint64_t seed;
     float label_smoothing;      /* < 0 for none */
+    float dropout_keep;         /* > 0: overrides the model's dropout keep probability */
     struct optim_config optim;
 };
 

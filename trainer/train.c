@@ -99,6 +99,7 @@ struct train_config train_config_default(void)
     c.keep_checkpoints = CKPT_KEEP_DEFAULT;
     c.weight_decay = 4e-5f;
     c.ema_decay = 0.9999f;
+    c.label_smoothing = 0.1f;
     c.batchnorm_decay = 0.9997f;
     c.batchnorm_zero_debias = 1;
     return c;
@@ -210,6 +211,10 @@ status train_run(const struct train_config *c)
     if (c->batch_size <= 0) return FAIL(STATUS_USAGE, "--batch_size must be positive");
     if (!(c->batchnorm_decay >= 0 && c->batchnorm_decay < 1))
         return FAIL(STATUS_USAGE, "--batchnorm_decay %g must be in [0, 1)", c->batchnorm_decay);
+    if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
+        return FAIL(STATUS_USAGE, "--label_smoothing %g must be in [0, 1)", c->label_smoothing);
+    if (!(c->dropout_keep_prob == 0 || (c->dropout_keep_prob > 0 && c->dropout_keep_prob <= 1)))
+        return FAIL(STATUS_USAGE, "--dropout_keep_prob %g must be in (0, 1] (0: the model's own)", c->dropout_keep_prob);
     if (c->num_preprocess_threads < 0) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 0");
     if (c->num_preprocess_threads == 0 && !c->listen)
         return FAIL(STATUS_USAGE, "--num_preprocess_threads 0 needs --listen ENDPOINT (remote workers)");
@@ -295,6 +300,8 @@ status train_run(const struct train_config *c)
     mo.threads = c->threads;
     mo.training = 1;
     mo.seed = seed;
+    mo.label_smoothing = c->label_smoothing > 0 ? c->label_smoothing : -1.0f;
+    mo.dropout_keep = c->dropout_keep_prob;
     mo.optim.initial_learning_rate = c->initial_learning_rate;
     mo.optim.num_epochs_per_decay = c->num_epochs_per_decay;
     mo.optim.learning_rate_decay_factor = c->learning_rate_decay_factor;

@@ -38,6 +38,8 @@ struct train_config {
     int keep_checkpoints;
     float weight_decay;
     float ema_decay;
+    float label_smoothing;              /* 0.1 as TF's inception loss; 0 for none */
+    float dropout_keep_prob;            /* 0: the model's own */
     float batchnorm_decay;              /* TF's BATCHNORM_MOVING_AVERAGE_DECAY, 0.9997 */
     int batchnorm_zero_debias;          /* TF 1.x's zero_debias of the BN statistics (default on) */
     int no_flip;                        /* pass --no_flip to workers */

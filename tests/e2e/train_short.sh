@@ -3,7 +3,8 @@
 #  - the loss falls (TensorBoard scalars read back by scripts/tb_read.py);
 #  - the checkpoint is a valid safetensors file (independent numpy reader) with EMA and RMSProp slots;
 #  - eval with 3 workers and a batch size that does not divide the subset counts every example once;
-#  - classify prints 5 classes per file with probabilities summing to <= 1.
+#  - classify prints 5 classes per file with probabilities summing to <= 1;
+#  - out-of-range --label_smoothing / --dropout_keep_prob give one line naming the flag, exit 2.
 set -euo pipefail
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
 skip_unless_fmnist classify
@@ -74,4 +75,12 @@ for b in range(3):
     assert all(p >= 0 for p in probs) and probs == sorted(probs, reverse=True), probs
     assert sum(probs) <= 1.0 + 1e-4, probs
 PYEOF
+
+# bad option values: one error line naming the flag, usage exit status 2, nothing trained
+for bad in "--label_smoothing 1.5" "--dropout_keep_prob 1.2" "--dropout_keep_prob -0.5"; do
+  rc=0; "$DEEPER_BIN/deeper" train --data_dir data --train_dir bad --max_steps 1 $bad 2> bad.log || rc=$?
+  [ "$rc" -eq 2 ] || { echo "$bad: exit $rc, want 2"; cat bad.log; exit 1; }
+  grep -q "error: ${bad%% *} " bad.log || { echo "$bad: no error line naming the flag"; cat bad.log; exit 1; }
+  [ ! -e bad/checkpoint ]
+done
 echo ok
