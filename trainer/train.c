@@ -213,7 +213,7 @@ status train_run(const struct train_config *c)
         return FAIL(STATUS_USAGE, "--batchnorm_decay %g must be in [0, 1)", c->batchnorm_decay);
     if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
         return FAIL(STATUS_USAGE, "--label_smoothing %g must be in [0, 1)", c->label_smoothing);
-    if (!(c->dropout_keep_prob == 0 || (c->dropout_keep_prob > 0 && c->dropout_keep_prob <= 1)))
+    if (!(c->dropout_keep_prob >= 0 && c->dropout_keep_prob <= 1))
         return FAIL(STATUS_USAGE, "--dropout_keep_prob %g must be in (0, 1] (0: the model's own)", c->dropout_keep_prob);
     if (c->num_preprocess_threads < 0) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 0");
     if (c->num_preprocess_threads == 0 && !c->listen)
@@ -300,7 +300,7 @@ status train_run(const struct train_config *c)
     mo.threads = c->threads;
     mo.training = 1;
     mo.seed = seed;
-    mo.label_smoothing = c->label_smoothing > 0 ? c->label_smoothing : -1.0f;
+    mo.label_smoothing = c->label_smoothing;
     mo.dropout_keep = c->dropout_keep_prob;
     mo.optim.initial_learning_rate = c->initial_learning_rate;
     mo.optim.num_epochs_per_decay = c->num_epochs_per_decay;
