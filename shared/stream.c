@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "shared/log.h"
@@ -44,6 +45,7 @@ struct stream_receiver {
     struct stream_allocator alloc;
     void *ctx, *sock;
     char endpoint[256];
+    char *bound;                            /* endpoints we bound: ipc:// files are ours to remove */
     size_t labels_off, ids_off, pixels_off, slot_bytes, pixels_cap;
 
     struct stream_batch *slots;             /* pool_size */
@@ -341,6 +343,18 @@ status stream_socket_attach(void *sock, const char *endpoints, int bind, const c
     return STATUS_OK;
 }
 
+/* libzmq removes the socket file of a bound ipc:// endpoint only for
+ * wildcard names; ours are explicit, so the receiver removes them after the
+ * socket is closed (abstract "ipc://@name" endpoints have no file). */
+static void unlink_ipc_files(const char *endpoints)
+{
+    if (!endpoints) return;
+    char eps[1024], *save = NULL;
+    snprintf(eps, sizeof eps, "%s", endpoints);
+    for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save))
+        if (strncmp(ep, "ipc://", 6) == 0 && ep[6] && ep[6] != '@' && ep[6] != '*') unlink(ep + 6);
+}
+
 status stream_receiver_new(const struct stream_config *cfg, struct stream_receiver **out)
 {
     *out = NULL;
@@ -398,6 +412,7 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
     if ((st = stream_socket_attach(r->sock, cfg->endpoint, !cfg->connect, "stream", r->endpoint,
                                    sizeof r->endpoint)) != STATUS_OK)
         goto fail;
+    if (!cfg->connect && !(r->bound = strdup(cfg->endpoint))) { st = FAIL(STATUS_NOMEM, "stream: endpoints"); goto fail; }
     if (pthread_create(&r->thread, NULL, receive_thread, r) != 0) { st = FAIL(STATUS_NOMEM, "stream: pthread_create"); goto fail; }
     r->thread_started = 1;
     *out = r;
@@ -479,6 +494,8 @@ void stream_receiver_free(struct stream_receiver **rp)
         for (int i = 0; i < r->cfg.pool_size; i++) close_pix(r, i);
     if (r->sock) zmq_close(r->sock);
     if (r->ctx) zmq_ctx_term(r->ctx);
+    unlink_ipc_files(r->bound);
+    free(r->bound);
     if (r->buffers)
         for (int i = 0; i < r->cfg.pool_size; i++)
             if (r->buffers[i]) r->alloc.free(r->buffers[i], r->slot_bytes, r->alloc.ctx);

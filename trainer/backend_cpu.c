@@ -39,9 +39,35 @@ void openblas_set_num_threads(int);
  * limits itself to 1 first (OpenMP's limit is per calling thread). */
 static _Thread_local int gemm_thread_ready;
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#include <stdio.h>
+/* The GEMM library is not instrumented, so ASan cannot see it read or write
+ * out of bounds; under ASan every call's three matrices are checked here
+ * (row-major: rows*ld elements, the last row only up to its width). */
+static void gemm_region_check(const char *what, const float *p, int rows, int cols, int ld)
+{
+    if (rows <= 0 || cols <= 0) return;
+    size_t bytes = ((size_t)(rows - 1) * (size_t)ld + (size_t)cols) * sizeof(float);
+    void *bad = __asan_region_is_poisoned((void *)p, bytes);
+    if (bad) {
+        fprintf(stderr, "cpu_gemm1: matrix %s [%d x %d, ld %d] at %p reaches poisoned memory at offset %td\n",
+                what, rows, cols, ld, (const void *)p, (const char *)bad - (const char *)p);
+        __sanitizer_print_stack_trace();
+        abort();
+    }
+}
+#endif
+
 void cpu_gemm1(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc)
 {
+#if defined(__SANITIZE_ADDRESS__)
+    gemm_region_check("A", a, ta ? k : m, ta ? m : k, lda);
+    gemm_region_check("B", b, tb ? n : k, tb ? k : n, ldb);
+    gemm_region_check("C", c, m, n, ldc);
+#endif
 #ifdef DEEPER_CPU_OPENBLAS
     (void)gemm_thread_ready;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,

@@ -22,6 +22,7 @@
 
 #include "shared/log.h"
 #include "shared/manifest.h"
+#include "shared/signals.h"
 #include "shared/stream.h"
 #include "shared/tfevents.h"
 #include "trainer/checkpoint.h"
@@ -30,7 +31,6 @@
 #include "trainer/workers.h"
 
 static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) { g_stop = sig; }
 
 struct eval_config eval_config_default(void)
 {
@@ -241,11 +241,9 @@ done:
 
 status eval_run(const struct eval_config *c)
 {
-    struct sigaction sa = { 0 };
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* before any thread exists: see shared/signals.h */
+    status wst = signals_watch(&g_stop);
+    if (wst != STATUS_OK) return wst;
     for (;;) {
         struct eval_result r;
         status st = eval_once(c, &r);

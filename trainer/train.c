@@ -33,6 +33,7 @@
 
 #include "shared/crc32c.h"
 #include "shared/log.h"
+#include "shared/signals.h"
 #include "shared/manifest.h"
 #include "shared/stream.h"
 #include "shared/tfevents.h"
@@ -74,8 +75,7 @@ static void pinned_free(void *ptr, size_t size, void *ctx)
 }
 #endif
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) { g_stop = sig; }
+static volatile sig_atomic_t g_stop;   /* set by the signal watcher (shared/signals.h) */
 
 struct train_config train_config_default(void)
 {
@@ -225,6 +225,8 @@ status train_run(const struct train_config *c)
         return FAIL(STATUS_USAGE, "--precision %s: expected fp32 or bf16", c->precision);
     }
 
+    /* before any thread exists (backend pool, ZeroMQ, receiver): see shared/signals.h */
+    if ((st = signals_watch(&g_stop)) != STATUS_OK) return st;
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *train = manifest_subset_find(man, "train");
     if (!train || train->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no train subset", c->data_dir); goto done; }
@@ -367,11 +369,6 @@ status train_run(const struct train_config *c)
                              image_size, data_c, feed_alloc)) != STATUS_OK)
         goto done;
 
-    struct sigaction sa = { 0 };
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (W > 0) {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "shared/log.h"
+#include "shared/signals.h"
 
 struct workers {
     int n;
@@ -73,6 +74,7 @@ static status spawn_one(struct workers *w, int i)
     pid_t pid = fork();
     if (pid < 0) { free(argv); return FAIL(STATUS_IO, "fork: %s", strerror(errno)); }
     if (pid == 0) {
+        signals_child_reset();   /* the trainer's blocked SIGINT/SIGTERM would survive exec */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent) _exit(1);
         execv(argv[0], argv);

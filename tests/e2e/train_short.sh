@@ -83,4 +83,8 @@ for bad in "--label_smoothing 1.5" "--dropout_keep_prob 1.2" "--dropout_keep_pro
   grep -q "error: ${bad%% *} " bad.log || { echo "$bad: no error line naming the flag"; cat bad.log; exit 1; }
   [ ! -e bad/checkpoint ]
 done
+
+# train and eval bound ipc:// sockets in $TMPDIR; none of their files may be left behind
+left=$(ls "$TMPDIR"/deeper-train-*.ipc "$TMPDIR"/deeper-eval-*.ipc 2>/dev/null || true)
+[ -z "$left" ] || { echo "ipc socket files left behind: $left"; exit 1; }
 echo ok
