@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "shared/crc32c.h"
+#include "shared/shard_direct.h"
 
 /* ------------------------------------------------------------------ keys */
 
@@ -90,13 +91,9 @@ struct shard_writer {
     /* the open write transaction (NULL between batches) */
     MDB_txn *txn;
     size_t nent, txn_bytes, txn_room;
+    struct shard_direct *direct;   /* the direct engine: every call goes there */
     /* the value reserved last: added to the checksum at the next call */
-    int pending;
-    uint64_t pending_key;
-    const uint8_t *pending_val;
-    size_t pending_len;
-    int pending_have_crc;
-    uint32_t pending_crc;
+    struct shard_pending pending;
     int pending_prev_have;      /* have_last/last_key before it, for unreserve */
     uint64_t pending_prev_key;
     /* totals */
@@ -111,6 +108,12 @@ struct shard_writer {
     off_t dropped;
 };
 
+int shard_engine_default(void)
+{
+    const char *e = getenv("DEEPER_SHARD_WRITER");
+    return e && strcmp(e, "lmdb") == 0 ? SHARD_ENGINE_LMDB : SHARD_ENGINE_DIRECT;
+}
+
 status shard_writer_open(const char *path, const struct shard_writer_opts *opts, struct shard_writer **out)
 {
     status st = STATUS_OK;
@@ -118,6 +121,11 @@ status shard_writer_open(const char *path, const struct shard_writer_opts *opts,
     if (!w) return FAIL(STATUS_NOMEM, "%s: out of memory", path);
     w->path = strdup(path);
     if (!w->path) { st = FAIL(STATUS_NOMEM, "%s: out of memory", path); goto fail; }
+    if ((opts ? opts->engine : shard_engine_default()) == SHARD_ENGINE_DIRECT) {
+        if ((st = shard_direct_open(path, opts, &w->direct)) != STATUS_OK) goto fail;
+        *out = w;
+        return STATUS_OK;
+    }
     w->opts.map_size = opts && opts->map_size ? opts->map_size : (size_t)64 << 20;
     w->opts.batch_records = opts && opts->batch_records ? opts->batch_records : 1000;
     w->opts.batch_bytes = opts && opts->batch_bytes ? opts->batch_bytes : (size_t)16 << 20;
@@ -176,18 +184,20 @@ static void shard_writer_stream(struct shard_writer *w)
 
 /* Add the value reserved last to the content checksum (its bytes are final:
  * the caller fills a value before its next call on the writer). */
-static void shard_writer_settle(struct shard_writer *w)
+void shard_pending_settle(struct shard_pending *p, uint32_t *checksum)
 {
-    if (!w->pending) return;
-    if (w->pending_have_crc) {      /* the caller knows the value's CRC: no second pass over it */
+    if (!p->on) return;
+    if (p->have_crc) {      /* the caller knows the value's CRC: no second pass over it */
         uint8_t k[8];
-        shard_key_encode(w->pending_key, k);
-        w->checksum = crc32c_combine(crc32c_update(w->checksum, k, 8), w->pending_crc, w->pending_len);
+        shard_key_encode(p->key, k);
+        *checksum = crc32c_combine(crc32c_update(*checksum, k, 8), p->crc, p->len);
     } else {
-        w->checksum = shard_checksum_update(w->checksum, w->pending_key, w->pending_val, w->pending_len);
+        *checksum = shard_checksum_update(*checksum, p->key, p->val, p->len);
     }
-    w->pending = 0;
+    p->on = 0;
 }
+
+static void shard_writer_settle(struct shard_writer *w) { shard_pending_settle(&w->pending, &w->checksum); }
 
 /* Start the write transaction of a batch whose first value has `len` bytes,
  * growing the map first so that the whole batch fits: LMDB cannot grow the
@@ -220,6 +230,7 @@ static status shard_writer_begin(struct shard_writer *w, size_t len)
 
 status shard_writer_flush(struct shard_writer *w)
 {
+    if (w->direct) return shard_direct_flush(w->direct);
     shard_writer_settle(w);
     if (!w->txn) return STATUS_OK;
     int rc = mdb_txn_commit(w->txn);          /* frees the txn whatever it returns */
@@ -244,6 +255,7 @@ status shard_writer_flush(struct shard_writer *w)
 
 status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf)
 {
+    if (w->direct) return shard_direct_reserve(w->direct, key, len, buf);
     if (w->have_last && key <= w->last_key)
         return FAIL(STATUS_STATE, "%s: key %llu after %llu: keys must ascend", w->path,
                     (unsigned long long)key, (unsigned long long)w->last_key);
@@ -267,11 +279,7 @@ status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, vo
     }
     w->nent++;
     w->txn_bytes += len;
-    w->pending = 1;
-    w->pending_key = key;
-    w->pending_val = mv.mv_data;
-    w->pending_len = len;
-    w->pending_have_crc = 0;
+    w->pending = (struct shard_pending){ .on = 1, .key = key, .val = mv.mv_data, .len = len };
     w->pending_prev_have = w->have_last;
     w->pending_prev_key = w->last_key;
     w->have_last = 1;
@@ -282,26 +290,28 @@ status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, vo
 
 void shard_writer_value_crc(struct shard_writer *w, uint32_t crc)
 {
-    ASSERT(w->pending);
-    w->pending_crc = crc;
-    w->pending_have_crc = 1;
+    if (w->direct) { shard_direct_value_crc(w->direct, crc); return; }
+    ASSERT(w->pending.on);
+    w->pending.crc = crc;
+    w->pending.have_crc = 1;
 }
 
 status shard_writer_unreserve(struct shard_writer *w)
 {
-    ASSERT(w->pending && w->txn && w->nent > 0);
+    if (w->direct) return shard_direct_unreserve(w->direct);
+    ASSERT(w->pending.on && w->txn && w->nent > 0);
     uint8_t k[8];
-    shard_key_encode(w->pending_key, k);
+    shard_key_encode(w->pending.key, k);
     MDB_val mk = { 8, k };
     int rc = mdb_del(w->txn, w->dbi, &mk, NULL);
-    w->pending = 0;
+    w->pending.on = 0;
     if (rc) {
         mdb_txn_abort(w->txn);
         w->txn = NULL;
         return shard_lmdb_fail(rc, w->path, "taking back a reserved value");
     }
     w->nent--;
-    w->txn_bytes -= w->pending_len;
+    w->txn_bytes -= w->pending.len;
     w->have_last = w->pending_prev_have;        /* the key may be used again */
     w->last_key = w->pending_prev_key;
     return STATUS_OK;
@@ -317,6 +327,12 @@ status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, s
 
 status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *checksum)
 {
+    if (w->direct) {
+        status st = shard_direct_close(w->direct, records, checksum);
+        w->direct = NULL;
+        shard_writer_free(w);
+        return st;
+    }
     status st = shard_writer_flush(w);
     if (st == STATUS_OK) {
         int rc = mdb_env_sync(w->env, 1);
@@ -334,14 +350,21 @@ status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *c
 void shard_writer_free(struct shard_writer *w)
 {
     if (!w) return;
+    shard_direct_free(w->direct);
     if (w->txn) mdb_txn_abort(w->txn);
     if (w->env) mdb_env_close(w->env);
     free(w->path);
     free(w);
 }
 
-uint64_t shard_writer_count(const struct shard_writer *w) { return w->committed + w->nent; }
-size_t shard_writer_map_size(const struct shard_writer *w) { return w->map_size; }
+uint64_t shard_writer_count(const struct shard_writer *w)
+{
+    return w->direct ? shard_direct_count(w->direct) : w->committed + w->nent;
+}
+size_t shard_writer_map_size(const struct shard_writer *w)
+{
+    return w->direct ? shard_direct_file_size(w->direct) : w->map_size;
+}
 int shard_writer_grows(const struct shard_writer *w) { return w->grows; }
 
 /* ---------------------------------------------------------------- reader */

@@ -8,7 +8,10 @@
  * values are records (shared/record.h).
  *
  * Writer (one process owns one shard file; open it in the process that writes
- * it, never before a fork):
+ * it, never before a fork).  Two engines make the same kind of file: the
+ * default builds the LMDB pages itself and writes them with O_DIRECT
+ * (shard_direct.h: no page-cache copy, writes overlap decoding); the other
+ * goes through liblmdb's own write path and is described here:
  *   - keys must be strictly ascending; puts use MDB_APPEND;
  *   - puts go straight into an open write transaction (MDB_APPEND |
  *     MDB_RESERVE: the caller fills the value in LMDB's own dirty pages, so
@@ -65,11 +68,27 @@ uint32_t shard_checksum_update(uint32_t crc, uint64_t key, const void *val, size
 
 /* ---------------------------------------------------------------- writer */
 
+enum shard_engine {
+    SHARD_ENGINE_DIRECT = 0, /* default: builds the LMDB file itself, O_DIRECT (shard_direct.h) */
+    SHARD_ENGINE_LMDB = 1,   /* liblmdb's own write path (mdb_put), the reference */
+};
+
 struct shard_writer_opts {
+    int engine;              /* enum shard_engine */
+    /* liblmdb engine */
     size_t map_size;         /* initial map size in bytes (default 64 MiB); grows by doubling */
     size_t batch_records;    /* commit after this many puts (default 1000) */
     size_t batch_bytes;      /* ... or this many value bytes (default 16 MiB) */
+    /* direct engine */
+    size_t chunk_bytes;      /* write buffer size (default 8 MiB; three of them) */
+    int buffered_io;         /* 1: never O_DIRECT */
+    unsigned max_leaf_keys;  /* tests: at most this many records per leaf (0: as many as fit) */
+    unsigned max_branch_keys;/* tests: at most this many children per branch page (0: as fit) */
 };
+
+/* The engine a writer uses when opts do not say: SHARD_ENGINE_DIRECT unless
+ * the environment variable DEEPER_SHARD_WRITER is "lmdb". */
+int shard_engine_default(void);
 
 struct shard_writer;
 

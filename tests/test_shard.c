@@ -2,7 +2,9 @@
  * test_shard.c — LMDB shards: write/read round trip, MDB_APPEND order,
  * map growth ahead of each batch (values reserved in place), taking back a
  * reserved value, cursor/get/seek, the content
- * checksum, and opening readers in forked children.
+ * checksum, and opening readers in forked children.  Every test that is not
+ * about liblmdb's map runs with both writer engines (shard.h);
+ * test_shard_direct.c has the direct engine's own tests.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -16,6 +18,9 @@
 #include "tests/tmpdir_util.h"
 
 TestSuite(shard, .init = tmpdir_make, .fini = tmpdir_remove);
+
+static const int engines[2] = { SHARD_ENGINE_LMDB, SHARD_ENGINE_DIRECT };
+static const char *const engine_names[2] = { "lmdb", "direct" };
 
 /* value i: length varies, bytes derived from i */
 static size_t value_of(uint64_t i, uint8_t *buf)
@@ -44,7 +49,8 @@ Test(shard, map_grows_ahead_of_each_batch)
 {
     char path[300];
     snprintf(path, sizeof path, "%s/s.mdb", tmpdir);
-    struct shard_writer_opts o = { .map_size = 64 << 10, .batch_records = 50, .batch_bytes = 32 << 10 };
+    struct shard_writer_opts o = { .engine = SHARD_ENGINE_LMDB, .map_size = 64 << 10, .batch_records = 50,
+                                   .batch_bytes = 32 << 10 };
     struct shard_writer *w;
     cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK, "%s", status_msg());
     uint8_t buf[4096];
@@ -105,157 +111,173 @@ Test(shard, map_grows_ahead_of_each_batch)
 
 Test(shard, keys_must_ascend)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/a.mdb", tmpdir);
-    struct shard_writer *w;
-    cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK);
-    cr_assert_eq(shard_writer_put(w, 10, "x", 1), STATUS_OK);
-    cr_assert_eq(shard_writer_put(w, 10, "y", 1), STATUS_STATE);
-    cr_assert_eq(shard_writer_put(w, 9, "y", 1), STATUS_STATE);
-    cr_assert_eq(shard_writer_put(w, 11, "y", 1), STATUS_OK);
-    uint64_t rec;
-    cr_assert_eq(shard_writer_close(w, &rec, NULL), STATUS_OK);
-    cr_assert_eq(rec, 2);
+    for (int e = 0; e < 2; e++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/a-%s.mdb", tmpdir, engine_names[e]);
+        struct shard_writer_opts o = { .engine = engines[e] };
+        struct shard_writer *w;
+        cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+        cr_assert_eq(shard_writer_put(w, 10, "x", 1), STATUS_OK);
+        cr_assert_eq(shard_writer_put(w, 10, "y", 1), STATUS_STATE, "%s", engine_names[e]);
+        cr_assert_eq(shard_writer_put(w, 9, "y", 1), STATUS_STATE, "%s", engine_names[e]);
+        cr_assert_eq(shard_writer_put(w, 11, "y", 1), STATUS_OK);
+        uint64_t rec;
+        cr_assert_eq(shard_writer_close(w, &rec, NULL), STATUS_OK);
+        cr_assert_eq(rec, 2, "%s", engine_names[e]);
+    }
 }
 
 Test(shard, rewrite_truncates_and_empty_shard_reads)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/e.mdb", tmpdir);
-    struct shard_writer *w;
-    cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK);
-    for (int i = 0; i < 10; i++) cr_assert_eq(shard_writer_put(w, (uint64_t)i, "abc", 3), STATUS_OK);
-    shard_writer_free(w);                    /* abandoned: nothing committed */
-    cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK);
-    uint64_t rec;
-    cr_assert_eq(shard_writer_close(w, &rec, NULL), STATUS_OK);
-    cr_assert_eq(rec, 0);
+    for (int e = 0; e < 2; e++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/e-%s.mdb", tmpdir, engine_names[e]);
+        struct shard_writer_opts o = { .engine = engines[e] };
+        struct shard_writer *w;
+        cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+        for (int i = 0; i < 10; i++) cr_assert_eq(shard_writer_put(w, (uint64_t)i, "abc", 3), STATUS_OK);
+        shard_writer_free(w);                    /* abandoned: nothing committed */
+        cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+        uint64_t rec;
+        cr_assert_eq(shard_writer_close(w, &rec, NULL), STATUS_OK);
+        cr_assert_eq(rec, 0);
+        struct shard_reader *r;
+        cr_assert_eq(shard_reader_open(path, &r), STATUS_OK, "%s: %s", engine_names[e], status_msg());
+        cr_assert_eq(shard_reader_count(r), 0);
+        struct shard_txn *t;
+        cr_assert_eq(shard_txn_begin(r, &t), STATUS_OK);
+        cr_assert_eq(shard_txn_next(t, NULL, NULL, NULL), STATUS_NOT_FOUND);
+        shard_txn_end(t);
+        shard_reader_free(r);
+    }
     struct shard_reader *r;
-    cr_assert_eq(shard_reader_open(path, &r), STATUS_OK, "%s", status_msg());
-    cr_assert_eq(shard_reader_count(r), 0);
-    struct shard_txn *t;
-    cr_assert_eq(shard_txn_begin(r, &t), STATUS_OK);
-    cr_assert_eq(shard_txn_next(t, NULL, NULL, NULL), STATUS_NOT_FOUND);
-    shard_txn_end(t);
-    shard_reader_free(r);
     cr_assert_eq(shard_reader_open("/nonexistent/x.mdb", &r), STATUS_NOT_FOUND);
 }
 
 Test(shard, readers_in_forked_children)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/f.mdb", tmpdir);
-    struct shard_writer *w;
-    cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK);
-    uint8_t buf[4096];
-    for (uint64_t i = 0; i < 300; i++) {
-        size_t len = value_of(i, buf);
-        cr_assert_eq(shard_writer_put(w, i, buf, len), STATUS_OK);
-    }
-    cr_assert_eq(shard_writer_close(w, NULL, NULL), STATUS_OK);
-    pid_t kids[3];
-    for (int k = 0; k < 3; k++) {
-        kids[k] = fork();
-        cr_assert_geq(kids[k], 0);
-        if (kids[k] == 0) {
-            struct shard_reader *r;
-            if (shard_reader_open(path, &r) != STATUS_OK) _exit(2);
-            struct shard_txn *t;
-            if (shard_txn_begin(r, &t) != STATUS_OK) _exit(3);
-            uint8_t want[4096];
-            for (uint64_t i = (uint64_t)k; i < 300; i += 3) {
-                const void *v;
-                size_t len;
-                if (shard_txn_get(t, i, &v, &len) != STATUS_OK) _exit(4);
-                if (len != value_of(i, want) || memcmp(v, want, len)) _exit(5);
-            }
-            shard_txn_end(t);
-            shard_reader_free(r);
-            _exit(0);
+    for (int e = 0; e < 2; e++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/f-%s.mdb", tmpdir, engine_names[e]);
+        struct shard_writer_opts o = { .engine = engines[e] };
+        struct shard_writer *w;
+        cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+        uint8_t buf[4096];
+        for (uint64_t i = 0; i < 300; i++) {
+            size_t len = value_of(i, buf);
+            cr_assert_eq(shard_writer_put(w, i, buf, len), STATUS_OK);
         }
-    }
-    for (int k = 0; k < 3; k++) {
-        int ws;
-        cr_assert_eq(waitpid(kids[k], &ws, 0), kids[k]);
-        cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "child %d failed (%d)", k, ws);
+        cr_assert_eq(shard_writer_close(w, NULL, NULL), STATUS_OK);
+        pid_t kids[3];
+        for (int k = 0; k < 3; k++) {
+            kids[k] = fork();
+            cr_assert_geq(kids[k], 0);
+            if (kids[k] == 0) {
+                struct shard_reader *r;
+                if (shard_reader_open(path, &r) != STATUS_OK) _exit(2);
+                struct shard_txn *t;
+                if (shard_txn_begin(r, &t) != STATUS_OK) _exit(3);
+                uint8_t want[4096];
+                for (uint64_t i = (uint64_t)k; i < 300; i += 3) {
+                    const void *v;
+                    size_t len;
+                    if (shard_txn_get(t, i, &v, &len) != STATUS_OK) _exit(4);
+                    if (len != value_of(i, want) || memcmp(v, want, len)) _exit(5);
+                }
+                shard_txn_end(t);
+                shard_reader_free(r);
+                _exit(0);
+            }
+        }
+        for (int k = 0; k < 3; k++) {
+            int ws;
+            cr_assert_eq(waitpid(kids[k], &ws, 0), kids[k]);
+            cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "%s: child %d failed (%d)", engine_names[e], k, ws);
+        }
     }
 }
 
 Test(shard, unreserve_and_caller_crc)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/u.mdb", tmpdir);
-    struct shard_writer_opts o = { .batch_records = 4 };
-    struct shard_writer *w;
-    cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
-    uint32_t crc = 0;
-    uint8_t buf[4096];
-    for (uint64_t i = 0; i < 20; i++) {
-        void *dst;
-        size_t len = value_of(i, buf);
-        cr_assert_eq(shard_writer_reserve(w, i, len, &dst), STATUS_OK);
-        memcpy(dst, buf, len);
-        if (i % 3 == 1) {                                             /* "decode failed" */
-            cr_assert_eq(shard_writer_unreserve(w), STATUS_OK, "%s", status_msg());
-            if (i == 4) {       /* the key taken back may be used again */
-                cr_assert_eq(shard_writer_reserve(w, i, len, &dst), STATUS_OK, "%s", status_msg());
+    for (int e = 0; e < 2; e++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/u-%s.mdb", tmpdir, engine_names[e]);
+        struct shard_writer_opts o = { .engine = engines[e], .batch_records = 4, .max_leaf_keys = 4 };
+        struct shard_writer *w;
+        cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+        uint32_t crc = 0;
+        uint8_t buf[4096];
+        for (uint64_t i = 0; i < 20; i++) {
+            void *dst;
+            size_t len = value_of(i, buf);
+            cr_assert_eq(shard_writer_reserve(w, i, len, &dst), STATUS_OK);
+            memcpy(dst, buf, len);
+            if (i % 3 == 1) {                                             /* "decode failed" */
                 cr_assert_eq(shard_writer_unreserve(w), STATUS_OK, "%s", status_msg());
+                if (i == 4) {       /* the key taken back may be used again */
+                    cr_assert_eq(shard_writer_reserve(w, i, len, &dst), STATUS_OK, "%s", status_msg());
+                    cr_assert_eq(shard_writer_unreserve(w), STATUS_OK, "%s", status_msg());
+                }
+                continue;
             }
-            continue;
+            if (i % 2) shard_writer_value_crc(w, crc32c(buf, len));      /* caller-provided value CRC */
+            crc = shard_checksum_update(crc, i, buf, len);
         }
-        if (i % 2) shard_writer_value_crc(w, crc32c(buf, len));      /* caller-provided value CRC */
-        crc = shard_checksum_update(crc, i, buf, len);
+        uint64_t rec;
+        uint32_t sum;
+        cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(rec, 13);
+        cr_assert_eq(sum, crc, "checksum with combined CRCs %08x, expected %08x", sum, crc);
+        struct shard_reader *r;
+        cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
+        cr_assert_eq(shard_reader_count(r), 13);
+        shard_reader_free(r);
     }
-    uint64_t rec;
-    uint32_t sum;
-    cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
-    cr_assert_eq(rec, 13);
-    cr_assert_eq(sum, crc, "checksum with combined CRCs %08x, expected %08x", sum, crc);
-    struct shard_reader *r;
-    cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
-    cr_assert_eq(shard_reader_count(r), 13);
-    shard_reader_free(r);
 }
 
 /* values larger than the batch and than the initial map: the map grows to
  * fit the batch before it begins, and the values round-trip */
 Test(shard, values_larger_than_batch_and_map)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/big.mdb", tmpdir);
-    struct shard_writer_opts o = { .map_size = 64 << 10, .batch_bytes = 1 << 20 };
-    struct shard_writer *w;
-    cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
-    size_t lens[] = { 100, 3 << 20, 5000, 700 << 10, 700 << 10, 9 << 20, 1 };
-    size_t n = sizeof lens / sizeof *lens, maxlen = 9 << 20;
-    uint8_t *buf = malloc(maxlen);
-    cr_assert_not_null(buf);
-    uint32_t crc = 0;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < lens[i]; j++) buf[j] = (uint8_t)(i * 13 + j * 7 + (j >> 12));
-        cr_assert_eq(shard_writer_put(w, i, buf, lens[i]), STATUS_OK, "value %zu: %s", i, status_msg());
-        crc = shard_checksum_update(crc, i, buf, lens[i]);
+    for (int e = 0; e < 2; e++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/big-%s.mdb", tmpdir, engine_names[e]);
+        /* direct engine: 1 MiB write buffers, so the 3 and 9 MiB values grow one */
+        struct shard_writer_opts o = { .engine = engines[e], .map_size = 64 << 10, .batch_bytes = 1 << 20,
+                                       .chunk_bytes = 1 << 20 };
+        struct shard_writer *w;
+        cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
+        size_t lens[] = { 100, 3 << 20, 5000, 700 << 10, 700 << 10, 9 << 20, 1 };
+        size_t n = sizeof lens / sizeof *lens, maxlen = 9 << 20;
+        uint8_t *buf = malloc(maxlen);
+        cr_assert_not_null(buf);
+        uint32_t crc = 0;
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < lens[i]; j++) buf[j] = (uint8_t)(i * 13 + j * 7 + (j >> 12));
+            cr_assert_eq(shard_writer_put(w, i, buf, lens[i]), STATUS_OK, "value %zu: %s", i, status_msg());
+            crc = shard_checksum_update(crc, i, buf, lens[i]);
+        }
+        uint64_t rec;
+        uint32_t sum;
+        cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(rec, n);
+        cr_assert_eq(sum, crc);
+        struct shard_reader *r;
+        cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
+        struct shard_txn *t;
+        cr_assert_eq(shard_txn_begin(r, &t), STATUS_OK);
+        for (size_t i = 0; i < n; i++) {
+            const void *val;
+            size_t len;
+            cr_assert_eq(shard_txn_get(t, i, &val, &len), STATUS_OK);
+            cr_assert_eq(len, lens[i]);
+            for (size_t j = 0; j < lens[i]; j++) buf[j] = (uint8_t)(i * 13 + j * 7 + (j >> 12));
+            cr_assert(!memcmp(val, buf, len), "value %zu differs", i);
+        }
+        shard_txn_end(t);
+        shard_reader_free(r);
+        free(buf);
     }
-    uint64_t rec;
-    uint32_t sum;
-    cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
-    cr_assert_eq(rec, n);
-    cr_assert_eq(sum, crc);
-    struct shard_reader *r;
-    cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
-    struct shard_txn *t;
-    cr_assert_eq(shard_txn_begin(r, &t), STATUS_OK);
-    for (size_t i = 0; i < n; i++) {
-        const void *val;
-        size_t len;
-        cr_assert_eq(shard_txn_get(t, i, &val, &len), STATUS_OK);
-        cr_assert_eq(len, lens[i]);
-        for (size_t j = 0; j < lens[i]; j++) buf[j] = (uint8_t)(i * 13 + j * 7 + (j >> 12));
-        cr_assert(!memcmp(val, buf, len), "value %zu differs", i);
-    }
-    shard_txn_end(t);
-    shard_reader_free(r);
-    free(buf);
 }
 
 Test(shard, crc32c_combine_matches_whole)
