@@ -80,7 +80,7 @@ struct shard_writer_opts {
     size_t batch_records;    /* commit after this many puts (default 1000) */
     size_t batch_bytes;      /* ... or this many value bytes (default 16 MiB) */
     /* direct engine */
-    size_t chunk_bytes;      /* write buffer size (default 8 MiB; three of them) */
+    size_t chunk_bytes;      /* write buffer size (default 4 MiB; three of them) */
     int buffered_io;         /* 1: never O_DIRECT */
     unsigned max_leaf_keys;  /* tests: at most this many records per leaf (0: as many as fit) */
     unsigned max_branch_keys;/* tests: at most this many children per branch page (0: as fit) */

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -252,8 +253,10 @@ static status stream_take(struct shard_direct *d, uint64_t npages, uint8_t **out
         if (need > c->cap) {
             size_t cap = need > d->chunk_bytes ? need : d->chunk_bytes;
             void *nb = NULL;
-            if (posix_memalign(&nb, 4096, cap) != 0)
+            cap = (cap + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+            if (posix_memalign(&nb, (size_t)2 << 20, cap) != 0)
                 return FAIL(STATUS_NOMEM, "%s: out of memory for a %zu-byte write buffer", d->path, cap);
+            (void)madvise(nb, cap, MADV_HUGEPAGE);
             free(c->buf);
             c->buf = nb;
             c->cap = cap;
