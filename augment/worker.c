@@ -56,6 +56,8 @@ struct worker {
     struct ref *buf;
     uint32_t cap, fill;
     struct rng shuf;
+    uint32_t next_j;            /* the next draw, made one take early */
+    int have_next_j;
 
     /* eval */
     uint64_t pass_sent;
@@ -105,13 +107,21 @@ static struct ref cursor_next(struct worker *w)
     return r;
 }
 
-/* One draw from the shuffle buffer (fills it on first use). */
-static struct ref shuffle_take(struct worker *w)
+static void prefetch_ref(struct worker *w, struct ref r);
+
+/* One draw from the shuffle buffer (fills it on first use).  The next draw
+ * is made one take early (same RNG sequence, so the same order) so that its
+ * record can be read from disk while this one is decoded (prefetch: not while
+ * fast-forwarding to --start_batch, which fetches nothing). */
+static struct ref shuffle_take(struct worker *w, int prefetch)
 {
     while (w->fill < w->cap) w->buf[w->fill++] = cursor_next(w);
-    uint32_t j = rng_below(&w->shuf, w->cap);
+    uint32_t j = w->have_next_j ? w->next_j : rng_below(&w->shuf, w->cap);
     struct ref out = w->buf[j];
     w->buf[j] = cursor_next(w);
+    w->next_j = rng_below(&w->shuf, w->cap);
+    w->have_next_j = 1;
+    if (prefetch) prefetch_ref(w, w->buf[w->next_j]);
     return out;
 }
 
@@ -127,17 +137,30 @@ static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key
     }
 }
 
+/* The shard's keys, loaded on first use. */
+static status shard_keys_ready(struct shard_state *s)
+{
+    if (s->keys) return STATUS_OK;
+    uint64_t n = 0;
+    TRY(shard_reader_keys(s->rd, &s->keys, &n));
+    if (n != s->count)
+        return FAIL(STATUS_CORRUPT, "%s: %" PRIu64 " keys, manifest lists %" PRIu64 " records", s->path, n, s->count);
+    return STATUS_OK;
+}
+
+/* Start reading a record that will be fetched soon (errors surface in fetch). */
+static void prefetch_ref(struct worker *w, struct ref r)
+{
+    struct shard_state *s = &w->sh[r.shard];
+    if (shard_keys_ready(s) == STATUS_OK) shard_txn_prefetch(s->txn, s->keys[r.index]);
+}
+
 /* Read, check, decode and distort one record into dst.  STATUS_CORRUPT for
  * a bad record (already counted and logged); other codes are fatal. */
 static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label, uint64_t *id)
 {
     struct shard_state *s = &w->sh[r.shard];
-    if (!s->keys) {
-        uint64_t n = 0;
-        TRY(shard_reader_keys(s->rd, &s->keys, &n));
-        if (n != s->count)
-            return FAIL(STATUS_CORRUPT, "%s: %" PRIu64 " keys, manifest lists %" PRIu64 " records", s->path, n, s->count);
-    }
+    TRY(shard_keys_ready(s));
     uint64_t key = s->keys[r.index];
     const void *val;
     size_t len;
@@ -261,7 +284,7 @@ status worker_open(const struct worker_config *cfg, struct worker **out)
         w->st.shuffle_capacity = w->cap;
         /* fast-forward: replay the shuffle over references only */
         uint64_t skip = cfg->start_batch * (uint64_t)cfg->batch_size;
-        for (uint64_t k = 0; k < skip; k++) (void)shuffle_take(w);
+        for (uint64_t k = 0; k < skip; k++) (void)shuffle_take(w, 0);
         w->seq = cfg->start_batch;
     }
     *out = w;
@@ -279,7 +302,7 @@ static status next_train(struct worker *w, struct send_buf *b)
     const int B = w->cfg.batch_size;
     uint64_t epoch = 0;
     for (int n = 0; n < B;) {
-        struct ref r = shuffle_take(w);
+        struct ref r = shuffle_take(w, 1);
         if (n == 0) epoch = r.epoch;
         status st = fetch(w, r, b->pixels + (size_t)n * w->image_bytes, &b->labels[n], &b->ids[n]);
         if (st == STATUS_CORRUPT) continue;

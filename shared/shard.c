@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -380,6 +381,7 @@ struct shard_txn {
     struct shard_reader *r;
     MDB_txn *txn;
     MDB_cursor *cur;
+    MDB_cursor *peek;           /* opened on first use: finds the record after the cursor's */
     int positioned;
 };
 
@@ -465,6 +467,7 @@ status shard_txn_begin(struct shard_reader *r, struct shard_txn **out)
 void shard_txn_end(struct shard_txn *t)
 {
     if (!t) return;
+    if (t->peek) mdb_cursor_close(t->peek);
     if (t->cur) mdb_cursor_close(t->cur);
     if (t->txn) mdb_txn_abort(t->txn);
     free(t);
@@ -480,12 +483,24 @@ status shard_txn_renew(struct shard_txn *t)
 {
     int rc = mdb_txn_renew(t->txn);
     if (rc == 0) rc = mdb_cursor_renew(t->txn, t->cur);
+    if (rc == 0 && t->peek) rc = mdb_cursor_renew(t->txn, t->peek);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "renewing a read transaction");
     t->positioned = 0;
     return STATUS_OK;
 }
 
 void shard_txn_rewind(struct shard_txn *t) { t->positioned = 0; }
+
+/* A value of many pages read from a cold shard would come in one 4 KiB page
+ * fault at a time (the environment is opened MDB_NORDAHEAD, right for small
+ * records read at random); ask the kernel for the whole value at once. */
+#define SHARD_PREFETCH_MIN ((size_t)32 << 10)
+static void shard_value_prefetch(const void *val, size_t len)
+{
+    if (len < SHARD_PREFETCH_MIN) return;
+    uintptr_t a = (uintptr_t)val & ~(uintptr_t)4095, e = ((uintptr_t)val + len + 4095) & ~(uintptr_t)4095;
+    (void)madvise((void *)a, e - a, MADV_WILLNEED);
+}
 
 status shard_txn_get(struct shard_txn *t, uint64_t key, const void **val, size_t *len)
 {
@@ -496,6 +511,7 @@ status shard_txn_get(struct shard_txn *t, uint64_t key, const void **val, size_t
     if (rc == MDB_NOTFOUND)
         return FAIL(STATUS_NOT_FOUND, "%s: no record %llu", t->r->path, (unsigned long long)key);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_get");
+    if (val) shard_value_prefetch(mv.mv_data, mv.mv_size);
     if (val) *val = mv.mv_data;
     if (len) *len = mv.mv_size;
     return STATUS_OK;
@@ -507,9 +523,18 @@ static status shard_txn_out(struct shard_txn *t, const MDB_val *mk, const MDB_va
     if (mk->mv_size != 8)
         return FAIL(STATUS_CORRUPT, "%s: key of %zu bytes (expected 8)", t->r->path, mk->mv_size);
     if (key) *key = shard_key_decode(mk->mv_data);
+    if (val) shard_value_prefetch(mv->mv_data, mv->mv_size);
     if (val) *val = mv->mv_data;
     if (len) *len = mv->mv_size;
     return STATUS_OK;
+}
+
+void shard_txn_prefetch(struct shard_txn *t, uint64_t key)
+{
+    uint8_t k[8];
+    shard_key_encode(key, k);
+    MDB_val mk = { 8, k }, mv;
+    if (mdb_get(t->txn, t->r->dbi, &mk, &mv) == 0) shard_value_prefetch(mv.mv_data, mv.mv_size);
 }
 
 status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size_t *len)
@@ -519,6 +544,16 @@ status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size
     if (rc == MDB_NOTFOUND) return FAIL(STATUS_NOT_FOUND, "%s: end of shard", t->r->path);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_cursor_get");
     t->positioned = 1;
+    /* a scan of big records: start reading the next one while this one is used */
+    if (val && mv.mv_size >= SHARD_PREFETCH_MIN && mk.mv_size == 8 &&
+        (t->peek || mdb_cursor_open(t->txn, t->r->dbi, &t->peek) == 0)) {
+        uint64_t id = shard_key_decode(mk.mv_data);
+        uint8_t k[8];
+        shard_key_encode(id + 1, k);
+        MDB_val pk = { 8, k }, pv;
+        if (id != UINT64_MAX && mdb_cursor_get(t->peek, &pk, &pv, MDB_SET_RANGE) == 0)
+            shard_value_prefetch(pv.mv_data, pv.mv_size);
+    }
     return shard_txn_out(t, &mk, &mv, key, val, len);
 }
 
