@@ -31,6 +31,7 @@
 #include "shared/log.h"
 
 #define STREAM_PASS_TRACKERS 4
+#define STREAM_MAX_SOCKETS 256                 /* per_worker mode: at most this many workers */
 #define STREAM_WORKER_BITS 65536
 
 struct pass_tracker {
@@ -43,7 +44,11 @@ struct pass_tracker {
 struct stream_receiver {
     struct stream_config cfg;
     struct stream_allocator alloc;
-    void *ctx, *sock;
+    void *ctx;
+    void **socks;                           /* one, or one per worker (per_worker mode) */
+    int nsocks, per_worker, depth;
+    int *held;                              /* per_worker: slots holding worker i's batches */
+    int rr;                                 /* per_worker: where the next poll round starts */
     char endpoint[256];
     char *bound;                            /* endpoints we bound: ipc:// files are ours to remove */
     size_t labels_off, ids_off, pixels_off, slot_bytes, pixels_cap;
@@ -129,49 +134,48 @@ static void note_drop(struct stream_receiver *r, const char *why)
 
 /* Receive one frame of exactly `want` bytes into dst (capacity cap).  Returns
  * 0 on success, -1 malformed (message drained), -2 socket error. */
-static int recv_frame(struct stream_receiver *r, void *dst, size_t cap, size_t want, const char *name,
-                      char *why, size_t whylen)
+static int recv_frame(void *sock, void *dst, size_t cap, size_t want, const char *name, char *why, size_t whylen)
 {
-    if (!has_more(r->sock)) {
+    if (!has_more(sock)) {
         snprintf(why, whylen, "message ended before the %s frame", name);
         return -1;
     }
-    int got = zmq_recv(r->sock, dst, cap, ZMQ_DONTWAIT);
+    int got = zmq_recv(sock, dst, cap, ZMQ_DONTWAIT);
     if (got < 0) {
         if (zmq_errno() == ETERM) return -2;
         snprintf(why, whylen, "%s frame: %s", name, zmq_strerror(zmq_errno()));
-        drain_message(r->sock);
+        drain_message(sock);
         return -1;
     }
     if ((size_t)got != want) {
         snprintf(why, whylen, "%s frame is %d bytes, header implies %zu", name, got, want);
-        drain_message(r->sock);
+        drain_message(sock);
         return -1;
     }
     return 0;
 }
 
 /* zero_copy: receive the pixels frame as a ZeroMQ message kept in the slot. */
-static int recv_frame_msg(struct stream_receiver *r, int slot, size_t want, char *why, size_t whylen)
+static int recv_frame_msg(struct stream_receiver *r, void *sock, int slot, size_t want, char *why, size_t whylen)
 {
-    if (!has_more(r->sock)) {
+    if (!has_more(sock)) {
         snprintf(why, whylen, "message ended before the pixels frame");
         return -1;
     }
     zmq_msg_t *m = &r->pix_msgs[slot];
     zmq_msg_init(m);
-    if (zmq_msg_recv(m, r->sock, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
         int err = zmq_errno();
         zmq_msg_close(m);
         if (err == ETERM) return -2;
         snprintf(why, whylen, "pixels frame: %s", zmq_strerror(err));
-        drain_message(r->sock);
+        drain_message(sock);
         return -1;
     }
     r->pix_open[slot] = 1;
     if (zmq_msg_size(m) != want) {
         snprintf(why, whylen, "pixels frame is %zu bytes, header implies %zu", zmq_msg_size(m), want);
-        drain_message(r->sock);
+        drain_message(sock);
         return -1;
     }
     r->slots[slot].pixels = zmq_msg_data(m);
@@ -217,15 +221,125 @@ static void track_end(struct stream_receiver *r, struct stream_batch *b)
     }
 }
 
-static void *receive_thread(void *arg)
+/* Receive one message from socket i into slot: 1 appended to the ready
+ * queue, 0 nothing kept (nothing there, or a malformed message dropped),
+ * -1 the socket failed (dead_msg says why). */
+static int receive_one(struct stream_receiver *r, int i, int slot)
 {
-    struct stream_receiver *r = arg;
+    void *sock = r->socks[i];
     char why[200];
     uint8_t hbuf[WIRE_HEADER_SIZE];
     struct wire_expect ex = {
         .max_n = r->cfg.max_n, .h = r->cfg.h, .w = r->cfg.w, .c = r->cfg.c,
         .num_workers = r->cfg.expect_workers, .max_pixels = r->pixels_cap,
     };
+    struct stream_batch *b = &r->slots[slot];
+    int hn = zmq_recv(sock, hbuf, sizeof hbuf, ZMQ_DONTWAIT);
+    if (hn < 0) {
+        int err = zmq_errno();
+        if (err == EAGAIN || err == EINTR) return 0;
+        snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_recv: %s", zmq_strerror(err));
+        return -1;
+    }
+    /* the header, then the data frames straight into the slot */
+    int bad = 0;
+    if (wire_header_unpack(hbuf, (size_t)hn, &b->header) != STATUS_OK ||
+        wire_header_check(&b->header, &ex) != STATUS_OK) {
+        snprintf(why, sizeof why, "%s", status_msg());
+        bad = 1;
+    } else if (r->per_worker && b->header.worker != i) {
+        snprintf(why, sizeof why, "worker %u's batch on worker %d's socket", b->header.worker, i);
+        bad = 1;
+    }
+    if (bad) drain_message(sock);
+    if (!bad) {
+        const struct wire_header *h = &b->header;
+        int rc = recv_frame(sock, b->labels, r->cfg.max_n * 4u, wire_labels_bytes(h), "labels", why, sizeof why);
+        if (rc == 0) rc = recv_frame(sock, b->ids, r->cfg.max_n * 8u, wire_ids_bytes(h), "ids", why, sizeof why);
+        if (rc == 0)
+            rc = r->cfg.zero_copy ? recv_frame_msg(r, sock, slot, wire_pixels_bytes(h), why, sizeof why)
+                                  : recv_frame(sock, b->pixels, r->pixels_cap, wire_pixels_bytes(h), "pixels", why, sizeof why);
+        if (rc == -2) { snprintf(r->dead_msg, sizeof r->dead_msg, "stream: context terminated"); return -1; }
+        if (rc == 0 && has_more(sock)) {
+            snprintf(why, sizeof why, "more than %d frames", WIRE_NUM_FRAMES);
+            drain_message(sock);
+            rc = -1;
+        }
+        if (rc == 0 && r->cfg.num_classes > 0) {
+            for (uint32_t k = 0; k < h->n; k++)
+                if (b->labels[k] < 0 || b->labels[k] >= r->cfg.num_classes) {
+                    snprintf(why, sizeof why, "label %d out of range [0, %d)", b->labels[k], r->cfg.num_classes);
+                    rc = -1;
+                    break;
+                }
+        }
+        bad = rc != 0;
+    }
+    if (bad) {
+        note_drop(r, why);
+        close_pix(r, slot);
+        return 0;
+    }
+    b->n = b->header.n; b->h = b->header.h; b->w = b->header.w; b->c = b->header.c;
+    b->end_of_pass = (b->header.flags & WIRE_FLAG_END_OF_PASS) != 0;
+    b->pass_complete = 0;
+    b->received_at = log_now();
+    pthread_mutex_lock(&r->mu);
+    if (b->end_of_pass) track_end(r, b);
+    r->st.received++;
+    r->st.examples += b->n;
+    r->st.bytes += wire_labels_bytes(&b->header) + wire_ids_bytes(&b->header) + wire_pixels_bytes(&b->header);
+    r->ready[(r->ready_head + r->nready) % r->cfg.pool_size] = slot;
+    r->nready++;
+    if (r->per_worker) r->held[i]++;
+    pthread_cond_broadcast(&r->ready_cv);
+    pthread_mutex_unlock(&r->mu);
+    return 1;
+}
+
+/* Wait until a socket that may be read has a message: its index, -1 when
+ * stopping, -2 on a failure (dead_msg says why).  In per_worker mode a
+ * worker already holding `depth` slots is not read: its socket fills up and
+ * ZeroMQ's high-water mark stops that worker, not the others. */
+static int wait_readable(struct stream_receiver *r)
+{
+    zmq_pollitem_t items[STREAM_MAX_SOCKETS];
+    int map[STREAM_MAX_SOCKETS];
+    while (!atomic_load(&r->stop)) {
+        int n = 0;
+        pthread_mutex_lock(&r->mu);
+        for (int k = 0; k < r->nsocks && n < STREAM_MAX_SOCKETS; k++) {
+            int i = (r->rr + k) % r->nsocks;
+            if (r->per_worker && r->held[i] >= r->depth) continue;
+            items[n] = (zmq_pollitem_t){ r->socks[i], 0, ZMQ_POLLIN, 0 };
+            map[n++] = i;
+        }
+        if (n == 0) {           /* every worker is at its depth: wait for a release */
+            struct timespec ts;
+            abs_deadline(&ts, 100);
+            pthread_cond_timedwait(&r->slot_cv, &r->mu, &ts);
+            pthread_mutex_unlock(&r->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&r->mu);
+        int rc = zmq_poll(items, n, 100);
+        if (rc < 0 && zmq_errno() == EINTR) continue;
+        if (rc < 0) {
+            snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_poll: %s", zmq_strerror(zmq_errno()));
+            return -2;
+        }
+        for (int k = 0; k < n && rc > 0; k++)
+            if (items[k].revents & ZMQ_POLLIN) {
+                r->rr = map[k] + 1;
+                return map[k];
+            }
+    }
+    return -1;
+}
+
+static void *receive_thread(void *arg)
+{
+    struct stream_receiver *r = arg;
     while (!atomic_load(&r->stop)) {
         /* 1. a free slot (backpressure: do not read while none is free) */
         pthread_mutex_lock(&r->mu);
@@ -237,85 +351,16 @@ static void *receive_thread(void *arg)
         int slot = r->nfree > 0 ? r->free_stack[--r->nfree] : -1;
         pthread_mutex_unlock(&r->mu);
         if (slot < 0) break;
-
-        /* 2. the header frame: try at once, else wait, checking stop every 100 ms */
-        struct stream_batch *b = &r->slots[slot];
-        int bad = 0, hn = -1;
-        while (!atomic_load(&r->stop)) {
-            hn = zmq_recv(r->sock, hbuf, sizeof hbuf, ZMQ_DONTWAIT);
-            if (hn >= 0) break;
-            int err = zmq_errno();
-            if (err != EAGAIN && err != EINTR) {
-                snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_recv: %s", zmq_strerror(err));
-                goto died;
-            }
-            zmq_pollitem_t it = { r->sock, 0, ZMQ_POLLIN, 0 };
-            if (zmq_poll(&it, 1, 100) < 0 && zmq_errno() != EINTR) {
-                snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_poll: %s", zmq_strerror(zmq_errno()));
-                goto died;
-            }
-        }
-        if (hn < 0) {   /* stopping */
+        /* 2. a message into it */
+        int i = wait_readable(r);
+        int got = i >= 0 ? receive_one(r, i, slot) : 0;
+        if (got != 1) {
             pthread_mutex_lock(&r->mu);
             r->free_stack[r->nfree++] = slot;
             pthread_mutex_unlock(&r->mu);
-            break;
         }
-        /* 3. check the header */
-        if (wire_header_unpack(hbuf, (size_t)hn, &b->header) != STATUS_OK ||
-            wire_header_check(&b->header, &ex) != STATUS_OK) {
-            snprintf(why, sizeof why, "%s", status_msg());
-            drain_message(r->sock);
-            bad = 1;
-        }
-        /* 4. data frames straight into the slot */
-        if (!bad) {
-            const struct wire_header *h = &b->header;
-            int rc = recv_frame(r, b->labels, r->cfg.max_n * 4u, wire_labels_bytes(h), "labels", why, sizeof why);
-            if (rc == 0) rc = recv_frame(r, b->ids, r->cfg.max_n * 8u, wire_ids_bytes(h), "ids", why, sizeof why);
-            if (rc == 0)
-                rc = r->cfg.zero_copy ? recv_frame_msg(r, slot, wire_pixels_bytes(h), why, sizeof why)
-                                      : recv_frame(r, b->pixels, r->pixels_cap, wire_pixels_bytes(h), "pixels", why, sizeof why);
-            if (rc == -2) { snprintf(r->dead_msg, sizeof r->dead_msg, "stream: context terminated"); goto died; }
-            if (rc == 0 && has_more(r->sock)) {
-                snprintf(why, sizeof why, "more than %d frames", WIRE_NUM_FRAMES);
-                drain_message(r->sock);
-                rc = -1;
-            }
-            if (rc == 0 && r->cfg.num_classes > 0) {
-                for (uint32_t i = 0; i < h->n; i++)
-                    if (b->labels[i] < 0 || b->labels[i] >= r->cfg.num_classes) {
-                        snprintf(why, sizeof why, "label %d out of range [0, %d)", b->labels[i], r->cfg.num_classes);
-                        rc = -1;
-                        break;
-                    }
-            }
-            bad = rc != 0;
-        }
-        if (bad) {
-            note_drop(r, why);
-            close_pix(r, slot);
-            goto give_back;
-        }
-        b->n = b->header.n; b->h = b->header.h; b->w = b->header.w; b->c = b->header.c;
-        b->end_of_pass = (b->header.flags & WIRE_FLAG_END_OF_PASS) != 0;
-        b->pass_complete = 0;
-        b->received_at = log_now();
-        pthread_mutex_lock(&r->mu);
-        if (b->end_of_pass) track_end(r, b);
-        r->st.received++;
-        r->st.examples += b->n;
-        r->st.bytes += wire_labels_bytes(&b->header) + wire_ids_bytes(&b->header) + wire_pixels_bytes(&b->header);
-        int pool = r->cfg.pool_size;
-        r->ready[(r->ready_head + r->nready) % pool] = slot;
-        r->nready++;
-        pthread_cond_signal(&r->ready_cv);
-        pthread_mutex_unlock(&r->mu);
-        continue;
-    give_back:
-        pthread_mutex_lock(&r->mu);
-        r->free_stack[r->nfree++] = slot;
-        pthread_mutex_unlock(&r->mu);
+        if (i == -1) break;
+        if (i == -2 || got < 0) goto died;
     }
     return NULL;
 died:
@@ -324,6 +369,13 @@ died:
     pthread_cond_broadcast(&r->ready_cv);
     pthread_mutex_unlock(&r->mu);
     return NULL;
+}
+
+status stream_worker_endpoint(const char *base, int worker, char *buf, size_t size)
+{
+    int k = snprintf(buf, size, "%s-w%d", base, worker);
+    if (k < 0 || (size_t)k >= size) return FAIL(STATUS_USAGE, "stream: endpoint %s-w%d is too long", base, worker);
+    return STATUS_OK;
 }
 
 status stream_socket_attach(void *sock, const char *endpoints, int bind, const char *who,
@@ -348,11 +400,55 @@ status stream_socket_attach(void *sock, const char *endpoints, int bind, const c
  * socket is closed (abstract "ipc://@name" endpoints have no file). */
 static void unlink_ipc_files(const char *endpoints)
 {
-    if (!endpoints) return;
-    char eps[1024], *save = NULL;
-    snprintf(eps, sizeof eps, "%s", endpoints);
+    char *eps = endpoints ? strdup(endpoints) : NULL, *save = NULL;
+    if (!eps) return;
     for (char *ep = strtok_r(eps, ",", &save); ep; ep = strtok_r(NULL, ",", &save))
         if (strncmp(ep, "ipc://", 6) == 0 && ep[6] && ep[6] != '@' && ep[6] != '*') unlink(ep + 6);
+    free(eps);
+}
+
+/* A PULL socket with the receiver's options, bound or connected to eps. */
+static status open_socket(struct stream_receiver *r, const char *eps, void **out)
+{
+    void *sock = zmq_socket(r->ctx, ZMQ_PULL);
+    if (!sock) return FAIL(STATUS_ZMQ, "stream: zmq_socket: %s", zmq_strerror(zmq_errno()));
+    int linger = 0, hwm = r->cfg.rcvhwm;
+    int64_t maxmsg = (int64_t)(r->pixels_cap > WIRE_HEADER_SIZE ? r->pixels_cap : WIRE_HEADER_SIZE);
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    status st = stream_socket_attach(sock, eps, !r->cfg.connect, "stream", r->endpoint, sizeof r->endpoint);
+    if (st != STATUS_OK) { zmq_close(sock); return st; }
+    *out = sock;
+    return STATUS_OK;
+}
+
+/* Open the socket(s) and remember what was bound (ipc files to remove). */
+static status open_sockets(struct stream_receiver *r)
+{
+    const struct stream_config *cfg = &r->cfg;
+    r->nsocks = r->per_worker ? cfg->per_worker : 1;
+    r->socks = calloc((size_t)r->nsocks, sizeof *r->socks);
+    r->held = calloc((size_t)r->nsocks, sizeof *r->held);
+    size_t cap = r->per_worker ? (strlen(cfg->endpoint) + 16) * (size_t)r->nsocks : strlen(cfg->endpoint) + 1;
+    r->bound = calloc(1, cap);
+    if (!r->socks || !r->held || !r->bound) return FAIL(STATUS_NOMEM, "stream: sockets");
+    if (!r->per_worker) {
+        TRY(open_socket(r, cfg->endpoint, &r->socks[0]));
+        if (!cfg->connect) snprintf(r->bound, cap, "%s", cfg->endpoint);
+        return STATUS_OK;
+    }
+    for (int i = 0; i < r->nsocks; i++) {
+        char ep[1024];
+        TRY(stream_worker_endpoint(cfg->endpoint, i, ep, sizeof ep));
+        TRY(open_socket(r, ep, &r->socks[i]));
+        if (!cfg->connect) {
+            size_t used = strlen(r->bound);
+            snprintf(r->bound + used, cap - used, "%s%s", used ? "," : "", ep);
+        }
+    }
+    snprintf(r->endpoint, sizeof r->endpoint, "%s-w0..%d", cfg->endpoint, r->nsocks - 1);
+    return STATUS_OK;
 }
 
 status stream_receiver_new(const struct stream_config *cfg, struct stream_receiver **out)
@@ -363,11 +459,18 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
     if (!cfg->h || !cfg->w || !cfg->c || cfg->h > WIRE_MAX_SIDE || cfg->w > WIRE_MAX_SIDE || cfg->c > WIRE_MAX_C)
         return FAIL(STATUS_USAGE, "stream: image shape %ux%ux%u out of range", cfg->h, cfg->w, cfg->c);
     if (cfg->pool_size < 1 || cfg->pool_size > 1024) return FAIL(STATUS_USAGE, "stream: pool_size %d", cfg->pool_size);
+    if (cfg->per_worker < 0 || cfg->per_worker > STREAM_MAX_SOCKETS)
+        return FAIL(STATUS_USAGE, "stream: %d per-worker sockets (at most %d)", cfg->per_worker, STREAM_MAX_SOCKETS);
     status st = STATUS_OK;
     struct stream_receiver *r = calloc(1, sizeof *r);
     if (!r) return FAIL(STATUS_NOMEM, "stream: receiver");
     r->cfg = *cfg;
     if (r->cfg.rcvhwm <= 0) r->cfg.rcvhwm = 2;
+    r->per_worker = cfg->per_worker > 0;
+    r->depth = cfg->per_worker_depth > 0 ? cfg->per_worker_depth : 2;
+    if (r->per_worker && r->cfg.pool_size < cfg->per_worker * r->depth)
+        r->cfg.pool_size = cfg->per_worker * r->depth;   /* every worker can hold its depth */
+    cfg = &r->cfg;
     r->alloc = cfg->allocator ? *cfg->allocator : (struct stream_allocator){ default_alloc, default_free, NULL };
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->slot_cv, NULL);
@@ -402,17 +505,7 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
 
     r->ctx = zmq_ctx_new();
     if (!r->ctx) { st = FAIL(STATUS_ZMQ, "stream: zmq_ctx_new: %s", zmq_strerror(zmq_errno())); goto fail; }
-    r->sock = zmq_socket(r->ctx, ZMQ_PULL);
-    if (!r->sock) { st = FAIL(STATUS_ZMQ, "stream: zmq_socket: %s", zmq_strerror(zmq_errno())); goto fail; }
-    int linger = 0, hwm = r->cfg.rcvhwm;
-    int64_t maxmsg = (int64_t)(r->pixels_cap > WIRE_HEADER_SIZE ? r->pixels_cap : WIRE_HEADER_SIZE);
-    zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(r->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(r->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if ((st = stream_socket_attach(r->sock, cfg->endpoint, !cfg->connect, "stream", r->endpoint,
-                                   sizeof r->endpoint)) != STATUS_OK)
-        goto fail;
-    if (!cfg->connect && !(r->bound = strdup(cfg->endpoint))) { st = FAIL(STATUS_NOMEM, "stream: endpoints"); goto fail; }
+    if ((st = open_sockets(r)) != STATUS_OK) goto fail;
     if (pthread_create(&r->thread, NULL, receive_thread, r) != 0) { st = FAIL(STATUS_NOMEM, "stream: pthread_create"); goto fail; }
     r->thread_started = 1;
     *out = r;
@@ -422,25 +515,41 @@ fail:
     return st;
 }
 
-status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out, int timeout_ms)
+/* Position in the ready queue of the oldest batch from worker (any: -1), or -1. */
+static int ready_find(const struct stream_receiver *r, int worker)
+{
+    for (int k = 0; k < r->nready; k++) {
+        int slot = r->ready[(r->ready_head + k) % r->cfg.pool_size];
+        if (worker < 0 || r->slots[slot].header.worker == worker) return k;
+    }
+    return -1;
+}
+
+static status next_common(struct stream_receiver *r, int worker, struct stream_batch **out, int timeout_ms)
 {
     *out = NULL;
     double t0 = log_now();
     struct timespec ts;
     if (timeout_ms >= 0) abs_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&r->mu);
-    while (r->nready == 0 && !r->dead) {
+    int k;
+    while ((k = ready_find(r, worker)) < 0 && !r->dead) {
         if (timeout_ms < 0) pthread_cond_wait(&r->ready_cv, &r->mu);
         else if (pthread_cond_timedwait(&r->ready_cv, &r->mu, &ts) == ETIMEDOUT) break;
     }
     status st = STATUS_OK;
-    if (r->nready > 0) {
-        int slot = r->ready[r->ready_head];
-        r->ready_head = (r->ready_head + 1) % r->cfg.pool_size;
+    if (k >= 0) {
+        int pool = r->cfg.pool_size;
+        *out = &r->slots[r->ready[(r->ready_head + k) % pool]];
+        for (int j = k; j > 0; j--)        /* close the gap: the older ones move up one */
+            r->ready[(r->ready_head + j) % pool] = r->ready[(r->ready_head + j - 1) % pool];
+        r->ready_head = (r->ready_head + 1) % pool;
         r->nready--;
-        *out = &r->slots[slot];
     } else if (r->dead) {
         st = FAIL(STATUS_ZMQ, "%s", r->dead_msg);
+    } else if (worker >= 0) {
+        st = FAIL(STATUS_TIMEOUT, "stream: no batch from worker %d within %d ms on %s", worker, timeout_ms,
+                  r->endpoint);
     } else {
         st = FAIL(STATUS_TIMEOUT, "stream: no batch within %d ms on %s", timeout_ms, r->endpoint);
     }
@@ -448,6 +557,22 @@ status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out
     pthread_mutex_unlock(&r->mu);
     return st;
 }
+
+status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out, int timeout_ms)
+{
+    return next_common(r, -1, out, timeout_ms);
+}
+
+status stream_receiver_next_from(struct stream_receiver *r, int worker, struct stream_batch **out, int timeout_ms)
+{
+    if (!r->per_worker || worker < 0 || worker >= r->nsocks) {
+        *out = NULL;
+        return FAIL(STATUS_USAGE, "stream: next_from(%d) needs a per-worker receiver with that worker", worker);
+    }
+    return next_common(r, worker, out, timeout_ms);
+}
+
+int stream_receiver_per_worker(const struct stream_receiver *r) { return r->per_worker ? r->nsocks : 0; }
 
 void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b)
 {
@@ -457,6 +582,7 @@ void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b)
     ASSERT(r->nfree < r->cfg.pool_size);
     close_pix(r, b->slot_);
     r->free_stack[r->nfree++] = b->slot_;
+    if (r->per_worker) r->held[b->header.worker]--;
     pthread_cond_signal(&r->slot_cv);
     pthread_mutex_unlock(&r->mu);
 }
@@ -492,10 +618,13 @@ void stream_receiver_free(struct stream_receiver **rp)
     }
     if (r->pix_msgs)
         for (int i = 0; i < r->cfg.pool_size; i++) close_pix(r, i);
-    if (r->sock) zmq_close(r->sock);
+    for (int i = 0; r->socks && i < r->nsocks; i++)
+        if (r->socks[i]) zmq_close(r->socks[i]);
     if (r->ctx) zmq_ctx_term(r->ctx);
     unlink_ipc_files(r->bound);
     free(r->bound);
+    free(r->socks);
+    free(r->held);
     if (r->buffers)
         for (int i = 0; i < r->cfg.pool_size; i++)
             if (r->buffers[i]) r->alloc.free(r->buffers[i], r->slot_bytes, r->alloc.ctx);

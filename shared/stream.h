@@ -2,7 +2,8 @@
  * stream.h — the receiving side of the batch stream (used by the trainer,
  * eval, and anything else that consumes `deeper augment` workers).
  *
- * A receiver owns one ZeroMQ PULL socket (bound by default, or connected),
+ * A receiver owns one ZeroMQ PULL socket (bound by default, or connected;
+ * or one per worker, see per_worker),
  * a fixed pool of `pool_size` batch buffers allocated once at start (by a
  * caller-supplied allocator, so the CUDA trainer can hand out pinned host
  * memory), and a receive thread.  The thread takes a free buffer, receives the
@@ -77,6 +78,14 @@ struct stream_config {
                                the pool then holds only labels/ids and the allocator does
                                not hold pixels); 0 (default): pixels copied into the pool */
     int log_drops;          /* log the first N drops (default 5) */
+    int per_worker;         /* W > 0: W local workers consumed in a fixed order: one PULL socket
+                               per worker, at stream_worker_endpoint(endpoint, i) (ipc:// or
+                               inproc://); a worker's batches are read only while fewer than
+                               per_worker_depth of them are held, so a worker that runs ahead
+                               of the one the consumer waits for is stopped by its own socket's
+                               high-water mark and memory stays bounded.  Take batches with
+                               stream_receiver_next_from.  0 (default): one socket, any order */
+    int per_worker_depth;   /* batches held per worker (default 2); pool_size >= W x depth */
 };
 
 /* A config with defaults filled in (endpoint NULL; set shape and max_n). */
@@ -125,6 +134,17 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
  * *out set (borrowed; give back with stream_receiver_release), STATUS_TIMEOUT,
  * or STATUS_ZMQ if the receive thread died (message says why). */
 status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out, int timeout_ms);
+
+/* per_worker receivers: the oldest batch of one worker (same results as
+ * stream_receiver_next otherwise).  STATUS_USAGE for any other receiver. */
+status stream_receiver_next_from(struct stream_receiver *r, int worker, struct stream_batch **out, int timeout_ms);
+
+/* W for a per_worker receiver, 0 otherwise. */
+int stream_receiver_per_worker(const struct stream_receiver *r);
+
+/* "<base>-w<worker>": worker's endpoint in per_worker mode (STATUS_USAGE if
+ * it does not fit in size). */
+status stream_worker_endpoint(const char *base, int worker, char *buf, size_t size);
 
 /* Return a batch's buffer to the pool. */
 void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b);

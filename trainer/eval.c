@@ -157,7 +157,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     snprintf(is, sizeof is, "%d", meta.image_size);
     const char *common[] = { "--data_dir", c->data_dir, "--subset", c->subset, "--eval", "--num_passes", "1", "--batch_size", bs,
                              "--image_size", is, NULL };
-    if ((st = workers_start(&workers, exe, common, W, endpoint, NULL, NULL)) != STATUS_OK) goto done;
+    if ((st = workers_start(&workers, exe, common, W, endpoint, 0, NULL, NULL)) != STATUS_OK) goto done;
 
     if ((st = idset_init(&seen, sub->count)) != STATUS_OK) goto done;
     probs = malloc((size_t)c->batch_size * (size_t)classes * sizeof(float));

@@ -5,17 +5,20 @@
  * batches arrive depends on timing.  For a reproducible run (and an exact
  * resume) the trainer consumes them in a fixed order instead: global batch k
  * is worker (k mod W)'s batch number (k div W), identified by the header's
- * (worker, seq).  Batches that arrive early are copied out of the
- * receiver's pool into the feed's own reorder slots (so the receiver never
- * starves); batches with a seq below the one expected (a respawned worker
- * replaying its stream from the start, a duplicate) are dropped.
+ * (worker, seq).  The ordered feed needs a per_worker receiver (stream.h):
+ * each worker has its own socket and the feed takes the next batch from the
+ * worker whose turn it is (stream_receiver_next_from), so a worker that runs
+ * ahead of a slow or restarting one is held back by its own socket, never
+ * buffered without bound.  Batches with a seq below the one expected (a
+ * respawned worker replaying, a duplicate) are dropped; a seq above it (batches
+ * lost with a dead worker's connection) is taken with a warning.
  *
  * Resume: feed_new(start_position = P) expects worker w's next seq to be
  * feed_first_seq(P, W, w); a worker that restarts its numbering at 0 simply
  * has its first batches skipped, so resuming is exact either way.
  *
  * With `ordered` = 0 (remote workers via --listen, where W is not known),
- * batches are taken in arrival order.
+ * batches are taken in arrival order from a plain receiver.
  */
 #ifndef DEEPER_FEED_H
 #define DEEPER_FEED_H
@@ -44,14 +47,14 @@ static inline uint64_t feed_first_seq(int64_t position, int num_workers, int w)
     return position > w ? (uint64_t)((position - w + num_workers - 1) / num_workers) : 0;
 }
 
-/* r is borrowed.  max_slots bounds the reorder buffer (in batches). */
+/* r is borrowed; ordered needs r to be a per_worker receiver of num_workers. */
 status feed_new(struct feed **out, struct stream_receiver *r, int num_workers, int ordered,
-                int64_t start_position, int max_slots, int batch, int h, int w, int c);
+                int64_t start_position, int batch, int h, int w, int c);
 /* As feed_new, with the buffers of the batches handed out (pixels and
  * labels) taken from `alloc` (e.g. pinned host memory, so GPU uploads are
  * one DMA); NULL: malloc.  alloc is copied; its ctx must outlive the feed. */
 status feed_new_alloc(struct feed **out, struct stream_receiver *r, int num_workers, int ordered,
-                      int64_t start_position, int max_slots, int batch, int h, int w, int c,
+                      int64_t start_position, int batch, int h, int w, int c,
                       const struct stream_allocator *alloc);
 void feed_free(struct feed **f);
 
@@ -67,7 +70,7 @@ int64_t feed_position(const struct feed *f);
 uint64_t feed_expected_seq(const struct feed *f, int w);
 /* Batches dropped as stale or duplicate. */
 uint64_t feed_dropped(const struct feed *f);
-/* Batches waiting in the reorder buffer plus the receiver's queue. */
+/* Batches waiting in the receiver. */
 int feed_depth(struct feed *f);
 
 #endif

@@ -349,13 +349,16 @@ status train_run(const struct train_config *c)
     else {
         const char *tmp = getenv("TMPDIR");
         if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
-        snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-train-%d.ipc", tmp, (int)getpid());
+        snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-train-%d", tmp, (int)getpid());
     }
+    /* local workers: one socket each (ipc://.../deeper-train-PID-wI), consumed in a fixed order */
+    int ordered = W > 0 && !c->listen;
     sc.endpoint = endpoint;
     sc.max_n = (uint32_t)c->batch_size;
     sc.h = sc.w = (uint32_t)image_size;
     sc.c = (uint32_t)data_c;
     sc.pool_size = 2 * (W > 0 ? W : 2) + 2;
+    sc.per_worker = ordered ? W : 0;
     sc.num_classes = classes;
     if ((st = stream_receiver_new(&sc, &rx)) != STATUS_OK) goto done;
     const struct stream_allocator *feed_alloc = NULL;
@@ -365,7 +368,7 @@ status train_run(const struct train_config *c)
     static const struct stream_allocator pinned = { pinned_alloc, pinned_free, NULL };
     if (on_gpu) feed_alloc = &pinned;
 #endif
-    if ((st = feed_new_alloc(&feed, rx, W, W > 0, position, 2 * (W > 0 ? W : 1) + 2, c->batch_size, image_size,
+    if ((st = feed_new_alloc(&feed, rx, W, ordered, position, c->batch_size, image_size,
                              image_size, data_c, feed_alloc)) != STATUS_OK)
         goto done;
 
@@ -387,7 +390,8 @@ status train_run(const struct train_config *c)
         common[nc] = NULL;
         wargs.W = W;
         wargs.position = position;
-        if ((st = workers_start(&workers, exe, common, W, endpoint, worker_extra, &wargs)) != STATUS_OK) goto done;
+        if ((st = workers_start(&workers, exe, common, W, endpoint, ordered, worker_extra, &wargs)) != STATUS_OK)
+            goto done;
         wargs.feed = feed;
         ic.w = workers;
         ic.feed = feed;

@@ -21,6 +21,7 @@
 
 #include "shared/log.h"
 #include "shared/signals.h"
+#include "shared/stream.h"
 
 struct workers {
     int n;
@@ -29,6 +30,7 @@ struct workers {
     char **common;
     int ncommon;
     char *endpoint;
+    int per_worker;             /* worker i connects to stream_worker_endpoint(endpoint, i) */
     workers_extra_fn extra;
     void *ctx;
     int restarts;
@@ -67,7 +69,14 @@ static status spawn_one(struct workers *w, int i)
     for (int k = 0; k < w->ncommon; k++) argv[argc++] = w->common[k];
     argv[argc++] = "--worker"; argv[argc++] = idx;
     argv[argc++] = "--num_workers"; argv[argc++] = num;
-    argv[argc++] = "--connect"; argv[argc++] = w->endpoint;
+    char ep[1024];
+    if (w->per_worker) {
+        status st = stream_worker_endpoint(w->endpoint, i, ep, sizeof ep);
+        if (st != STATUS_OK) { free(argv); return st; }
+    } else {
+        snprintf(ep, sizeof ep, "%s", w->endpoint);
+    }
+    argv[argc++] = "--connect"; argv[argc++] = ep;
     for (int k = 0; k < nextra; k++) argv[argc++] = (char *)extra[k];
     argv[argc] = NULL;
     pid_t parent = getpid();
@@ -87,12 +96,13 @@ static status spawn_one(struct workers *w, int i)
 }
 
 status workers_start(struct workers **out, const char *exe, const char *const *common, int n,
-                     const char *endpoint, workers_extra_fn extra, void *ctx)
+                     const char *endpoint, int per_worker, workers_extra_fn extra, void *ctx)
 {
     *out = NULL;
     struct workers *w = calloc(1, sizeof(*w));
     if (!w) return FAIL(STATUS_NOMEM, "out of memory");
     w->n = n;
+    w->per_worker = per_worker;
     w->extra = extra;
     w->ctx = ctx;
     w->pid = calloc((size_t)(n ? n : 1), sizeof(pid_t));

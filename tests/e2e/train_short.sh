@@ -85,6 +85,6 @@ for bad in "--label_smoothing 1.5" "--dropout_keep_prob 1.2" "--dropout_keep_pro
 done
 
 # train and eval bound ipc:// sockets in $TMPDIR; none of their files may be left behind
-left=$(ls "$TMPDIR"/deeper-train-*.ipc "$TMPDIR"/deeper-eval-*.ipc 2>/dev/null || true)
+left=$(ls -d "$TMPDIR"/deeper-train-* "$TMPDIR"/deeper-eval-* 2>/dev/null || true)
 [ -z "$left" ] || { echo "ipc socket files left behind: $left"; exit 1; }
 echo ok

@@ -31,7 +31,7 @@ test $rc -eq 0
 grep -q "saved checkpoint" sig.log
 ls run/model.ckpt-*.safetensors
 for k in $kids; do if kill -0 "$k" 2>/dev/null; then echo "worker $k still running"; exit 1; fi; done
-! ls "$TMPDIR"/deeper-train-*.ipc 2>/dev/null   # the stopped trainer removed its socket file
+! ls -d "$TMPDIR"/deeper-train-* 2>/dev/null   # the stopped trainer removed its socket files
 step=$(sed -E 's/.*model.ckpt-([0-9]+).*/\1/' run/checkpoint | head -1)
 test "$step" -ge 3
 
