@@ -40,7 +40,8 @@ static void send_batch(struct sender *s, int worker, uint64_t seq)
     cr_assert_eq(sender_send(s, b, NULL), STATUS_OK, "%s", status_msg());
 }
 
-static struct sender *worker_sender(const char *base, int worker, int sndhwm)
+/* a sender playing worker `worker`: connects to that worker's own endpoint */
+static struct sender *worker_sender(const char *base, int worker, int sndhwm, int side, int c)
 {
     char ep[160];
     cr_assert_eq(stream_worker_endpoint(base, worker, ep, sizeof ep), STATUS_OK);
@@ -49,7 +50,7 @@ static struct sender *worker_sender(const char *base, int worker, int sndhwm)
     cfg.sndhwm = sndhwm;
     cfg.pool = sndhwm + 8;
     cfg.linger_ms = 1000;
-    cfg.max_n = B; cfg.h = S; cfg.w = S; cfg.c = C;
+    cfg.max_n = B; cfg.h = (uint32_t)side; cfg.w = (uint32_t)side; cfg.c = (uint32_t)c;
     struct sender *s;
     cr_assert_eq(sender_new(&cfg, &s), STATUS_OK, "%s", status_msg());
     return s;
@@ -74,7 +75,7 @@ Test(feed, round_robin_order_resume_and_stale_drop)
     struct feed *f;
     cr_assert_eq(feed_new(&f, rx, 2, 1, 5, B, S, S, C), STATUS_OK, "%s", status_msg());
 
-    struct sender *s0 = worker_sender(ep, 0, 8), *s1 = worker_sender(ep, 1, 8);
+    struct sender *s0 = worker_sender(ep, 0, 8, S, C), *s1 = worker_sender(ep, 1, 8, S, C);
     for (uint64_t q = 2; q < 6; q++) send_batch(s1, 1, q);        /* worker 1 runs ahead */
     send_batch(s0, 0, 1);                                          /* stale */
     send_batch(s0, 0, 2);                                          /* stale */
@@ -124,20 +125,6 @@ static void *run_ahead(void *arg)
     return NULL;
 }
 
-static struct sender *big_sender(const char *base, int worker)
-{
-    char ep[160];
-    cr_assert_eq(stream_worker_endpoint(base, worker, ep, sizeof ep), STATUS_OK);
-    struct sender_config cfg = { 0 };
-    cfg.endpoint = ep;
-    cfg.sndhwm = 2;
-    cfg.linger_ms = 1000;
-    cfg.max_n = B; cfg.h = AS; cfg.w = AS; cfg.c = AC;
-    struct sender *s;
-    cr_assert_eq(sender_new(&cfg, &s), STATUS_OK, "%s", status_msg());
-    return s;
-}
-
 Test(feed, a_worker_ahead_is_held_back_by_its_socket)
 {
     char ep[128];
@@ -151,8 +138,8 @@ Test(feed, a_worker_ahead_is_held_back_by_its_socket)
     cr_assert_eq(stream_receiver_new(&sc, &rx), STATUS_OK, "%s", status_msg());
     struct feed *f;
     cr_assert_eq(feed_new(&f, rx, 2, 1, 0, B, AS, AS, AC), STATUS_OK, "%s", status_msg());
-    struct runner r = { .s = big_sender(ep, 1) };
-    struct sender *s0 = big_sender(ep, 0);
+    struct runner r = { .s = worker_sender(ep, 1, 2, AS, AC) };
+    struct sender *s0 = worker_sender(ep, 0, 2, AS, AC);
     pthread_t th;
     pthread_create(&th, NULL, run_ahead, &r);
     /* the feed wants worker 0's batch 0; worker 0 stays silent for 1.5 s */
