@@ -80,6 +80,17 @@ static status shard_lmdb_fail(int rc, const char *path, const char *what)
 #define SHARD_RECORD_SLACK(psize) ((size_t)(psize) + 64)
 #define SHARD_TXN_SLACK ((size_t)2 << 20)    /* freelist, meta, leaf copies */
 
+/* The value reserved last: added to the content checksum once the caller
+ * has filled it (at the writer's next call). */
+struct shard_pending {
+    int on;
+    uint64_t key;
+    const uint8_t *val;
+    size_t len;
+    int have_crc;            /* the caller gave the value's CRC: no pass over the bytes */
+    uint32_t crc;
+};
+
 struct shard_writer {
     char *path;
     MDB_env *env;
@@ -185,20 +196,19 @@ static void shard_writer_stream(struct shard_writer *w)
 
 /* Add the value reserved last to the content checksum (its bytes are final:
  * the caller fills a value before its next call on the writer). */
-void shard_pending_settle(struct shard_pending *p, uint32_t *checksum)
+static void shard_writer_settle(struct shard_writer *w)
 {
+    struct shard_pending *p = &w->pending;
     if (!p->on) return;
     if (p->have_crc) {      /* the caller knows the value's CRC: no second pass over it */
         uint8_t k[8];
         shard_key_encode(p->key, k);
-        *checksum = crc32c_combine(crc32c_update(*checksum, k, 8), p->crc, p->len);
+        w->checksum = crc32c_combine(crc32c_update(w->checksum, k, 8), p->crc, p->len);
     } else {
-        *checksum = shard_checksum_update(*checksum, p->key, p->val, p->len);
+        w->checksum = shard_checksum_update(w->checksum, p->key, p->val, p->len);
     }
     p->on = 0;
 }
-
-static void shard_writer_settle(struct shard_writer *w) { shard_pending_settle(&w->pending, &w->checksum); }
 
 /* Start the write transaction of a batch whose first value has `len` bytes,
  * growing the map first so that the whole batch fits: LMDB cannot grow the
@@ -231,8 +241,8 @@ static status shard_writer_begin(struct shard_writer *w, size_t len)
 
 status shard_writer_flush(struct shard_writer *w)
 {
-    if (w->direct) return shard_direct_flush(w->direct);
     shard_writer_settle(w);
+    if (w->direct) return shard_direct_flush(w->direct);
     if (!w->txn) return STATUS_OK;
     int rc = mdb_txn_commit(w->txn);          /* frees the txn whatever it returns */
     w->txn = NULL;
@@ -254,13 +264,9 @@ status shard_writer_flush(struct shard_writer *w)
     return STATUS_OK;
 }
 
-status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf)
+/* liblmdb engine: the value's room in the open write transaction */
+static status lmdb_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf)
 {
-    if (w->direct) return shard_direct_reserve(w->direct, key, len, buf);
-    if (w->have_last && key <= w->last_key)
-        return FAIL(STATUS_STATE, "%s: key %llu after %llu: keys must ascend", w->path,
-                    (unsigned long long)key, (unsigned long long)w->last_key);
-    shard_writer_settle(w);
     if (w->txn && w->nent > 0 &&
         (w->nent >= w->opts.batch_records || w->txn_bytes + len > w->opts.batch_bytes ||
          w->txn_bytes + (w->nent + 1) * SHARD_RECORD_SLACK(w->psize) + len + SHARD_TXN_SLACK > w->txn_room))
@@ -280,32 +286,18 @@ status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, vo
     }
     w->nent++;
     w->txn_bytes += len;
-    w->pending = (struct shard_pending){ .on = 1, .key = key, .val = mv.mv_data, .len = len };
-    w->pending_prev_have = w->have_last;
-    w->pending_prev_key = w->last_key;
-    w->have_last = 1;
-    w->last_key = key;
     *buf = mv.mv_data;
     return STATUS_OK;
 }
 
-void shard_writer_value_crc(struct shard_writer *w, uint32_t crc)
+/* liblmdb engine: delete the value reserved last from the transaction */
+static status lmdb_unreserve(struct shard_writer *w)
 {
-    if (w->direct) { shard_direct_value_crc(w->direct, crc); return; }
-    ASSERT(w->pending.on);
-    w->pending.crc = crc;
-    w->pending.have_crc = 1;
-}
-
-status shard_writer_unreserve(struct shard_writer *w)
-{
-    if (w->direct) return shard_direct_unreserve(w->direct);
-    ASSERT(w->pending.on && w->txn && w->nent > 0);
+    ASSERT(w->txn && w->nent > 0);
     uint8_t k[8];
     shard_key_encode(w->pending.key, k);
     MDB_val mk = { 8, k };
     int rc = mdb_del(w->txn, w->dbi, &mk, NULL);
-    w->pending.on = 0;
     if (rc) {
         mdb_txn_abort(w->txn);
         w->txn = NULL;
@@ -313,6 +305,40 @@ status shard_writer_unreserve(struct shard_writer *w)
     }
     w->nent--;
     w->txn_bytes -= w->pending.len;
+    return STATUS_OK;
+}
+
+/* Key order, the checksum and what unreserve restores are kept here for
+ * both engines; the engine only finds room for the value. */
+status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf)
+{
+    if (w->have_last && key <= w->last_key)
+        return FAIL(STATUS_STATE, "%s: key %llu after %llu: keys must ascend", w->path,
+                    (unsigned long long)key, (unsigned long long)w->last_key);
+    shard_writer_settle(w);
+    void *dst;
+    TRY(w->direct ? shard_direct_reserve(w->direct, key, len, &dst) : lmdb_reserve(w, key, len, &dst));
+    w->pending = (struct shard_pending){ .on = 1, .key = key, .val = dst, .len = len };
+    w->pending_prev_have = w->have_last;
+    w->pending_prev_key = w->last_key;
+    w->have_last = 1;
+    w->last_key = key;
+    *buf = dst;
+    return STATUS_OK;
+}
+
+void shard_writer_value_crc(struct shard_writer *w, uint32_t crc)
+{
+    ASSERT(w->pending.on);
+    w->pending.crc = crc;
+    w->pending.have_crc = 1;
+}
+
+status shard_writer_unreserve(struct shard_writer *w)
+{
+    ASSERT(w->pending.on);
+    w->pending.on = 0;
+    TRY(w->direct ? shard_direct_unreserve(w->direct, w->pending.len) : lmdb_unreserve(w));
     w->have_last = w->pending_prev_have;        /* the key may be used again */
     w->last_key = w->pending_prev_key;
     return STATUS_OK;
@@ -329,8 +355,10 @@ status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, s
 status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *checksum)
 {
     if (w->direct) {
-        status st = shard_direct_close(w->direct, records, checksum);
+        shard_writer_settle(w);
+        status st = shard_direct_close(w->direct, records);
         w->direct = NULL;
+        if (st == STATUS_OK && checksum) *checksum = w->checksum;
         shard_writer_free(w);
         return st;
     }
@@ -382,6 +410,7 @@ struct shard_txn {
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_cursor *peek;           /* opened on first use: finds the record after the cursor's */
+    const void *ahead;          /* the value next() last prefetched for the following call */
     int positioned;
 };
 
@@ -523,7 +552,6 @@ static status shard_txn_out(struct shard_txn *t, const MDB_val *mk, const MDB_va
     if (mk->mv_size != 8)
         return FAIL(STATUS_CORRUPT, "%s: key of %zu bytes (expected 8)", t->r->path, mk->mv_size);
     if (key) *key = shard_key_decode(mk->mv_data);
-    if (val) shard_value_prefetch(mv->mv_data, mv->mv_size);
     if (val) *val = mv->mv_data;
     if (len) *len = mv->mv_size;
     return STATUS_OK;
@@ -544,15 +572,19 @@ status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size
     if (rc == MDB_NOTFOUND) return FAIL(STATUS_NOT_FOUND, "%s: end of shard", t->r->path);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_cursor_get");
     t->positioned = 1;
-    /* a scan of big records: start reading the next one while this one is used */
-    if (val && mv.mv_size >= SHARD_PREFETCH_MIN && mk.mv_size == 8 &&
-        (t->peek || mdb_cursor_open(t->txn, t->r->dbi, &t->peek) == 0)) {
+    /* a scan of big records: start reading the next one while this one is
+     * used (this one was started by the previous call, unless it was the first) */
+    if (val && mv.mv_size >= SHARD_PREFETCH_MIN && mk.mv_size == 8) {
+        if (mv.mv_data != t->ahead) shard_value_prefetch(mv.mv_data, mv.mv_size);
         uint64_t id = shard_key_decode(mk.mv_data);
         uint8_t k[8];
         shard_key_encode(id + 1, k);
         MDB_val pk = { 8, k }, pv;
-        if (id != UINT64_MAX && mdb_cursor_get(t->peek, &pk, &pv, MDB_SET_RANGE) == 0)
+        if (id != UINT64_MAX && (t->peek || mdb_cursor_open(t->txn, t->r->dbi, &t->peek) == 0) &&
+            mdb_cursor_get(t->peek, &pk, &pv, MDB_SET_RANGE) == 0) {
             shard_value_prefetch(pv.mv_data, pv.mv_size);
+            t->ahead = pv.mv_data;
+        }
     }
     return shard_txn_out(t, &mk, &mv, key, val, len);
 }
@@ -567,6 +599,7 @@ status shard_txn_seek(struct shard_txn *t, uint64_t key, uint64_t *found, const 
                                         (unsigned long long)key);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_cursor_get");
     t->positioned = 1;
+    if (val) shard_value_prefetch(mv.mv_data, mv.mv_size);
     return shard_txn_out(t, &mk, &mv, found, val, len);
 }
 

@@ -91,13 +91,9 @@ struct shard_direct {
     uint16_t depth;
     uint64_t root;
 
-    /* last reservation (for unreserve and the checksum) */
-    struct shard_pending pending;
+    /* the last reservation, for unreserve */
     int last_big;
     uint64_t last_npages;
-    int have_last, prev_have_last;
-    uint64_t last_key, prev_last_key;
-    uint32_t checksum;
 };
 
 /* ------------------------------------------------------------ page bytes */
@@ -400,11 +396,7 @@ fail:
 
 status shard_direct_reserve(struct shard_direct *d, uint64_t key, size_t len, void **buf)
 {
-    if (d->have_last && key <= d->last_key)
-        return FAIL(STATUS_STATE, "%s: key %llu after %llu: keys must ascend", d->path, (unsigned long long)key,
-                    (unsigned long long)d->last_key);
     if (len > 0xffffffffu) return FAIL(STATUS_TOO_BIG, "%s: a value of %zu bytes is over LMDB's 4 GiB", d->path, len);
-    shard_pending_settle(&d->pending, &d->checksum);
     int big = len > SHARD_DIRECT_MAX_INLINE;
     unsigned nsize = LM_EVEN(LM_NODESIZE + 8 + (big ? 8u : (unsigned)len));
     int full = leaf_lower(d) + 2 + nsize > d->leaf_upper || (d->max_leaf_keys && d->leaf_n >= d->max_leaf_keys);
@@ -438,30 +430,17 @@ status shard_direct_reserve(struct shard_direct *d, uint64_t key, size_t len, vo
     d->entries++;
     d->last_big = big;
     d->last_npages = npages;
-    d->prev_have_last = d->have_last;
-    d->prev_last_key = d->last_key;
-    d->have_last = 1;
-    d->last_key = key;
-    d->pending = (struct shard_pending){ .on = 1, .key = key, .val = val, .len = len };
     *buf = val;
     return STATUS_OK;
 }
 
-void shard_direct_value_crc(struct shard_direct *d, uint32_t crc)
+status shard_direct_unreserve(struct shard_direct *d, size_t len)
 {
-    ASSERT(d->pending.on);
-    d->pending.crc = crc;
-    d->pending.have_crc = 1;
-}
-
-status shard_direct_unreserve(struct shard_direct *d)
-{
-    ASSERT(d->pending.on && d->leaf_n > 0);
-    d->pending.on = 0;
+    ASSERT(d->leaf_n > 0);
     unsigned idx = d->leaf_n - 1;
     uint16_t ofs;
     memcpy(&ofs, d->leaf + LM_PAGEHDRSZ + 2 * idx, 2);
-    unsigned nsize = LM_EVEN(LM_NODESIZE + 8 + (d->last_big ? 8u : (unsigned)d->pending.len));
+    unsigned nsize = LM_EVEN(LM_NODESIZE + 8 + (d->last_big ? 8u : (unsigned)len));
     memset(d->leaf + ofs, 0, nsize);
     memset(d->leaf + LM_PAGEHDRSZ + 2 * idx, 0, 2);
     d->leaf_upper = ofs + nsize;
@@ -475,16 +454,10 @@ status shard_direct_unreserve(struct shard_direct *d)
         d->overflow_pages -= d->last_npages;
     }
     d->entries--;
-    d->have_last = d->prev_have_last;
-    d->last_key = d->prev_last_key;
     return STATUS_OK;
 }
 
-status shard_direct_flush(struct shard_direct *d)
-{
-    shard_pending_settle(&d->pending, &d->checksum);
-    return stream_drain(d);
-}
+status shard_direct_flush(struct shard_direct *d) { return stream_drain(d); }
 
 static status write_metas(struct shard_direct *d)
 {
@@ -526,9 +499,8 @@ static status write_metas(struct shard_direct *d)
     return err ? io_fail(d, err, "writing the meta pages") : STATUS_OK;
 }
 
-status shard_direct_close(struct shard_direct *d, uint64_t *records, uint32_t *checksum)
+status shard_direct_close(struct shard_direct *d, uint64_t *records)
 {
-    shard_pending_settle(&d->pending, &d->checksum);
     status st = leaf_emit(d);
     if (st == STATUS_OK && d->nlv > 0) {
         d->depth = 1;
@@ -541,7 +513,6 @@ status shard_direct_close(struct shard_direct *d, uint64_t *records, uint32_t *c
     if (st == STATUS_OK) {
         if (!d->odirect) (void)posix_fadvise(d->fd, 0, 0, POSIX_FADV_DONTNEED);   /* synced: clean, droppable */
         if (records) *records = d->entries;
-        if (checksum) *checksum = d->checksum;
     }
     shard_direct_free(d);
     return st;

@@ -44,26 +44,15 @@
 #define SHARD_DIRECT_PSIZE 4096u
 #define SHARD_DIRECT_MAX_INLINE 2022u
 
-/* The value reserved last: added to the content checksum once the caller
- * has filled it (at the writer's next call).  Both writers use it. */
-struct shard_pending {
-    int on;
-    uint64_t key;
-    const uint8_t *val;
-    size_t len;
-    int have_crc;            /* the caller gave the value's CRC: no pass over the bytes */
-    uint32_t crc;
-};
-void shard_pending_settle(struct shard_pending *p, uint32_t *checksum);
-
 struct shard_direct;
 
 status shard_direct_open(const char *path, const struct shard_writer_opts *o, struct shard_direct **out);
+/* Key order, the content checksum and unreserve's bookkeeping are the
+ * caller's (shard.c does them for both engines): these only place values. */
 status shard_direct_reserve(struct shard_direct *d, uint64_t key, size_t len, void **buf);
-void shard_direct_value_crc(struct shard_direct *d, uint32_t crc);
-status shard_direct_unreserve(struct shard_direct *d);
+status shard_direct_unreserve(struct shard_direct *d, size_t len);   /* the value reserved last, len bytes */
 status shard_direct_flush(struct shard_direct *d);
-status shard_direct_close(struct shard_direct *d, uint64_t *records, uint32_t *checksum);   /* frees d */
+status shard_direct_close(struct shard_direct *d, uint64_t *records);   /* frees d */
 void shard_direct_free(struct shard_direct *d);
 uint64_t shard_direct_count(const struct shard_direct *d);
 size_t shard_direct_file_size(const struct shard_direct *d);

@@ -33,8 +33,8 @@
 
 #include "shared/crc32c.h"
 #include "shared/log.h"
-#include "shared/signals.h"
 #include "shared/manifest.h"
+#include "shared/signals.h"
 #include "shared/stream.h"
 #include "shared/tfevents.h"
 #include "trainer/checkpoint.h"
