@@ -76,6 +76,9 @@ struct st_file;
 status safetensors_open(struct st_file **out, const char *path);
 void safetensors_close(struct st_file **f);
 
+/* The path the file was opened with (borrowed). */
+const char *safetensors_path(const struct st_file *f);
+
 int safetensors_count(const struct st_file *f);
 /* The i-th tensor in data-offset order (0 <= i < count).  Borrowed. */
 const struct st_tensor *safetensors_at(const struct st_file *f, int i);

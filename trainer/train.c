@@ -227,6 +227,8 @@ status train_run(const struct train_config *c)
 
     /* before any thread exists (backend pool, ZeroMQ, receiver): see shared/signals.h */
     if ((st = signals_watch(&g_stop)) != STATUS_OK) return st;
+    /* until the stream starts nothing is saved: a stop ends the process at once */
+    signals_stop_now("deeper train", "loading");
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *train = manifest_subset_find(man, "train");
     if (!train || train->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no train subset", c->data_dir); goto done; }
@@ -254,8 +256,7 @@ status train_run(const struct train_config *c)
         int64_t ck_step;
         st = checkpoint_latest(c->train_dir, &ckpt_path, &ck_step);
         if (st == STATUS_OK) {
-            if ((st = safetensors_open(&ck, ckpt_path)) != STATUS_OK) goto done;
-            if ((st = checkpoint_meta_read(ck, &meta)) != STATUS_OK) goto done;
+            if ((st = checkpoint_open(ckpt_path, &ck, &meta)) != STATUS_OK) goto done;
             if (strcmp(meta.model, c->model) != 0) {
                 st = FAIL(STATUS_USAGE, "%s holds model %s, not %s (use --fresh or another --train_dir)",
                           ckpt_path, meta.model, c->model);
@@ -342,7 +343,8 @@ status train_run(const struct train_config *c)
         goto done;
     }
 
-    /* the stream */
+    /* the stream; from here on a stop is taken at the next step, after saving */
+    signals_stop_now(NULL, NULL);
     int W = c->num_preprocess_threads;
     struct stream_config sc = stream_config_default();
     if (c->listen) snprintf(endpoint, sizeof endpoint, "%s", c->listen);
@@ -506,6 +508,7 @@ status train_run(const struct train_config *c)
         log_info("done: step %" PRId64 " in %.1f s", ts->step, log_now() - t_start);
     }
 done:
+    signals_stop_now(NULL, NULL);
     workers_stop(&workers);
     feed_free(&feed);
     stream_receiver_free(&rx);
