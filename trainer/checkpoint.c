@@ -304,8 +304,8 @@ status checkpoint_meta_read(const struct st_file *f, struct ckpt_meta *m)
         return FAIL(STATUS_FORMAT, "%s: __metadata__.format is not \"deeper-checkpoint\"", path);
     TRY(meta_int(f, "format_version", 0, 1, 1000, 1, &v));
     if (v > atoi(CKPT_FORMAT_VERSION))
-        return FAIL(STATUS_UNSUPPORTED, "%s: checkpoint format_version %" PRId64 " is newer than this program reads (%s)",
-                    path, v, CKPT_FORMAT_VERSION);
+        return FAIL(STATUS_UNSUPPORTED, "%s: __metadata__.format_version = \"%" PRId64 "\": newer than this program "
+                    "reads (%s)", path, v, CKPT_FORMAT_VERSION);
     TRY(meta_int(f, "step", 1, 0, INT64_MAX, 0, &m->step));
     m->model = safetensors_meta(f, "model");
     if (!m->model || !m->model[0]) return FAIL(STATUS_FORMAT, "%s: __metadata__.model is missing", path);

@@ -110,6 +110,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
 
     int64_t step;
     if ((st = checkpoint_latest(c->checkpoint_dir, &ckpt_path, &step)) != STATUS_OK) {
+        if (st == STATUS_NOT_FOUND && strstr(status_msg(), "no usable checkpoint")) goto done;   /* says why */
         if (st == STATUS_NOT_FOUND) st = FAIL(STATUS_NOT_FOUND, "No checkpoint file found in %s", c->checkpoint_dir);
         goto done;
     }
