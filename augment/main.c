@@ -28,6 +28,7 @@
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
+static int g_started;   /* setup done: later failures may heal on a restart */
 
 struct opts {
     const char *data_dir, *subset, *connect, *bind, *dump_dir, *resize_method;
@@ -260,6 +261,7 @@ static status run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    g_started = 1;
     st = o.dump > 0 ? dump_images(w, &o, &dc) : stream_batches(w, &o, &dc);
     worker_free(&w);
     return st;
@@ -268,5 +270,10 @@ static status run(int argc, char **argv)
 int main(int argc, char **argv)
 {
     status st = run(argc, argv);
-    return status_report("deeper augment", st, st == STATUS_USAGE ? "see deeper augment --help" : NULL);
+    int rc = status_report("deeper augment", st, st == STATUS_USAGE ? "see deeper augment --help" : NULL);
+    /* the dataset is missing or contradicts itself: say so to the supervisor */
+    if (!g_started && (st == STATUS_NOT_FOUND || st == STATUS_CORRUPT || st == STATUS_FORMAT ||
+                       st == STATUS_UNSUPPORTED))
+        rc = WORKER_EXIT_PERMANENT;
+    return rc;
 }

@@ -146,6 +146,9 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     const char *tmp = getenv("TMPDIR");
     if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
     snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-eval-%d.ipc", tmp, (int)getpid());
+    int stale = 0;
+    if (stream_ipc_remove_stale(tmp, "deeper-eval-", &stale) == STATUS_OK && stale)
+        log_info("removed %d stale socket file(s) of killed runs from %s", stale, tmp);
     struct stream_config sc = stream_config_default();
     sc.endpoint = endpoint;
     sc.max_n = (uint32_t)c->batch_size;

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "augment/worker.h"
 #include "shared/crc32c.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
@@ -74,6 +75,11 @@ static void pinned_free(void *ptr, size_t size, void *ctx)
     else free(p);
 }
 #endif
+
+/* worker restarts: at most TRAIN_MAX_RESTARTS in any TRAIN_RESTART_WINDOW_S
+ * seconds (rare deaths over a week-long run never end it; a crash loop does) */
+#define TRAIN_MAX_RESTARTS 10
+#define TRAIN_RESTART_WINDOW_S 600
 
 static volatile sig_atomic_t g_stop;   /* set by the signal watcher (shared/signals.h) */
 
@@ -164,9 +170,17 @@ static void reap_workers(void *ctx)
     int dead[256];
     int nd = workers_poll(ic->w, dead, NULL);
     for (int k = 0; k < nd && !g_stop; k++) {
-        if (workers_restarts(ic->w) >= 10) {
-            ic->st = FAIL(STATUS_STATE, "augment workers keep dying (%d restarts); see their messages above",
-                          workers_restarts(ic->w));
+        int code = workers_exit_code(ic->w, dead[k]);
+        if (code == WORKER_EXIT_USAGE || code == WORKER_EXIT_PERMANENT) {
+            ic->st = FAIL(STATUS_STATE, "augment worker %d cannot start (exit status %d: %s, see its message above); "
+                          "a restart would not help, stopping", dead[k], code,
+                          code == WORKER_EXIT_USAGE ? "bad usage" : "the dataset is missing or inconsistent");
+            g_stop = SIGTERM;
+            return;
+        }
+        if (workers_restarts_within(ic->w, TRAIN_RESTART_WINDOW_S) >= TRAIN_MAX_RESTARTS) {
+            ic->st = FAIL(STATUS_STATE, "augment workers keep dying (%d restarts in the last %d minutes); see their "
+                          "messages above", TRAIN_MAX_RESTARTS, TRAIN_RESTART_WINDOW_S / 60);
             g_stop = SIGTERM;
             return;
         }
@@ -352,6 +366,9 @@ status train_run(const struct train_config *c)
         const char *tmp = getenv("TMPDIR");
         if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
         snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-train-%d", tmp, (int)getpid());
+        int stale = 0;
+        if (stream_ipc_remove_stale(tmp, "deeper-train-", &stale) == STATUS_OK && stale)
+            log_info("removed %d stale socket file(s) of killed runs from %s", stale, tmp);
     }
     /* local workers: one socket each (ipc://.../deeper-train-PID-wI), consumed in a fixed order */
     int ordered = W > 0 && !c->listen;
@@ -497,6 +514,10 @@ status train_run(const struct train_config *c)
         }
     }
     if (tty) fprintf(stderr, "\r\033[K");
+    if (ic.st != STATUS_OK && ts->step == start_step) {
+        st = ic.st;   /* the workers could not start: nothing was trained, nothing to save */
+        goto done;
+    }
     if (ts->step != last_saved || ts->step == start_step) {
         if (ts->step > start_step || !ckpt_path)
             if ((st = save(ts, &meta, c, feed, epoch, ev)) != STATUS_OK) goto done;
