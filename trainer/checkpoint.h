@@ -6,7 +6,10 @@
  * names ("conv1.weight", "fc.bias"), BN running statistics
  * ("bn1.running_mean"), EMA shadows ("ema/<name>"), RMSProp slots
  * ("rmsprop_ms/<name>", "rmsprop_mom/<name>"), plus a __metadata__ block
- * (struct ckpt_meta below, every value a string).  This module does not know
+ * (struct ckpt_meta below, every value a string) that also holds a CRC-32C
+ * of every tensor ("crc32c/<name>", format 2).  Loaders call
+ * checkpoint_open(), which range-checks the metadata and verifies every
+ * checksum before anything is used.  This module does not know
  * the model: the caller passes a list of named host tensors; the trainer
  * builds it from the engine's parameter table.
  *
