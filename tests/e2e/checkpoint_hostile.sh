@@ -6,7 +6,8 @@
 #    seconds) ends the program within a second with "stopped by SIGTERM while ...";
 #  - one changed tensor value, a renamed, an extra or a missing tensor, and each bad metadata
 #    field are refused with one line naming the file and the tensor or field;
-#  - a checkpoint without checksums (format 1) still loads, with one notice.
+#  - a checkpoint without checksums (format 1) still loads, with one notice;
+#  - classify's error line for a file that is not an image comes out whole.
 set -euo pipefail
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
 skip_unless_fmnist classify export
@@ -74,6 +75,12 @@ rc=0; timeout 5 "$DEEPER_BIN/deeper" classify --checkpoint_dir run pipe.png img.
 test $rc -eq 1
 grep -q "pipe.png: not a regular file (a FIFO)" err.txt
 cmp out.txt ok.txt
+
+# a file that is not an image: its error line comes out whole
+echo "just some notes" > notes.txt
+rc=0; "$DEEPER_BIN/deeper" classify --checkpoint_dir run notes.txt > out.txt 2> err.txt || rc=$?
+test $rc -eq 1
+grep -qx "deeper classify: error: notes.txt: not an image (no JPEG, PNG or WebP signature)" err.txt || { cat err.txt; exit 1; }
 
 # ---- SIGTERM while loading: a 4 GiB hole takes seconds to checksum (a fresh file each time,
 # so the page cache never holds it)
