@@ -167,16 +167,20 @@ done:
 
 /* A candidate that does not open (not a regular file, damaged, not ours) is
  * passed over with one line saying why, so an older one can be used. */
-static int ckpt_valid(const char *path)
+static int ckpt_valid(const char *path, char *why, size_t why_size)
 {
     struct st_file *f = NULL;
     if (safetensors_open(&f, path) != STATUS_OK) {
         log_warn("skipping checkpoint candidate: %s", status_msg());
+        if (!why[0]) snprintf(why, why_size, "%s", status_msg());
         return 0;
     }
     const char *fmt = safetensors_meta(f, "format");
     int ok = fmt && strcmp(fmt, "deeper-checkpoint") == 0;
-    if (!ok) log_warn("skipping checkpoint candidate %s: __metadata__.format is not \"deeper-checkpoint\"", path);
+    if (!ok) {
+        log_warn("skipping checkpoint candidate %s: __metadata__.format is not \"deeper-checkpoint\"", path);
+        if (!why[0]) snprintf(why, why_size, "%s: __metadata__.format is not \"deeper-checkpoint\"", path);
+    }
     safetensors_close(&f);
     return ok;
 }
@@ -186,6 +190,7 @@ status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step)
     *out_path = NULL;
     int64_t tried = -1;   /* the step the index named, already tried */
     int skipped = 0;
+    char why[512] = "";   /* why the newest candidate was passed over */
     /* the index first */
     char *ipath = dup_printf("%s/checkpoint", dir);
     if (!ipath) return FAIL(STATUS_NOMEM, "checkpoint: out of memory");
@@ -205,7 +210,7 @@ status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step)
             int64_t s = ckpt_name_step(name);
             if (s < 0 || strchr(name, '/')) break;
             char *p = dup_printf("%s/%s", dir, name);
-            if (p && ckpt_valid(p)) {
+            if (p && ckpt_valid(p, why, sizeof why)) {
                 fclose(fp);
                 *out_path = p;
                 if (out_step) *out_step = s;
@@ -227,7 +232,7 @@ status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step)
     for (int i = steps.n - 1; i >= 0; i--) {
         if (steps.v[i] == tried) continue;
         char *p = dup_printf("%s/" CKPT_PREFIX "%" PRId64 CKPT_SUFFIX, dir, steps.v[i]);
-        if (p && ckpt_valid(p)) {
+        if (p && ckpt_valid(p, why, sizeof why)) {
             *out_path = p;
             if (out_step) *out_step = steps.v[i];
             free(steps.v);
@@ -237,7 +242,7 @@ status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step)
         skipped++;
     }
     free(steps.v);
-    if (skipped) return FAIL(STATUS_NOT_FOUND, "%s: no usable checkpoint (%d skipped, see above)", dir, skipped);
+    if (skipped) return FAIL(STATUS_NOT_FOUND, "%s: no usable checkpoint (%d skipped; the newest: %s)", dir, skipped, why);
     return FAIL(STATUS_NOT_FOUND, "%s: no checkpoint file found", dir);
 }
 
