@@ -76,7 +76,8 @@
 #define LM_DB_ENTRIES 32u
 #define LM_DB_ROOT 40u
 
-/* STATUS_UNSUPPORTED with one line naming both versions when the given
+/* (Both defined in shard_direct.c, the only writer of this layout.)
+ * STATUS_UNSUPPORTED with one line naming both versions when the given
  * liblmdb version is not of the LMDB_LAYOUT_MAJOR.LMDB_LAYOUT_MINOR series;
  * `what` names the file being written. */
 status lmdb_layout_check_version(const char *what, int major, int minor, int patch);
