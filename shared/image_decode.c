@@ -102,6 +102,14 @@ static status image_tj_handle(tjhandle *out)
     return STATUS_OK;
 }
 
+/* After a failed call the handle can keep the failure (the next, valid file
+ * then fails with the same message): start the next file on a fresh one. */
+static void image_tj_discard(void)
+{
+    if (image_tj) tjDestroy(image_tj);
+    image_tj = NULL;
+}
+
 /* Does the JPEG carry an Adobe APP14 marker (CMYK stored inverted)? Scans
  * the markers before the first SOS. */
 static int image_jpeg_has_adobe(const uint8_t *b, size_t n)
@@ -125,8 +133,11 @@ static status image_jpeg_header(const void *data, size_t n, struct image_info *i
     tjhandle tj = NULL;
     TRY(image_tj_handle(&tj));
     int w = 0, h = 0, subsamp = -1, cs = -1;
-    if (tjDecompressHeader3(tj, data, (unsigned long)n, &w, &h, &subsamp, &cs) != 0)
-        return FAIL(STATUS_DECODE, "jpeg header: %s", tjGetErrorStr2(tj));
+    if (tjDecompressHeader3(tj, data, (unsigned long)n, &w, &h, &subsamp, &cs) != 0) {
+        status st = FAIL(STATUS_DECODE, "jpeg header: %s", tjGetErrorStr2(tj));
+        image_tj_discard();
+        return st;
+    }
     /* a file that holds only tables (or nothing) can "succeed" with no frame */
     if (w <= 0 || h <= 0 || w > 65535 || h > 65535 || cs < 0)
         return FAIL(STATUS_DECODE, "jpeg header: no valid frame header (truncated or corrupt)");
@@ -161,6 +172,7 @@ static status image_jpeg_decode(const void *data, size_t n, const struct image_d
         status st = FAIL(STATUS_DECODE, "jpeg: %s%s", tjGetErrorStr2(tj),
                          warn ? " (a decoder warning: the file is truncated or corrupt)" : "");
         if (!dst_buf) free(px);
+        image_tj_discard();
         return st;
     }
     if (info.cmyk) {

@@ -99,11 +99,36 @@ Test(image, jpeg_truncated_and_corrupt_are_errors)
     /* clobber the middle of the entropy-coded data with an early EOI */
     uint8_t *bad = malloc(n);
     memcpy(bad, jpg, n);
-    bad[n / 2] = 0xFF;
-    bad[n / 2 + 1] = 0xD9;
-    cr_assert_eq(image_decode(bad, n, NULL, &img), STATUS_DECODE, "corrupt scan accepted");
+    size_t sos = 2;   /* the early EOI goes halfway into the scan, past the tables */
+    while (sos + 1 < n && !(bad[sos] == 0xFF && bad[sos + 1] == 0xDA)) sos++;
+    cr_assert_lt(sos + 40, n, "no scan in the encoded JPEG");
+    size_t mid = sos + (n - sos) / 2;
+    bad[mid] = 0xFF;
+    bad[mid + 1] = 0xD9;
+    status cst = image_decode(bad, n, NULL, &img);
+    cr_assert_eq(cst, STATUS_DECODE, "corrupt scan accepted: %d %s", cst, status_msg());
     cr_assert(strstr(status_msg(), "jpeg"), "%s", status_msg());
     free(bad);
+    free(jpg);
+    free(src);
+}
+
+/* A file whose header fails must not make the next, valid JPEG fail too. */
+Test(image, jpeg_after_a_bad_header_decodes)
+{
+    uint8_t *src = pattern(20, 30, 3), *jpg;
+    size_t n;
+    cr_assert_eq(image_encode_jpeg(src, 20, 30, 3, 90, &jpg, &n), STATUS_OK);
+    static const uint8_t bad[] = { 0xFF, 0xD8, 0xFF, 'n', 'o', 't', ' ', 'a', ' ', 'j', 'p', 'e', 'g' };
+    struct image img;
+    cr_assert_eq(image_decode(bad, sizeof bad, NULL, &img), STATUS_DECODE);
+    status st = image_decode(jpg, n, NULL, &img);
+    cr_assert_eq(st, STATUS_OK, "valid JPEG after a bad one: %s", status_msg());
+    cr_assert_eq(img.width, 30);
+    image_free(&img);
+    struct image_info info;
+    cr_assert_eq(image_probe(bad, sizeof bad, &info), STATUS_DECODE);
+    cr_assert_eq(image_probe(jpg, n, &info), STATUS_OK, "probe after a bad one: %s", status_msg());
     free(jpg);
     free(src);
 }
