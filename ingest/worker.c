@@ -291,12 +291,12 @@ status ingest_worker_run(struct ingest_ctx *c, int p)
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
     char rpath[PATH_MAX];
-    snprintf(rpath, sizeof rpath, "%s/.rejected-%d.tmp", c->o->output_directory, p);
+    snprintf(rpath, sizeof rpath, "%s/.rejected-%d-%d.tmp", c->o->output_directory, c->task, p);
     w.rej = fopen(rpath, "w");
     if (!w.rej) return FAIL(STATUS_IO, "%s: cannot create: %s", rpath, strerror(errno));
     status st = STATUS_OK;
-    for (int j = p; j < c->njobs && st == STATUS_OK; j += c->nprocs)
-        st = worker_shard(&w, &c->jobs[j], &c->shared->results[j]);
+    for (int q = p; q < c->nlocal && st == STATUS_OK; q += c->nprocs)
+        st = worker_shard(&w, &c->jobs[c->local[q]], &c->shared->results[c->local[q]]);
     if (fclose(w.rej) != 0 && st == STATUS_OK)
         st = FAIL(STATUS_IO, "%s: write failed: %s", rpath, strerror(errno));
     free(w.file);
