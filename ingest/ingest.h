@@ -169,6 +169,18 @@ status ingest_run(const struct ingest_opts *o);
 status ingest_outputs_write(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n, uint64_t *accepted);
 void ingest_rej_lines_free(struct ingest_rej_line *v, size_t n);
 
+void ingest_rej_lines_sort(struct ingest_rej_line *v, size_t n);
+
+/* append.c: --append.  open: load the dataset, take its classes, storage,
+ * channels and numbering; ids: each subset's first new id (after run_list);
+ * finish: the old manifest plus the new shards as the next dataset_version,
+ * rejected.txt extended. */
+status ingest_append_open(struct ingest_ctx *c, struct ingest_opts *o, struct manifest **old);
+status ingest_append_check_folders(const struct ingest_ctx *c, const char *const *dirs, int ndirs);
+status ingest_append_ids(struct ingest_ctx *c, const struct manifest *old);
+status ingest_append_finish(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n, struct manifest *old,
+                            uint64_t *accepted);
+
 /* tasks.c: tasks over machines. */
 /* Fill num_tasks/task_index from SLURM_ARRAY_TASK_ID/_COUNT (less
  * SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX + DEEPER_NUM_TASKS when the

@@ -238,7 +238,9 @@ status ingest_lists_load(const struct ingest_opts *o, const char *const lists[2]
         fclose(f);
     }
     if (st != STATUS_OK) goto done;
-    if (o->labels_file) {
+    int named = c->classes.n || o->labels_file;   /* the classes are given (or the dataset's, appending) */
+    if (c->classes.n) {
+    } else if (o->labels_file) {
         if ((st = ingest_classes_load(o->labels_file, &c->classes)) != STATUS_OK) goto done;
     } else {
         char **labels = malloc((n ? n : 1) * sizeof *labels);
@@ -257,7 +259,7 @@ status ingest_lists_load(const struct ingest_opts *o, const char *const lists[2]
         int cls = -1;
         for (int j = 0; j < c->classes.n && cls < 0; j++)
             if (!strcmp(c->classes.names[j], e[i].label)) cls = j;
-        if (cls < 0 && o->labels_file) {
+        if (cls < 0 && named) {
             char *end;
             long v = strtol(e[i].label, &end, 10) - (o->background_class ? 1 : 0);
             if (!*end && v >= 0 && v < c->classes.n) cls = (int)v;
@@ -265,7 +267,8 @@ status ingest_lists_load(const struct ingest_opts *o, const char *const lists[2]
         if (cls < 0) {
             char where[PATH_MAX + 32], reason[600];
             snprintf(where, sizeof where, "%s:%d", e[i].list, e[i].line);
-            snprintf(reason, sizeof reason, "label '%.500s' is not a class of --labels_file", e[i].label);
+            snprintf(reason, sizeof reason, "label '%.500s' is not a class of %s", e[i].label,
+                     o->append ? "the dataset" : "--labels_file");
             st = ingest_subset_reject(s, where, reason);
             continue;
         }

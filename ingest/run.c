@@ -150,8 +150,8 @@ static status run_list(struct ingest_ctx *c)
             for (uint32_t i = 0; i < s->mnist->n; i++)
                 if (s->mnist->labels[i] > maxlab) maxlab = s->mnist->labels[i];
         }
-        if (o->labels_file) {
-            TRY(ingest_classes_load(o->labels_file, &c->classes));
+        if (c->classes.n || o->labels_file) {
+            if (!c->classes.n) TRY(ingest_classes_load(o->labels_file, &c->classes));
             if (maxlab >= c->classes.n)
                 return FAIL(STATUS_USAGE, "the MNIST labels go up to %d but --labels_file %s names %d classes", maxlab,
                             o->labels_file, c->classes.n);
@@ -177,7 +177,8 @@ static status run_list(struct ingest_ctx *c)
         const char *given[2];
         int ng = 0;
         for (int k = 0; k < 2; k++) if (dirs[k]) given[ng++] = dirs[k];
-        if (o->labels_file) TRY(ingest_classes_load(o->labels_file, &c->classes));
+        if (c->classes.n) TRY(ingest_append_check_folders(c, given, ng));   /* appending: the dataset's classes */
+        else if (o->labels_file) TRY(ingest_classes_load(o->labels_file, &c->classes));
         else TRY(ingest_classes_discover(given, ng, &c->classes));
         for (int k = 0; k < 2; k++) {
             if (!dirs[k]) continue;
@@ -344,6 +345,11 @@ static int cmp_rej(const void *a, const void *b)
     return strcmp(x->text, y->text);
 }
 
+void ingest_rej_lines_sort(struct ingest_rej_line *v, size_t n)
+{
+    if (n) qsort(v, n, sizeof *v, cmp_rej);
+}
+
 /* Gather the listing rejections (a task other than 0 leaves them to task 0)
  * and the workers' into "<subset>\t<escaped name>\t<reason>" lines. */
 static status run_collect_rejected(struct ingest_ctx *c, struct ingest_rej_line **out, size_t *count)
@@ -395,7 +401,7 @@ done:
 /* rejected.txt: the lines sorted by subset, listing before decoding, then id. */
 static status run_write_rejected(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n)
 {
-    if (n) qsort(v, n, sizeof *v, cmp_rej);
+    ingest_rej_lines_sort(v, n);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += strlen(v[i].text);
     char *all = malloc(total + 1);
@@ -508,9 +514,12 @@ static void run_free(struct ingest_ctx *c)
     }
 }
 
-status ingest_run(const struct ingest_opts *o)
+status ingest_run(const struct ingest_opts *opts)
 {
+    struct ingest_opts oo = *opts;   /* an append takes storage, channels and numbering from the dataset */
+    const struct ingest_opts *o = &oo;
     struct ingest_ctx c = { .o = o, .task = o->num_tasks ? o->task_index : 0, .ntasks = o->num_tasks };
+    struct manifest *old = NULL;
     struct ingest_rej_line *rej = NULL;
     size_t nrej = 0;
     status st;
@@ -529,10 +538,11 @@ status ingest_run(const struct ingest_opts *o)
         st = FAIL(STATUS_USAGE, "--write_file_list only lists the inputs: run it once, without tasks or --append");
         goto done;
     }
-    if (o->append && o->num_tasks) {
-        st = FAIL(STATUS_USAGE, "--append runs as one ingest (no --num_tasks)");
+    if (o->append && (o->num_tasks || o->file_list)) {
+        st = FAIL(STATUS_USAGE, "--append runs as one ingest (no --num_tasks) on folders, lists or MNIST files");
         goto done;
     }
+    if (o->append && (st = ingest_append_open(&c, &oo, &old)) != STATUS_OK) goto done;
     /* a fatal output problem is reported before any listing work */
     if (!o->decode_only && !listing_only && (st = run_mkdirs(o->output_directory)) != STATUS_OK) goto done;
     if ((st = run_list(&c)) != STATUS_OK) goto done;
@@ -550,6 +560,7 @@ status ingest_run(const struct ingest_opts *o)
         goto done;
     }
     if (o->decode_only) { st = ingest_decode_only(&c); goto done; }
+    if (old && (st = ingest_append_ids(&c, old)) != STATUS_OK) goto done;
     if ((st = run_plan(&c)) != STATUS_OK) goto done;
     c.nprocs = o->num_threads < c.nlocal ? o->num_threads : c.nlocal;
     if ((st = run_clear_output(&c)) != STATUS_OK) goto done;
@@ -569,7 +580,9 @@ status ingest_run(const struct ingest_opts *o)
                c.task, c.ntasks, (unsigned long long)accepted, c.nlocal, o->output_directory);
         goto done;
     }
-    if ((st = ingest_outputs_write(&c, rej, nrej, &accepted)) != STATUS_OK) goto done;
+    if (old) st = ingest_append_finish(&c, rej, nrej, old, &accepted);
+    else st = ingest_outputs_write(&c, rej, nrej, &accepted);
+    if (st != STATUS_OK) goto done;
     double dt = log_now() - t0;
     log_info("Finished writing all %llu images in data set (%llu rejected, %.1f s, %.1f images/s).",
              (unsigned long long)accepted, (unsigned long long)nrej, dt, dt > 0 ? accepted / dt : 0.0);
@@ -581,6 +594,7 @@ status ingest_run(const struct ingest_opts *o)
     printf("rejected: %llu (listed in %s/rejected.txt)\n", (unsigned long long)nrej, o->output_directory);
 done:
     ingest_rej_lines_free(rej, nrej);
+    manifest_free(old);
     run_free(&c);
     return st;
 }

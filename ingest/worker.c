@@ -207,7 +207,7 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
     memset(res, 0, sizeof *res);
     res->min_h = res->min_w = INT32_MAX;
     for (uint64_t id = job->lo; id < job->hi; id++) {
-        const struct ingest_item *it = &s->items[id];
+        const struct ingest_item *it = &s->items[id - c->first_ids[job->subset]];   /* ids of an append start past the old ones */
         struct image img = { 0 };
         size_t file_len = 0;
         int plain_jpeg = 0;
