@@ -54,6 +54,7 @@ struct ingest_opts {
     const char *write_file_list, *file_list;   /* listing written once / read by every task (lists.c) */
     const char *train_list, *validation_list;   /* path<TAB>label or path,label lines (lists.c) */
     int append;                         /* add new shards to an existing dataset (append.c) */
+    const char *bounding_box_file;      /* TF's process_bounding_boxes.py CSV (boxes.c) */
 };
 
 /* One input image. */
@@ -62,6 +63,8 @@ struct ingest_item {
     char *name;               /* source name stored in the record: "class/file" or "file.gz:123" */
     int32_t class_idx;        /* 0..nclasses-1 */
     uint32_t mnist_index;     /* MNIST: index into the subset's images */
+    float *boxes;             /* --bounding_box_file: nboxes x (ymin, xmin, ymax, xmax), owned */
+    uint32_t nboxes;
 };
 
 /* A rejected input (listing or decoding). */
@@ -180,6 +183,10 @@ status ingest_append_check_folders(const struct ingest_ctx *c, const char *const
 status ingest_append_ids(struct ingest_ctx *c, const struct manifest *old);
 status ingest_append_finish(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n, struct manifest *old,
                             uint64_t *accepted);
+
+/* boxes.c: attach the boxes of --bounding_box_file to the listed items
+ * (matched by the file's base name, as TF's build_imagenet_data does). */
+status ingest_boxes_attach(const char *csv, struct ingest_ctx *c);
 
 /* tasks.c: tasks over machines. */
 /* Fill num_tasks/task_index from SLURM_ARRAY_TASK_ID/_COUNT (less

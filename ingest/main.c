@@ -58,6 +58,9 @@ int main(int argc, char **argv)
                                                  "completion record; default from SLURM_ARRAY_TASK_ID (less "
                                                  "SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX", NULL },
         { "finalize", FLAG_STRING, &o.finalize, "after every task: check DIR's shards and write its manifest", NULL },
+        { "bounding_box_file", FLAG_STRING, &o.bounding_box_file, "object boxes, TF's process_bounding_boxes.py CSV: "
+                                                                  "file name,xmin,ymin,xmax,ymax (normalised), any "
+                                                                  "number of lines per image", NULL },
         { "append", FLAG_BOOL, &o.append, "add the inputs to the dataset in --output_directory as new shards "
                                           "(existing shards untouched, new dataset version)", NULL },
     };

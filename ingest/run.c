@@ -560,6 +560,7 @@ status ingest_run(const struct ingest_opts *opts)
         goto done;
     }
     if (o->decode_only) { st = ingest_decode_only(&c); goto done; }
+    if (o->bounding_box_file && (st = ingest_boxes_attach(o->bounding_box_file, &c)) != STATUS_OK) goto done;
     if (old && (st = ingest_append_ids(&c, old)) != STATUS_OK) goto done;
     if ((st = run_plan(&c)) != STATUS_OK) goto done;
     c.nprocs = o->num_threads < c.nlocal ? o->num_threads : c.nlocal;

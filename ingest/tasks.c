@@ -115,6 +115,7 @@ uint32_t ingest_plan_fingerprint(const struct ingest_ctx *c)
         for (size_t i = 0; i < s->n; i++) {
             h = fp_str(h, s->items[i].name);
             h = fp_u64(h, (uint64_t)s->items[i].class_idx);
+            if (s->items[i].nboxes) h = crc32c_update(h, s->items[i].boxes, s->items[i].nboxes * 4 * sizeof(float));
         }
     }
     return h;

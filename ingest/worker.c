@@ -213,7 +213,8 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
         char reason[600];
         if (o->storage == RECORD_RAW && !s->mnist) {
             struct record r = { .label = it->class_idx + (o->background_class ? 1 : 0), .storage = RECORD_RAW,
-                                .name = it->name, .name_len = strlen(it->name) };
+                                .name = it->name, .name_len = strlen(it->name), .num_boxes = it->nboxes,
+                                .boxes_in = it->boxes };
             size_t size = 0;
             int got = worker_raw_inplace(w, sw, it, id, &r, &size, reason, sizeof reason, &st);
             if (st != STATUS_OK) break;
@@ -227,7 +228,8 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
             struct record r = { .label = it->class_idx + (o->background_class ? 1 : 0),
                                 .height = (uint32_t)img.height, .width = (uint32_t)img.width,
                                 .channels = (uint32_t)img.channels, .storage = o->storage,
-                                .name = it->name, .name_len = strlen(it->name) };
+                                .name = it->name, .name_len = strlen(it->name), .num_boxes = it->nboxes,
+                                .boxes_in = it->boxes };
             uint8_t *enc = NULL;
             size_t enc_len = 0;
             if (o->storage == RECORD_RAW) {
