@@ -12,8 +12,9 @@
  * writes the manifest; it removes an old one, so the directory is no dataset
  * until `deeper ingest --finalize DIR` has checked that every task's record
  * is there, agrees on the plan, and that each listed shard opens, holds the
- * records it claims, every record's CRC matches and the shard checksum
- * matches; only then rejected.txt, labels.txt and (last, atomically)
+ * records it claims, every record decodes and the content checksum (which
+ * covers every byte, record CRCs included) matches, in --num_threads
+ * processes; only then rejected.txt, labels.txt and (last, atomically)
  * manifest.json are written, exactly as a single ingest writes them.
  *
  * A task that died leaves no record (or an old one, which it removed before
@@ -26,7 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cjson/cJSON.h>
 
@@ -274,7 +279,8 @@ static int tasks_check_shard(const char *dir, const char *file, uint64_t records
     while (!bad && (st = shard_txn_next(t, &key, &val, &len)) == STATUS_OK) {
         sum = shard_checksum_update(sum, key, val, len);
         struct record rec;
-        if (record_decode(val, len, 1, &rec) != STATUS_OK) {
+        /* structure only: the content checksum below covers every byte the task wrote, CRC fields included */
+        if (record_decode(val, len, 0, &rec) != STATUS_OK) {
             snprintf(why, cap, "%s: record %" PRIu64 ": %s", file, key, status_msg());
             bad = 1;
         }
@@ -289,6 +295,53 @@ static int tasks_check_shard(const char *dir, const char *file, uint64_t records
     return bad ? -1 : 0;
 }
 
+struct verdict { int bad; char why[700]; };
+
+/* Check every shard listed by a task record (and note those missing from
+ * one) in up to nprocs forked processes; the verdicts live in a shared map
+ * the caller unmaps. */
+static status tasks_verify(const char *dir, const struct ingest_ctx *c, const uint64_t *file_size, int nprocs,
+                           struct verdict **out)
+{
+    size_t size = (size_t)c->njobs * sizeof **out;
+    struct verdict *v = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (v == MAP_FAILED) return FAIL(STATUS_NOMEM, "mmap of %zu bytes failed", size);
+    *out = v;
+    if (nprocs < 1) nprocs = 1;
+    if (nprocs > c->njobs) nprocs = c->njobs;
+    pid_t pids[INGEST_MAX_PROCS];
+    int started = 0;
+    status st = STATUS_OK;
+    fflush(NULL);
+    for (int p = 0; p < nprocs && p < INGEST_MAX_PROCS; p++) {
+        pid_t pid = fork();
+        if (pid < 0) { st = FAIL(STATUS_IO, "fork failed: %s", strerror(errno)); break; }
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            for (int j = p; j < c->njobs; j += nprocs) {
+                const struct ingest_shard_result *r = &c->shared->results[j];
+                if (!r->done) {
+                    snprintf(v[j].why, sizeof v[j].why, "its record does not list %s", c->jobs[j].file);
+                    v[j].bad = 1;
+                } else {
+                    v[j].bad = tasks_check_shard(dir, c->jobs[j].file, r->records, r->checksum, file_size[j], v[j].why,
+                                                 sizeof v[j].why) != 0;
+                }
+            }
+            _exit(0);   /* the checker's end; the parent reports */
+        }
+        pids[started++] = pid;
+    }
+    for (int p = 0; p < started; p++) {
+        int ws;
+        while (waitpid(pids[p], &ws, 0) < 0 && errno == EINTR) {}
+        if (st == STATUS_OK && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0))
+            st = FAIL(STATUS_IO, "a shard checker process died (%s %d)", WIFSIGNALED(ws) ? "signal" : "status",
+                      WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+    }
+    return st;
+}
+
 status ingest_finalize(const char *dir, const struct ingest_opts *opts)
 {
     struct task_rec *recs = NULL;
@@ -298,6 +351,7 @@ status ingest_finalize(const char *dir, const struct ingest_opts *opts)
     struct ingest_rej_line *rej = NULL;
     size_t nrej = 0, caprej = 0;
     uint64_t *file_size = NULL;
+    struct verdict *verdicts = NULL;
     status st = STATUS_OK;
     DIR *d = opendir(dir);
     if (!d) return FAIL(STATUS_IO, "--finalize %s: %s", dir, strerror(errno));
@@ -430,15 +484,6 @@ status ingest_finalize(const char *dir, const struct ingest_opts *opts)
             res->done = 1;
             file_size[(int)j] = (uint64_t)fsize;
         }
-        for (int j = i; j < c.njobs; j += ntasks) {
-            char why[700];
-            if (!c.shared->results[j].done) snprintf(why, sizeof why, "its record does not list %s", c.jobs[j].file);
-            else if (tasks_check_shard(dir, c.jobs[j].file, c.shared->results[j].records, c.shared->results[j].checksum,
-                                       file_size[j], why, sizeof why) == 0) { checked += c.shared->results[j].records; continue; }
-            st = FAIL(STATUS_CORRUPT, "%s: task %d of %d is incomplete: %s: run it again with --task_index %d", dir, i,
-                      ntasks, why, i);
-            goto free_by;
-        }
         const cJSON *rl;
         cJSON_ArrayForEach(rl, cJSON_GetObjectItemCaseSensitive(by[i]->json, "rejected")) {
             if (cJSON_GetArraySize(rl) != 3 || !cJSON_IsString(cJSON_GetArrayItem(rl, 2))) continue;
@@ -454,6 +499,15 @@ status ingest_finalize(const char *dir, const struct ingest_opts *opts)
             if (!rej[nrej++].text) { st = FAIL(STATUS_NOMEM, "out of memory"); goto free_by; }
         }
     }
+    /* then every shard, in --num_threads processes; the first problem in task order is reported */
+    if ((st = tasks_verify(dir, &c, file_size, opts->num_threads, &verdicts)) != STATUS_OK) goto free_by;
+    for (int i = 0; i < ntasks; i++)
+        for (int j = i; j < c.njobs; j += ntasks) {
+            if (!verdicts[j].bad) { checked += c.shared->results[j].records; continue; }
+            st = FAIL(STATUS_CORRUPT, "%s: task %d of %d is incomplete: %s: run it again with --task_index %d", dir, i,
+                      ntasks, verdicts[j].why, i);
+            goto free_by;
+        }
     log_info("finalize: %d task(s), %" PRIu64 " records verified in %.1f s", ntasks, checked, log_now() - t0);
     uint64_t accepted = 0;
     st = ingest_outputs_write(&c, rej, nrej, &accepted);
@@ -470,5 +524,6 @@ done:
     free(c.jobs);
     free(c.shared);
     free(file_size);
+    if (verdicts) munmap(verdicts, (size_t)c.njobs * sizeof *verdicts);
     return st;
 }
