@@ -17,6 +17,12 @@
  *      manifest.json, each written atomically; the manifest last.
  * Before step 3 the previous manifest is removed (with a directory fsync), so
  * a kill at any moment leaves either no manifest or the previous dataset.
+ *
+ * Variants: the inputs may come from lists instead of a walk (lists.c), with
+ * object boxes (boxes.c); a task of several (tasks.c) writes only its shards
+ * and, instead of step 5, its completion record, and `--finalize` does step
+ * 5 for all of them; `--append` (append.c) numbers new shards after the
+ * dataset's and extends its manifest instead of replacing the dataset.
  */
 #ifndef DEEPER_INGEST_H
 #define DEEPER_INGEST_H
