@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ingest_tasks.sh — one dataset written by 1, 2 and 3 tasks run as separate
+# ingest_tasks.sh — one dataset written by 1, 2, 3 and 10 tasks run as separate
 # processes (given by flags, by Slurm job-array variables, by Kubernetes
 # Indexed Job variables, and from one file list), then `--finalize`: the
 # shards are byte-identical to one ingest's and the manifest is the same (but
@@ -42,8 +42,8 @@ sys.exit(0 if a == b else "manifest differs: %s" % sys.argv[2])' ref "$d"
 }
 grep -q "broken.jpg" ref/rejected.txt
 
-# flags, M = 1, 2, 3 (tasks run concurrently, in reverse order for M = 3)
-for m in 1 2 3; do
+# flags, M = 1, 2, 3 and 10 (more tasks than shards: some write none); tasks run concurrently, in reverse order
+for m in 1 2 3 10; do
   pids=()
   for i in $(seq $((m - 1)) -1 0); do
     "$D/deeper" ingest "${base[@]}" --output_directory t$m --num_tasks $m --task_index $i --num_threads 1 \
