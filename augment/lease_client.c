@@ -129,33 +129,9 @@ static void handle(struct client *c, const struct dproto_msg *m)
     }
 }
 
-/* Read what is there (waiting up to wait_ms for the first message), then do
- * the periodic sends. */
-static void service(struct client *c, int wait_ms)
+/* The periodic sends (registration, lease requests, heartbeats). */
+static void periodic(struct client *c)
 {
-    zmq_pollitem_t it = { c->sock, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll(&it, 1, wait_ms) > 0) {
-        for (int k = 0; k < 64; k++) {
-            zmq_msg_t in;
-            zmq_msg_init(&in);
-            if (zmq_msg_recv(&in, c->sock, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&in); break; }
-            int more = zmq_msg_more(&in);
-            struct dproto_msg m;
-            if (!more && dproto_parse(zmq_msg_data(&in), zmq_msg_size(&in), &m) == STATUS_OK) {
-                c->last_heard = log_now();
-                handle(c, &m);
-            } else {
-                c->bad++;
-            }
-            zmq_msg_close(&in);
-            while (more) {   /* a multi-frame message is never ours: drain it */
-                zmq_msg_init(&in);
-                if (zmq_msg_recv(&in, c->sock, 0) < 0) { zmq_msg_close(&in); break; }
-                more = zmq_msg_more(&in);
-                zmq_msg_close(&in);
-            }
-        }
-    }
     double now = log_now();
     if (!c->registered) {
         if (now - c->last_reg >= REGISTER_EVERY_S) {
@@ -185,6 +161,38 @@ static void service(struct client *c, int wait_ms)
         m.u.hb.next = c->next;
         m.u.hb.state = !c->lease ? DPROTO_IDLE : c->held ? DPROTO_WAITING_CREDIT : DPROTO_COMPUTING;
         send_ctrl(c, &m);
+    }
+}
+
+/* Periodic sends, then read what is there (waiting up to wait_ms for the
+ * first message), then the periodic sends again (a message may have changed
+ * what is due). */
+static void service(struct client *c, int wait_ms)
+{
+    periodic(c);
+    zmq_pollitem_t it = { c->sock, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll(&it, 1, wait_ms) > 0) {
+        for (int k = 0; k < 64; k++) {
+            zmq_msg_t in;
+            zmq_msg_init(&in);
+            if (zmq_msg_recv(&in, c->sock, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&in); break; }
+            int more = zmq_msg_more(&in);
+            struct dproto_msg m;
+            if (!more && dproto_parse(zmq_msg_data(&in), zmq_msg_size(&in), &m) == STATUS_OK) {
+                c->last_heard = log_now();
+                handle(c, &m);
+            } else {
+                c->bad++;
+            }
+            zmq_msg_close(&in);
+            while (more) {   /* a multi-frame message is never ours: drain it */
+                zmq_msg_init(&in);
+                if (zmq_msg_recv(&in, c->sock, 0) < 0) { zmq_msg_close(&in); break; }
+                more = zmq_msg_more(&in);
+                zmq_msg_close(&in);
+            }
+        }
+        periodic(c);
     }
 }
 

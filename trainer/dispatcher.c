@@ -215,7 +215,7 @@ static int range_add(struct dispatcher *d, uint64_t first, uint64_t end)
 }
 
 /* The worker's lease goes back to the queue (what it has not delivered). */
-static void release(struct dispatcher *d, struct peer *p)
+static void release(struct dispatcher *d, struct peer *p, int orphan)
 {
     if (!p->lease) return;
     int i = range_of_lease(d, p->lease);
@@ -225,7 +225,7 @@ static void release(struct dispatcher *d, struct peer *p)
     r->first = lowest_missing(d, r->first, r->end);
     r->peer = -1;
     r->lease = 0;
-    r->orphan = 1;
+    r->orphan = orphan;
     snprintf(r->was, sizeof r->was, "%s", p->name);
     if (r->first >= r->end) range_remove(d, i);
 }
@@ -284,7 +284,7 @@ static void assign(struct dispatcher *d)
         if (vi < 0) return;
         struct peer *victim = &d->peers[d->ranges[vi].peer];
         uint64_t want_first = want->first;
-        release(d, victim);   /* may reorder nothing before want: want is lower */
+        release(d, victim, 0);   /* want stays where it is: it is lower */
         for (ri = 0; ri < d->nranges; ri++)
             if (d->ranges[ri].peer < 0 && d->ranges[ri].first == want_first) break;
         if (ri == d->nranges) return;
@@ -329,7 +329,7 @@ static void peer_drop(struct dispatcher *d, struct peer *p, const char *how)
     char what[96] = "";
     if (ri >= 0) snprintf(what, sizeof what, "; split [%" PRIu64 ", %" PRIu64 ") goes back to the queue",
                           d->ranges[ri].first, d->ranges[ri].end);
-    release(d, p);
+    release(d, p, 1);
     p->registered = 0;
     int alive = workers_alive(d);
     pthread_mutex_lock(&d->mu);
@@ -410,7 +410,7 @@ static void on_register(struct dispatcher *d, struct peer *p, const struct dprot
         DIFF("workers", "at most %d", c->max_workers);
     }
 #undef DIFF
-    release(d, p);   /* a worker that registers again has dropped its lease */
+    release(d, p, 1);   /* a worker that registers again has dropped its lease */
     p->registered = 1;
     p->wants = 0;
     p->last_hb = 0;
@@ -537,7 +537,7 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
         if (!p->wants) { p->wants = 1; p->want_since = now; }
         /* it finished (or dropped) its lease; a request sent before our
          * LEASE arrived names an older one and changes nothing */
-        if (p->lease && m.u.done == p->lease) release(d, p);
+        if (p->lease && m.u.done == p->lease) release(d, p, 1);
         break;
     case DPROTO_HEARTBEAT: p->hb = m.u.hb; p->have_hb = 1; break;
     case DPROTO_BATCH: on_batch(d, p, body, &m); break;
