@@ -92,6 +92,7 @@ static void handle(struct client *c, const struct dproto_msg *m)
         }
         c->run = *r;
         c->session = m->session;
+        c->last_heard = log_now();
         c->registered = 1;
         c->lease = 0;
         c->requested = 0;
@@ -103,7 +104,13 @@ static void handle(struct client *c, const struct dproto_msg *m)
                  r->channels, r->seed, r->split_batches);
         return;
     }
+    if (m->type == DPROTO_RESET) {   /* whoever listens there now does not know us */
+        log_info("the consumer at %s asks for a new registration", c->cfg->endpoint);
+        lose_registration(c);
+        return;
+    }
     if (!c->registered || m->session != c->session) return;   /* stale */
+    c->last_heard = log_now();
     switch (m->type) {
     case DPROTO_LEASE:
         if (m->u.lease.lease == c->lease) break;
@@ -119,10 +126,6 @@ static void handle(struct client *c, const struct dproto_msg *m)
         break;
     case DPROTO_CREDIT:
         if (m->u.credit.lease == c->lease && m->u.credit.limit > c->limit) c->limit = m->u.credit.limit;
-        break;
-    case DPROTO_RESET:
-        log_info("the consumer at %s asks for a new registration", c->cfg->endpoint);
-        lose_registration(c);
         break;
     default:
         break;
@@ -179,7 +182,6 @@ static void service(struct client *c, int wait_ms)
             int more = zmq_msg_more(&in);
             struct dproto_msg m;
             if (!more && dproto_parse(zmq_msg_data(&in), zmq_msg_size(&in), &m) == STATUS_OK) {
-                c->last_heard = log_now();
                 handle(c, &m);
             } else {
                 c->bad++;
