@@ -20,7 +20,7 @@
 
 #include "shared/log.h"
 
-#define REGISTER_EVERY_S 1.0
+#define REGISTER_EVERY_S 0.25
 #define MAX_CONSUMER_MSG 4096
 
 struct client {
@@ -45,12 +45,16 @@ struct client {
     uint64_t sent, leases, bad;
 };
 
-static void send_ctrl(struct client *c, struct dproto_msg *m)
+/* 1 when sent; a message that finds the queue full (or no connection) is
+ * not sent and the caller tries again later. */
+static int send_ctrl(struct client *c, struct dproto_msg *m)
 {
     uint8_t buf[512];
     m->session = m->type == DPROTO_REGISTER ? 0 : c->session;
     size_t n = dproto_encode(m, buf, sizeof buf);
-    if (n && zmq_send(c->sock, buf, n, ZMQ_DONTWAIT) == (int)n) c->last_sent = log_now();
+    if (!n || zmq_send(c->sock, buf, n, ZMQ_DONTWAIT) != (int)n) return 0;
+    c->last_sent = log_now();
+    return 1;
 }
 
 static void drop_held(struct client *c)
@@ -154,9 +158,10 @@ static void periodic(struct client *c)
     if (!c->lease && !c->held && (!c->requested || now - c->last_req >= c->hb_s)) {
         struct dproto_msg m = { .type = DPROTO_REQUEST };
         m.u.done = c->done;
-        send_ctrl(c, &m);
-        c->requested = 1;
-        c->last_req = now;
+        if (send_ctrl(c, &m)) {
+            c->requested = 1;
+            c->last_req = now;
+        }
     }
     if (now - c->last_sent >= c->hb_s) {
         struct dproto_msg m = { .type = DPROTO_HEARTBEAT };
@@ -254,7 +259,7 @@ static status open_socket(struct client *c)
     if (!c->sock) return FAIL(STATUS_ZMQ, "zmq_socket: %s", zmq_strerror(errno));
     uint8_t id[9] = { 'w' };
     if (getrandom(id + 1, 8, 0) != 8) for (int i = 1; i < 9; i++) id[i] = (uint8_t)rand();
-    int linger = 200, hwm = 4, imm = 1, ivl = 100, ivl_max = 1000;
+    int linger = 200, hwm = 64, imm = 1, ivl = 100, ivl_max = 1000;
     int64_t maxmsg = MAX_CONSUMER_MSG;
     zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, sizeof id);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);

@@ -37,6 +37,7 @@
 
 #include "shared/dispatch_proto.h"
 #include "shared/log.h"
+#include "trainer/dispatch_conns.h"
 
 #define MAX_PEERS 512
 #define BAN_AFTER 20                 /* malformed messages before a peer is ignored */
@@ -52,7 +53,8 @@ struct peer {
     int wants;
     uint64_t lease;                  /* lease id held, 0 none */
     uint32_t bad;
-    uint64_t batches;
+    uint64_t batches, last_batch;
+    double last_batch_at;
     struct dproto_heartbeat hb;
     int have_hb;
 };
@@ -70,6 +72,7 @@ struct dispatcher {
     struct dispatcher_config cfg;
     char endpoints[1024];
     void *zctx, *sock;
+    struct conn_watch *conns;
     int wake_fd;
     pthread_t thread;
     int started;
@@ -114,6 +117,7 @@ struct dispatcher_config dispatcher_config_default(void)
     c.worker_timeout_ms = 5000;
     c.stall_secs = 10;
     c.max_workers = 64;
+    c.max_connections = 128;
     return c;
 }
 
@@ -214,20 +218,32 @@ static int range_add(struct dispatcher *d, uint64_t first, uint64_t end)
     return i;
 }
 
-/* The worker's lease goes back to the queue (what it has not delivered). */
-static void release(struct dispatcher *d, struct peer *p, int orphan)
+/* The worker's lease goes back to the queue (what it has not delivered);
+ * 1 and [*first, *end) when something did. */
+static int release_range(struct dispatcher *d, struct peer *p, int orphan, uint64_t *first, uint64_t *end)
 {
-    if (!p->lease) return;
+    if (!p->lease) return 0;
     int i = range_of_lease(d, p->lease);
     p->lease = 0;
-    if (i < 0) return;
+    if (i < 0) return 0;
     struct range *r = &d->ranges[i];
     r->first = lowest_missing(d, r->first, r->end);
+    *first = r->first;
+    *end = r->end;
     r->peer = -1;
-    r->lease = 0;
     r->orphan = orphan;
     snprintf(r->was, sizeof r->was, "%s", p->name);
-    if (r->first >= r->end) range_remove(d, i);
+    r->lease = 0;
+    if (d->trace) log_info("lease of %s released: [%" PRIu64 ", %" PRIu64 ") waits for a worker", p->name, r->first, r->end);
+    if (r->first < r->end) return 1;
+    range_remove(d, i);
+    return 0;
+}
+
+static void release(struct dispatcher *d, struct peer *p, int orphan)
+{
+    uint64_t a, b;
+    (void)release_range(d, p, orphan, &a, &b);
 }
 
 static void lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t next)
@@ -324,12 +340,10 @@ static int workers_alive(struct dispatcher *d)
 static void peer_drop(struct dispatcher *d, struct peer *p, const char *how)
 {
     char lb[160], hb[64];
-    uint64_t lease = p->lease;
-    int ri = lease ? range_of_lease(d, lease) : -1;
     char what[96] = "";
-    if (ri >= 0) snprintf(what, sizeof what, "; split [%" PRIu64 ", %" PRIu64 ") goes back to the queue",
-                          d->ranges[ri].first, d->ranges[ri].end);
-    release(d, p, 1);
+    uint64_t first, end;
+    if (release_range(d, p, 1, &first, &end))
+        snprintf(what, sizeof what, "; split [%" PRIu64 ", %" PRIu64 ") goes back to the queue", first, end);
     p->registered = 0;
     int alive = workers_alive(d);
     pthread_mutex_lock(&d->mu);
@@ -497,6 +511,8 @@ static void on_batch(struct dispatcher *d, struct peer *p, zmq_msg_t *body, cons
     pthread_mutex_unlock(&d->mu);
     if (!taken) return;
     p->batches++;
+    p->last_batch = k;
+    p->last_batch_at = log_now();
     int ri = p->lease ? range_of_lease(d, p->lease) : -1;
     if (ri >= 0 && lowest_missing(d, d->ranges[ri].first, d->ranges[ri].end) >= d->ranges[ri].end) {
         range_remove(d, ri);
@@ -601,15 +617,16 @@ static void say_stall(struct dispatcher *d, uint64_t next, double waited)
     int alive = workers_alive(d);
     if (ri >= 0 && d->ranges[ri].peer >= 0) {
         struct peer *p = &d->peers[d->ranges[ri].peer];
-        const char *state = !p->have_hb ? "no heartbeat yet" : p->hb.state == DPROTO_COMPUTING ? "making batches" :
-                            p->hb.state == DPROTO_WAITING_CREDIT ? "waiting for credit" : "idle";
-        snprintf(what, sizeof what, "split [%" PRIu64 ", %" PRIu64 ") is leased to %s, last heard %.1f s ago (%s, next batch %" PRIu64 ")",
-                 d->ranges[ri].first, d->ranges[ri].end, peer_label(p, lb, sizeof lb), log_now() - p->last_heard, state,
-                 p->hb.next);
+        const char *state = !p->have_hb ? "" : p->hb.state == DPROTO_COMPUTING ? ", then making batches" :
+                            p->hb.state == DPROTO_WAITING_CREDIT ? ", then waiting for credit" : ", then idle";
+        char last[96] = "no batch sent yet";
+        if (p->batches) snprintf(last, sizeof last, "last sent batch %" PRIu64 " %.1f s ago", p->last_batch, log_now() - p->last_batch_at);
+        snprintf(what, sizeof what, "split [%" PRIu64 ", %" PRIu64 ") is leased to %s, last heard %.1f s ago (%s%s)",
+                 d->ranges[ri].first, d->ranges[ri].end, peer_label(p, lb, sizeof lb), log_now() - p->last_heard, last, state);
     } else if (alive == 0) {
         snprintf(what, sizeof what, "no worker is registered (listening on %.200s)", d->endpoints);
     } else {
-        snprintf(what, sizeof what, "its split waits for a worker (%d registered, none free)", alive);
+        snprintf(what, sizeof what, "no worker holds it (%d registered, none asking for work)", alive);
     }
     log_warn("no batch for %.0f s: waiting for batch %" PRIu64 "; %s; %d worker%s", waited, next, what, alive,
              alive == 1 ? "" : "s");
@@ -683,8 +700,10 @@ static void *thread_main(void *arg)
 {
     struct dispatcher *d = arg;
     while (!atomic_load(&d->quit)) {
-        zmq_pollitem_t items[2] = { { d->sock, 0, ZMQ_POLLIN, 0 }, { NULL, d->wake_fd, ZMQ_POLLIN, 0 } };
-        int rc = zmq_poll(items, 2, 50);
+        zmq_pollitem_t items[3] = { { d->sock, 0, ZMQ_POLLIN, 0 }, { NULL, d->wake_fd, ZMQ_POLLIN, 0 },
+                                    { conn_watch_socket(d->conns), 0, ZMQ_POLLIN, 0 } };
+        int rc = zmq_poll(items, 3, 50);
+        if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) conn_watch_drain(d->conns);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
             uint64_t v;
             if (read(d->wake_fd, &v, sizeof v) < 0) { /* nothing to do */ }
@@ -718,6 +737,7 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
     if (c->worker_timeout_ms < 200) c->worker_timeout_ms = 200;
     if (c->stall_secs <= 0) c->stall_secs = 10;
     if (c->max_workers < 1) c->max_workers = 64;
+    if (c->max_connections < 1) c->max_connections = 2 * c->max_workers;
     d->timeout_s = c->worker_timeout_ms / 1000.0;
     d->hb_s = d->timeout_s / 5 > 1.0 ? 1.0 : d->timeout_s / 5;
     d->tokens = LOG_BURST;
@@ -754,6 +774,7 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
     zmq_setsockopt(d->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(d->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(d->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if ((st = conn_watch_new(d->zctx, d->sock, c->max_connections, &d->conns)) != STATUS_OK) goto fail;
     if (c->secure_socket && (st = c->secure_socket(d->sock, c->secure_ctx)) != STATUS_OK) goto fail;
     char last[256];
     if ((st = stream_socket_attach(d->sock, c->endpoints, 1, "dispatcher", last, sizeof last)) != STATUS_OK) goto fail;
@@ -861,6 +882,7 @@ void dispatcher_free(struct dispatcher **pd)
         for (int i = 0; i < d->cfg.window; i++)
             if (d->slots[i].full) zmq_msg_close(&d->slots[i].msg);
     if (d->sock) zmq_close(d->sock);
+    conn_watch_free(&d->conns);
     if (d->zctx) zmq_ctx_term(d->zctx);
     if (d->wake_fd >= 0) close(d->wake_fd);
     if (d->dump) fclose(d->dump);

@@ -58,6 +58,7 @@ struct dispatcher_config {
     int worker_timeout_ms;          /* default 5000 */
     double stall_secs;              /* default 10 */
     int max_workers;                /* registered at once; default 64 */
+    int max_connections;            /* open connections at once; default 2 x max_workers */
     const struct stream_allocator *alloc;   /* buffers of the batch handed out; NULL: malloc */
     const char *dump_ids;           /* debugging: append "index epoch id..." per batch consumed */
     /* hook: make a server socket secure (CURVE) before it binds; NULL: plain */
