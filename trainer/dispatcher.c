@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -103,6 +104,8 @@ struct dispatcher {
     struct stream_allocator alloc;
     FILE *dump;
     int trace;                       /* DEEPER_DISPATCH_TRACE=1: a line per lease */
+    uint64_t pause_at;               /* DEEPER_DISPATCH_PAUSE=K:S (benchmarks): the consumer */
+    double pause_s;                  /* sleeps S s before taking batch K; the thread runs on */
 };
 
 static void *plain_alloc(size_t size, void *ctx) { (void)ctx; return malloc(size); }
@@ -762,6 +765,8 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
         goto fail;
     }
     d->trace = getenv("DEEPER_DISPATCH_TRACE") && atoi(getenv("DEEPER_DISPATCH_TRACE")) > 0;
+    const char *pause = getenv("DEEPER_DISPATCH_PAUSE");
+    if (pause && sscanf(pause, "%" SCNu64 ":%lf", &d->pause_at, &d->pause_s) != 2) d->pause_s = 0;
     d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (d->wake_fd < 0) { st = FAIL(STATUS_IO, "eventfd: %s", strerror(errno)); goto fail; }
     d->zctx = zmq_ctx_new();
@@ -795,6 +800,12 @@ fail:
 status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatile sig_atomic_t *stop,
                        void (*on_idle)(void *ctx), void *ctx, double *wait_s)
 {
+    if (d->pause_s > 0 && dispatcher_position(d) == d->pause_at) {
+        log_info("pausing the consumer for %.0f s before batch %" PRIu64 " (DEEPER_DISPATCH_PAUSE)", d->pause_s, d->pause_at);
+        struct timespec ts = { (time_t)d->pause_s, (long)((d->pause_s - (double)(time_t)d->pause_s) * 1e9) };
+        nanosleep(&ts, NULL);
+        d->pause_s = 0;
+    }
     double t0 = log_now();
     uint64_t W = (uint64_t)d->cfg.window;
     status st = STATUS_OK;
