@@ -262,8 +262,11 @@ static status run(int argc, char **argv)
         { "quiet", FLAG_BOOL, &o.quiet, "no info lines", NULL },
     };
     struct flags_spec spec = {
-        "deeper augment", "--data_dir DIR (--connect EP | --bind EP | --dump N) [flags]",
-        "One augment worker: reads the shards of a dataset, shuffles through a buffer of "
+        "deeper augment", "--data_dir DIR (--dispatcher EP | --connect EP | --bind EP | --dump N) [flags]",
+        "One augment worker.  With --dispatcher it works for a `deeper train`/`deeper eval` consumer "
+        "(local or remote): registers, takes the run's settings, makes the splits it is leased "
+        "(proto/dispatch.md).  With --connect/--bind it is a plain PUSH stream for other consumers: "
+        "it reads the shards of a dataset, shuffles through a buffer of "
         "input_queue_memory_factor x 1024 records, applies Inception's distortions and streams "
         "uint8 NHWC batches over ZeroMQ (proto/batch.md).  W workers started with --worker 0..W-1 "
         "--num_workers W cover each epoch exactly once.",

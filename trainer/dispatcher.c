@@ -38,6 +38,7 @@
 
 #include "shared/dispatch_proto.h"
 #include "shared/log.h"
+#include "trainer/dispatch_check.h"
 #include "trainer/dispatch_conns.h"
 
 #define MAX_PEERS 512
@@ -393,34 +394,18 @@ static void refuse(struct dispatcher *d, struct peer *p, const char *field, cons
                  theirs, held_back(d, hb, sizeof hb));
 }
 
-static const char *sw_name(int8_t v) { return v < 0 ? "the dataset profile's" : v ? "on" : "off"; }
-
 static void on_register(struct dispatcher *d, struct peer *p, const struct dproto_register *r)
 {
     const struct dispatcher_config *c = &d->cfg;
-    char ours[DPROTO_NAME_MAX], theirs[DPROTO_NAME_MAX];
+    char field[DPROTO_FIELD_MAX], ours[DPROTO_NAME_MAX], theirs[DPROTO_NAME_MAX];
     snprintf(p->name, sizeof p->name, "%s", r->name[0] ? r->name : "unnamed");
+    if (dispatch_register_differs(c, r, field, ours, theirs)) {
+        refuse(d, p, field, ours, theirs);
+        p->registered = 0;
+        return;
+    }
 #define DIFF(field, ...) do { snprintf(ours, sizeof ours, __VA_ARGS__); refuse(d, p, field, ours, theirs); \
                               p->registered = 0; return; } while (0)
-    if (r->manifest_crc != c->manifest_crc || r->manifest_len != c->manifest_len) {
-        snprintf(theirs, sizeof theirs, "crc32c:%08x:%" PRIu64, r->manifest_crc, r->manifest_len);
-        DIFF("dataset (manifest checksum)", "crc32c:%08x:%" PRIu64, c->manifest_crc, c->manifest_len);
-    }
-    if (r->records != c->records) {
-        snprintf(theirs, sizeof theirs, "%" PRIu64, r->records);
-        DIFF("dataset (records)", "%" PRIu64, c->records);
-    }
-    if (r->subset[0] && strcmp(r->subset, c->subset) != 0) { snprintf(theirs, sizeof theirs, "%s", r->subset); DIFF("subset", "%s", c->subset); }
-    if (r->batch_size && r->batch_size != c->batch_size) { snprintf(theirs, sizeof theirs, "%u", r->batch_size); DIFF("batch_size", "%u", c->batch_size); }
-    if (r->image_size && r->image_size != c->image_size) { snprintf(theirs, sizeof theirs, "%u", r->image_size); DIFF("image_size", "%u", c->image_size); }
-    if (r->channels && r->channels != c->channels) { snprintf(theirs, sizeof theirs, "%u", r->channels); DIFF("channels", "%u", c->channels); }
-    if (r->has_seed && r->seed != c->seed) { snprintf(theirs, sizeof theirs, "%" PRIu64, r->seed); DIFF("seed", "%" PRIu64, c->seed); }
-    if (r->flip >= 0 && r->flip != c->flip) { snprintf(theirs, sizeof theirs, "%s", sw_name(r->flip)); DIFF("flip", "%s", sw_name(c->flip)); }
-    if (r->color >= 0 && r->color != c->color) { snprintf(theirs, sizeof theirs, "%s", sw_name(r->color)); DIFF("color", "%s", sw_name(c->color)); }
-    if (r->crop >= 0 && r->crop != c->crop) { snprintf(theirs, sizeof theirs, "%s", sw_name(r->crop)); DIFF("crop", "%s", sw_name(c->crop)); }
-    if (r->color_ordering != -1) { snprintf(theirs, sizeof theirs, "%d", r->color_ordering); DIFF("color_ordering", "-1"); }
-    if (r->resize_method != 0) { snprintf(theirs, sizeof theirs, "%u", r->resize_method); DIFF("resize_method", "0 (bilinear)"); }
-    if (r->fast_jpeg != 1) { snprintf(theirs, sizeof theirs, "%u", r->fast_jpeg); DIFF("fast_jpeg", "1"); }
     int was = p->registered;
     if (!was && workers_alive(d) >= c->max_workers) {
         snprintf(theirs, sizeof theirs, "one more");
@@ -455,41 +440,10 @@ static void on_register(struct dispatcher *d, struct peer *p, const struct dprot
     }
 }
 
-/* Is a BATCH's content what this run expects at its index? NULL if so. */
-static const char *batch_wrong(struct dispatcher *d, const struct dproto_batch *b, char *buf, size_t n)
-{
-    const struct dispatcher_config *c = &d->cfg;
-    const struct wire_header *h = &b->header;
-    uint32_t want_n = c->batch_size;
-    if (c->eval) {
-        uint64_t nb = (c->examples + c->batch_size - 1) / c->batch_size, j = b->index % nb;
-        uint64_t left = c->examples - j * c->batch_size;
-        want_n = left < c->batch_size ? (uint32_t)left : c->batch_size;
-    }
-    if (h->n != want_n) { snprintf(buf, n, "batch %" PRIu64 " has %u examples, expected %u", b->index, h->n, want_n); return buf; }
-    if (h->h != c->image_size || h->w != c->image_size || h->c != c->channels) {
-        snprintf(buf, n, "images of %ux%ux%u, expected %ux%ux%u", h->h, h->w, h->c, c->image_size, c->image_size, c->channels);
-        return buf;
-    }
-    if (h->seq != b->index || h->seed != c->seed || !!(h->flags & WIRE_FLAG_EVAL) != !!c->eval) {
-        snprintf(buf, n, "header (seq %" PRIu64 ", seed %" PRIu64 ", flags %u) does not match batch %" PRIu64 " of this run",
-                 h->seq, h->seed, h->flags, b->index);
-        return buf;
-    }
-    if (c->num_classes > 0)
-        for (uint32_t i = 0; i < h->n; i++) {
-            int32_t l = (int32_t)dproto_get_u32(b->labels + 4 * i);
-            if (l < 0 || l >= c->num_classes) { snprintf(buf, n, "label %d out of range", l); return buf; }
-        }
-    for (uint32_t i = 0; i < h->n; i++)
-        if (dproto_get_u64(b->ids + 8 * (size_t)i) >= c->records) { snprintf(buf, n, "example id out of range"); return buf; }
-    return NULL;
-}
-
 static void on_batch(struct dispatcher *d, struct peer *p, zmq_msg_t *body, const struct dproto_msg *m)
 {
     char why[160];
-    const char *bad = batch_wrong(d, &m->u.batch, why, sizeof why);
+    const char *bad = dispatch_batch_wrong(&d->cfg, &m->u.batch, why, sizeof why);
     if (bad) { malformed(d, p, bad); return; }
     uint64_t k = m->u.batch.index, W = (uint64_t)d->cfg.window;
     int taken = 0;
