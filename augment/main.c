@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "augment/distort.h"   /* defines: distort_config, distortion switches */
+#include "augment/lease_client.h" /* defines: lease_client_run (--dispatcher) */
 #include "augment/profile.h"   /* defines: augment_profile_apply (profile -> switches, crop) */
 #include "augment/sender.h"    /* defines: sender_new/acquire/send (zero-copy PUSH) */
 #include "augment/worker.h"    /* defines: worker_open/next (record order, shuffle, batches) */
@@ -33,7 +34,8 @@ static void on_signal(int sig) { g_stop = sig; }
 static int g_started;   /* setup done: later failures may heal on a restart */
 
 struct opts {
-    const char *data_dir, *subset, *connect, *bind, *dump_dir, *resize_method;
+    const char *data_dir, *subset, *connect, *bind, *dump_dir, *resize_method, *dispatcher, *name;
+    int subset_set, batch_size_set, image_size_set, seed_set;
     int worker, num_workers, batch_size, image_size, queue_factor, channels, dump, num_passes;
     int eval, eval_set, flip, flip_set, no_flip, color, color_set, no_color, crop, crop_set, no_crop;
     int color_ordering, sndhwm, jpeg_scale, quiet;
@@ -148,25 +150,98 @@ static status stream_batches(struct worker *w, const struct opts *o, const struc
     return st;
 }
 
+/* --dispatcher: settings pinned on the command line go into REGISTER; the
+ * rest come from the consumer's REGISTERED (see lease_client.h). */
+struct dispatched { const struct opts *o; };
+
+static status open_for_run(const struct dproto_registered *r, void *ctx, struct worker **out)
+{
+    const struct opts *o = ((struct dispatched *)ctx)->o;
+    struct manifest *m = NULL;
+    TRY(manifest_load(o->data_dir, &m));
+    struct distort_config dc;
+    distort_config_default(&dc, (int)r->image_size);
+    dc.seed = r->seed;
+    dc.eval = (int)r->eval;
+    dc.color_p.ordering = o->color_ordering;
+    dc.out_c = (int)r->channels;
+    if (!strcmp(o->resize_method, "bilinear_half")) dc.resize_p.half_pixel = 1;
+    else if (!strcmp(o->resize_method, "nearest")) dc.resize_p.method = RESIZE_NEAREST;
+    struct opts run_o = *o;
+    run_o.flip_set = r->flip >= 0; run_o.flip = r->flip > 0; run_o.no_flip = r->flip == 0;
+    run_o.color_set = r->color >= 0; run_o.color = r->color > 0; run_o.no_color = r->color == 0;
+    run_o.crop_set = r->crop >= 0; run_o.crop = r->crop > 0; run_o.no_crop = r->crop == 0;
+    status st = settle_switches(&run_o, m, &dc);
+    manifest_free(m);
+    TRY(st);
+    struct worker_config wc = {
+        .data_dir = o->data_dir, .subset = r->subset, .worker = 0, .num_workers = 1,
+        .batch_size = (int)r->batch_size, .eval = (int)r->eval, .queue_factor = 1, .jpeg_scale = o->jpeg_scale, .dc = dc,
+    };
+    return worker_open(&wc, out);
+}
+
+static int8_t pinned(int set, int on, int off) { return off ? 0 : set ? (int8_t)(on != 0) : -1; }
+
+static status run_dispatched(const struct opts *o)
+{
+    struct lease_client_config lc = { .endpoint = o->dispatcher, .open = open_for_run };
+    struct dispatched d = { o };
+    lc.open_ctx = &d;
+    struct dproto_register *r = &lc.reg;
+    TRY(dproto_dataset_identity(o->data_dir, &r->manifest_crc, &r->manifest_len, &r->records));
+    if (o->subset_set) snprintf(r->subset, sizeof r->subset, "%s", o->subset);
+    r->batch_size = o->batch_size_set ? (uint32_t)o->batch_size : 0;
+    r->image_size = o->image_size_set ? (uint32_t)o->image_size : 0;
+    r->channels = (uint32_t)o->channels;
+    r->flip = pinned(o->flip_set, o->flip, o->no_flip);
+    r->color = pinned(o->color_set, o->color, o->no_color);
+    r->crop = pinned(o->crop_set, o->crop, o->no_crop);
+    r->color_ordering = (int8_t)o->color_ordering;
+    r->resize_method = !strcmp(o->resize_method, "bilinear_half") ? 1 : !strcmp(o->resize_method, "nearest") ? 2 : 0;
+    r->fast_jpeg = (uint8_t)(o->jpeg_scale != 0);
+    r->has_seed = (uint8_t)(o->seed_set != 0);
+    r->seed = (uint64_t)o->seed;
+    if (o->name[0]) snprintf(r->name, sizeof r->name, "%s", o->name);
+    else {
+        char host[48] = "";
+        gethostname(host, sizeof host - 1);
+        snprintf(r->name, sizeof r->name, "%s:%d", host, (int)getpid());
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return lease_client_run(&lc, &g_stop);
+}
+
 static status run(int argc, char **argv)
 {
     struct opts o = {
-        .data_dir = "", .subset = "train", .connect = "", .bind = "", .dump_dir = "augment_dump",
+        .data_dir = "", .subset = "train", .connect = "", .bind = "", .dispatcher = "", .name = "", .dump_dir = "augment_dump",
         .resize_method = "bilinear", .worker = 0, .num_workers = 1, .batch_size = 32, .image_size = 299,
         .queue_factor = 16, .channels = 0, .dump = 0, .num_passes = 0, .eval = 0, .flip = 1, .color = 1, .crop = 1,
         .color_ordering = -1, .sndhwm = 2, .exit_grace_secs = 600.0, .jpeg_scale = 1, .seed = 0, .start_batch = 0,
     };
     struct flag table[] = {
         { "data_dir", FLAG_STRING, &o.data_dir, "dataset directory made by `deeper ingest` (required)", NULL },
-        { "subset", FLAG_STRING, &o.subset, "train or validation", NULL },
+        { "subset", FLAG_STRING, &o.subset, "train or validation", &o.subset_set },
         { "worker", FLAG_INT, &o.worker, "this worker's index I (0 <= I < num_workers)", NULL },
         { "num_workers", FLAG_INT, &o.num_workers, "W: workers that split each epoch/pass between them", NULL },
-        { "connect", FLAG_STRING, &o.connect, "send to this endpoint (tcp://host:port, ipc://path); the consumer binds", NULL },
+        { "dispatcher", FLAG_STRING, &o.dispatcher, "work for the consumer (deeper train/eval) at this endpoint: register, "
+                                                  "take leased splits, send under credit (proto/dispatch.md); the run's "
+                                                  "settings come from the consumer", NULL },
+        { "name", FLAG_STRING, &o.name, "--dispatcher: this worker's name in the consumer's log (default host:pid)", NULL },
+        { "connect", FLAG_STRING, &o.connect, "plain PUSH stream to this endpoint (tcp://host:port, ipc://path) for "
+                                              "third-party consumers; the consumer binds", NULL },
         { "bind", FLAG_STRING, &o.bind, "bind this endpoint instead; consumers connect", NULL },
-        { "batch_size", FLAG_INT, &o.batch_size, "examples per batch", NULL },
-        { "image_size", FLAG_INT, &o.image_size, "output height and width", NULL },
+        { "batch_size", FLAG_INT, &o.batch_size, "examples per batch", &o.batch_size_set },
+        { "image_size", FLAG_INT, &o.image_size, "output height and width", &o.image_size_set },
         { "input_queue_memory_factor", FLAG_INT, &o.queue_factor, "shuffle buffer = this x 1024 records", NULL },
-        { "seed", FLAG_INT64, &o.seed, "seed of every random choice", NULL },
+        { "seed", FLAG_INT64, &o.seed, "seed of every random choice", &o.seed_set },
         { "eval", FLAG_BOOL, &o.eval, "eval stream: central crop, each example once per pass, END marker "
                                       "(default for --subset validation)", &o.eval_set },
         { "num_passes", FLAG_INT, &o.num_passes, "eval: stop after this many passes (0: endless)", NULL },
@@ -190,8 +265,11 @@ static status run(int argc, char **argv)
         { "quiet", FLAG_BOOL, &o.quiet, "no info lines", NULL },
     };
     struct flags_spec spec = {
-        "deeper augment", "--data_dir DIR (--connect EP | --bind EP | --dump N) [flags]",
-        "One augment worker: reads the shards of a dataset, shuffles through a buffer of "
+        "deeper augment", "--data_dir DIR (--dispatcher EP | --connect EP | --bind EP | --dump N) [flags]",
+        "One augment worker.  With --dispatcher it works for a `deeper train`/`deeper eval` consumer "
+        "(local or remote): registers, takes the run's settings, makes the splits it is leased "
+        "(proto/dispatch.md).  With --connect/--bind it is a plain PUSH stream for other consumers: "
+        "it reads the shards of a dataset, shuffles through a buffer of "
         "input_queue_memory_factor x 1024 records, applies Inception's distortions and streams "
         "uint8 NHWC batches over ZeroMQ (proto/batch.md).  W workers started with --worker 0..W-1 "
         "--num_workers W cover each epoch exactly once.  Exit status: 0 done or stopped, 1 failed (a restart may "
@@ -201,8 +279,11 @@ static status run(int argc, char **argv)
     TRY(flags_parse(&spec, argc, argv, NULL, NULL));
     log_set_quiet(o.quiet);
     if (!o.data_dir[0]) return FAIL(STATUS_USAGE, "--data_dir is required");
-    if (o.dump <= 0 && !o.connect[0] && !o.bind[0]) return FAIL(STATUS_USAGE, "give --connect ENDPOINT, --bind ENDPOINT or --dump N");
-    if (o.connect[0] && o.bind[0]) return FAIL(STATUS_USAGE, "--connect and --bind are exclusive");
+    if (o.dump <= 0 && !o.connect[0] && !o.bind[0] && !o.dispatcher[0])
+        return FAIL(STATUS_USAGE, "give --dispatcher ENDPOINT, --connect ENDPOINT, --bind ENDPOINT or --dump N");
+    if (!!o.connect[0] + !!o.bind[0] + !!o.dispatcher[0] > 1)
+        return FAIL(STATUS_USAGE, "--dispatcher, --connect and --bind are exclusive");
+    if (o.dispatcher[0] && o.dump <= 0) return run_dispatched(&o);
     if (o.image_size < 1 || o.image_size > (int)WIRE_MAX_SIDE) return FAIL(STATUS_USAGE, "--image_size %d out of range", o.image_size);
     if (o.sndhwm < 1 || o.sndhwm > 1000) return FAIL(STATUS_USAGE, "--sndhwm %d out of range", o.sndhwm);
     if (o.channels != 0 && o.channels != 1 && o.channels != 3) return FAIL(STATUS_USAGE, "--channels must be 0, 1 or 3");

@@ -68,6 +68,13 @@ struct worker {
     struct jpeg_decoder *jd;
     struct worker_stats st;
     int bad_logged;
+
+    /* leased-split stream (worker_batch_at) */
+    uint64_t *cum;              /* cum[s]: records before shard s in manifest order (nshards + 1) */
+    uint32_t *perm;             /* the order of epoch perm_epoch (N entries), or NULL */
+    uint64_t perm_epoch;
+    status (*tick)(void *ctx);
+    void *tick_ctx;
 };
 
 /* ------------------------------------------------------------------ cursor */
@@ -370,6 +377,98 @@ status worker_next(struct worker *w, struct send_buf *b)
 
 void worker_get_stats(const struct worker *w, struct worker_stats *out) { *out = w->st; }
 
+/* ------------------------------------------------------- leased splits */
+
+uint64_t worker_records(const struct worker *w) { return w->N; }
+uint64_t worker_eval_batches(const struct worker *w)
+{
+    return (w->N + (uint64_t)w->cfg.batch_size - 1) / (uint64_t)w->cfg.batch_size;
+}
+
+void worker_set_tick(struct worker *w, status (*tick)(void *ctx), void *ctx)
+{
+    w->tick = tick;
+    w->tick_ctx = ctx;
+}
+
+/* Record number r of the subset (manifest order) as a reference. */
+static status ref_of(struct worker *w, uint64_t r, uint64_t epoch, struct ref *out)
+{
+    if (!w->cum) {
+        w->cum = malloc(((size_t)w->nshards + 1) * sizeof *w->cum);
+        if (!w->cum) return FAIL(STATUS_NOMEM, "worker: shard table");
+        w->cum[0] = 0;
+        for (int s = 0; s < w->nshards; s++) w->cum[s + 1] = w->cum[s] + w->sh[s].count;
+    }
+    int lo = 0, hi = w->nshards;   /* the last shard s with cum[s] <= r */
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (w->cum[mid] <= r) lo = mid; else hi = mid;
+    }
+    *out = (struct ref){ (uint32_t)lo, 0, r - w->cum[lo], epoch };
+    return STATUS_OK;
+}
+
+/* The full permutation of the subset for epoch e (cached for one epoch). */
+static status perm_ready(struct worker *w, uint64_t e)
+{
+    if (w->perm && w->perm_epoch == e) return STATUS_OK;
+    if (w->N > UINT32_MAX) return FAIL(STATUS_UNSUPPORTED, "a subset of more than 2^32 records");
+    if (!w->perm && !(w->perm = malloc((size_t)w->N * sizeof *w->perm)))
+        return FAIL(STATUS_NOMEM, "worker: epoch order of %" PRIu64 " records", w->N);
+    for (uint64_t i = 0; i < w->N; i++) w->perm[i] = (uint32_t)i;
+    struct rng r;
+    rng_init(&r, w->cfg.dc.seed, rng_stream(e, w->N, RNG_WHAT_ORDER));
+    rng_shuffle_u32(&r, w->perm, (uint32_t)w->N);
+    w->perm_epoch = e;
+    return STATUS_OK;
+}
+
+status worker_batch_at(struct worker *w, uint64_t index, int32_t *labels, uint64_t *ids, uint8_t *pixels,
+                       struct wire_header *h)
+{
+    const uint64_t B = (uint64_t)w->cfg.batch_size, N = w->N;
+    uint32_t flags = (w->cfg.dc.out_c == 3 && w->data_c == 1) ? WIRE_FLAG_GRAY_EXPAND : 0;
+    uint64_t first_epoch = 0;
+    uint32_t n = 0;
+    if (w->cfg.eval) {
+        uint64_t nb = worker_eval_batches(w), pass = index / nb, j = index % nb;
+        first_epoch = pass;
+        flags |= WIRE_FLAG_EVAL;
+        for (uint64_t r = j * B; r < N && r < (j + 1) * B; r++) {
+            if (w->tick) TRY(w->tick(w->tick_ctx));
+            struct ref ref;
+            TRY(ref_of(w, r, pass, &ref));
+            status st = fetch(w, ref, pixels + (size_t)n * w->image_bytes, &labels[n], &ids[n]);
+            if (st == STATUS_CORRUPT) continue;
+            TRY(st);
+            n++;
+        }
+    } else {
+        for (uint64_t j = 0; j < B; j++) {
+            if (w->tick) TRY(w->tick(w->tick_ctx));
+            uint64_t g = index * B + j, e = g / N, p = g % N;
+            if (j == 0) first_epoch = e;
+            TRY(perm_ready(w, e));
+            status st = STATUS_CORRUPT;
+            for (uint64_t t = 0; t < N && st == STATUS_CORRUPT; t++) {
+                struct ref ref;
+                TRY(ref_of(w, w->perm[(p + t) % N], e, &ref));
+                st = fetch(w, ref, pixels + (size_t)n * w->image_bytes, &labels[n], &ids[n]);
+            }
+            if (st == STATUS_CORRUPT) return FAIL(STATUS_CORRUPT, "every record of the subset is bad");
+            TRY(st);
+            n++;
+        }
+    }
+    wire_header_init(h, 0, 1, index, first_epoch, n, (uint32_t)w->cfg.dc.out_h, (uint32_t)w->cfg.dc.out_w,
+                     (uint32_t)w->cfg.dc.out_c, flags, w->cfg.dc.seed);
+    w->st.batches++;
+    w->st.examples += n;
+    w->st.epoch = first_epoch;
+    return STATUS_OK;
+}
+
 void worker_free(struct worker **wp)
 {
     struct worker *w = wp ? *wp : NULL;
@@ -383,6 +482,8 @@ void worker_free(struct worker **wp)
     free(w->sh);
     free(w->order);
     free(w->buf);
+    free(w->cum);
+    free(w->perm);
     distort_ctx_free(&w->dctx);
     jpeg_decoder_free(&w->jd);
     manifest_free(w->m);

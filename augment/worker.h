@@ -90,6 +90,27 @@ status worker_next(struct worker *w, struct send_buf *b);
 
 void worker_get_stats(const struct worker *w, struct worker_stats *out);
 
+/* Leased-split stream (proto/dispatch.md): batch `index` of the run as a pure
+ * function of (dataset, seed, batch size, index), whoever computes it.
+ * Train: global position g = index * B + j (j < B) is example perm_e[g mod N]
+ * of epoch e = g div N, where perm_e is a full permutation of the subset's N
+ * records drawn from (seed, e) (records numbered in manifest order), and
+ * every example is distorted with (seed, e, id).  A bad record is replaced
+ * by the next position of the same epoch's order.  Eval (cfg->eval): pass
+ * p = index div ceil(N/B), batch j = index mod ceil(N/B) holds records
+ * [j*B, min(N, (j+1)*B)) in manifest order.  Writes n examples into the
+ * arrays (room for batch_size) and fills *h (seq = index). */
+status worker_batch_at(struct worker *w, uint64_t index, int32_t *labels, uint64_t *ids, uint8_t *pixels,
+                       struct wire_header *h);
+/* Batches in one eval pass: ceil(N / batch_size). */
+uint64_t worker_eval_batches(const struct worker *w);
+/* Records in the subset. */
+uint64_t worker_records(const struct worker *w);
+/* Called between examples by worker_batch_at (NULL: none): lets a caller
+ * answer heartbeats while a large batch is made.  A non-OK return aborts
+ * the batch with that status. */
+void worker_set_tick(struct worker *w, status (*tick)(void *ctx), void *ctx);
+
 void worker_free(struct worker **w);
 
 #endif

@@ -5,7 +5,9 @@
  * last-batch sizes and END counts; W train workers read disjoint ranges that
  * together cover the subset; --start_batch fast-forwards to exactly the batch
  * a fresh run would send; streams are deterministic; a record with a bad CRC
- * is skipped and counted.
+ * is skipped and counted.  Leased-split stream: batch k does not depend on
+ * which worker makes it or in what order, epoch 0 is a permutation, eval
+ * batches cover the subset once, a bad record is replaced deterministically.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -268,4 +270,93 @@ Test(augment_worker, missing_dataset_is_one_clear_error, .fini = fini_remove)
     st = worker_open(&c, &w);
     cr_assert_neq(st, STATUS_OK);
     cr_assert(strstr(status_msg(), "train-00001-of-00003.mdb"), "message: %s", status_msg());
+}
+
+/* Leased-split stream (worker_batch_at): batch k is the same whichever worker
+ * instance makes it and in whatever order; the first N positions are a
+ * permutation of the subset; eval batches cover the subset once per pass. */
+Test(augment_worker, batch_at_is_a_function_of_the_index, .fini = fini_remove)
+{
+    make_dataset(30, 23, -1);
+    const int B = 4, K = 9;
+    struct worker_config c = config(0, 0, 1, B);
+    struct worker *a, *b;
+    cr_assert_eq(worker_open(&c, &a), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(worker_open(&c, &b), STATUS_OK, "%s", status_msg());
+    size_t img = 8 * 8 * 3;
+    int32_t la[9][4], lb[9][4];
+    uint64_t ia[9][4], ib[9][4];
+    uint8_t *pa = calloc((size_t)K * B, img), *pb = calloc((size_t)K * B, img);
+    struct wire_header h;
+    for (int k = 0; k < K; k++) {
+        cr_assert_eq(worker_batch_at(a, (uint64_t)k, la[k], ia[k], pa + (size_t)k * B * img, &h), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(h.n, (uint32_t)B);
+        cr_assert_eq(h.seq, (uint64_t)k);
+        cr_assert_eq(h.epoch, (uint64_t)(k * B / 30));
+    }
+    for (int k = K - 1; k >= 0; k--)
+        cr_assert_eq(worker_batch_at(b, (uint64_t)k, lb[k], ib[k], pb + (size_t)k * B * img, &h), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(memcmp(ia, ib, sizeof ia), 0);
+    cr_assert_eq(memcmp(la, lb, sizeof la), 0);
+    cr_assert_eq(memcmp(pa, pb, (size_t)K * B * img), 0);
+    int seen[30] = { 0 };
+    for (int g = 0; g < 30; g++) {
+        uint64_t id = ia[g / B][g % B];
+        cr_assert_lt(id, 30u);
+        seen[id]++;
+        cr_assert_eq(la[g / B][g % B], (int32_t)(id % 3));
+    }
+    for (int i = 0; i < 30; i++) cr_assert_eq(seen[i], 1, "id %d seen %d times in epoch 0", i, seen[i]);
+    int in_order = 1;
+    for (int g = 1; g < 30; g++) in_order &= ia[g / B][g % B] > ia[(g - 1) / B][(g - 1) % B];
+    cr_assert(!in_order, "epoch 0 is not shuffled");
+    free(pa); free(pb);
+    worker_free(&a); worker_free(&b);
+
+    /* eval: ceil(23/4) = 6 batches per pass, the last of 3; batch 6 starts pass 1 */
+    struct worker_config e = config(1, 0, 1, B);
+    cr_assert_eq(worker_open(&e, &a), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(worker_eval_batches(a), 6u);
+    int vseen[23] = { 0 };
+    int32_t lab[4];
+    uint64_t ids[4];
+    uint8_t px[4 * 8 * 8 * 3];
+    for (int k = 0; k < 7; k++) {
+        cr_assert_eq(worker_batch_at(a, (uint64_t)k, lab, ids, px, &h), STATUS_OK, "%s", status_msg());
+        cr_assert(h.flags & WIRE_FLAG_EVAL);
+        cr_assert_eq(h.epoch, (uint64_t)(k / 6));
+        cr_assert_eq(h.n, k == 5 ? 3u : 4u);
+        if (k < 6) for (uint32_t i = 0; i < h.n; i++) vseen[ids[i] - 30]++;
+        else cr_assert_eq(ids[0], 30u);
+    }
+    for (int i = 0; i < 23; i++) cr_assert_eq(vseen[i], 1);
+    worker_free(&a);
+}
+
+/* A bad record is replaced by the next position of the same epoch's order:
+ * every batch stays full and the replacement is the same for every worker. */
+Test(augment_worker, batch_at_replaces_a_bad_record, .fini = fini_remove)
+{
+    make_dataset(30, 6, 5);
+    struct worker_config c = config(0, 0, 1, 5);
+    struct worker *w;
+    cr_assert_eq(worker_open(&c, &w), STATUS_OK, "%s", status_msg());
+    int seen[30] = { 0 };
+    int32_t lab[5];
+    uint64_t ids[5];
+    uint8_t px[5 * 8 * 8 * 3];
+    struct wire_header h;
+    for (int k = 0; k < 6; k++) {
+        cr_assert_eq(worker_batch_at(w, (uint64_t)k, lab, ids, px, &h), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(h.n, 5u);
+        for (int i = 0; i < 5; i++) seen[ids[i]]++;
+    }
+    cr_assert_eq(seen[5], 0);
+    int twice = 0;
+    for (int i = 0; i < 30; i++) twice += seen[i] == 2;
+    cr_assert_eq(twice, 1);
+    struct worker_stats st;
+    worker_get_stats(w, &st);
+    cr_assert_geq(st.bad_records, 1u);
+    worker_free(&w);
 }

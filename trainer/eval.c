@@ -3,10 +3,10 @@
  *
  * Exactly once: each example id seen is put in an open-addressing hash set
  * (sized from the manifest's count); a repeated id is counted as a
- * duplicate and not scored.  The pass ends when the receiver reports that
- * every worker's END_OF_PASS marker arrived (stream.h, pass_complete).  A
- * worker that dies before its marker is reported and the pass fails: a
- * partial pass would give a wrong precision.
+ * duplicate and not scored.  The batches come from the dispatcher
+ * (dispatcher.h) in index order: the pass is batches 0 .. ceil(N/B)-1 of
+ * the eval stream, each leased to some worker and re-leased when its worker
+ * dies, so a worker killed mid-pass costs time, not examples.
  */
 #include "trainer/eval.h"
 
@@ -23,9 +23,11 @@
 #include "shared/log.h"
 #include "shared/manifest.h"
 #include "shared/signals.h"
+#include "shared/dispatch_proto.h"
 #include "shared/stream.h"
 #include "shared/tfevents.h"
 #include "trainer/checkpoint.h"
+#include "trainer/dispatcher.h"
 #include "trainer/model.h"
 #include "trainer/train_state.h"
 #include "trainer/workers.h"
@@ -68,20 +70,32 @@ static int idset_add(struct idset *s, uint64_t id)
     return -1;
 }
 
-struct idle { struct workers *w; int died, exited, W; double all_exited_at; };
+struct idle { struct workers *w; struct dispatcher *d; };
 
-/* A worker that fails invalidates the pass; one that exits cleanly may still
- * have its last batches and marker in flight, so wait a while for them. */
-static void eval_reap(struct idle *ic)
+static const char *const *eval_worker_name(int i, void *ctx)
 {
+    static char name[32];
+    static const char *argv[3];
+    (void)ctx;
+    snprintf(name, sizeof name, "local-%d", i);
+    argv[0] = "--name"; argv[1] = name; argv[2] = NULL;
+    return argv;
+}
+
+/* A local worker that exited: its split goes to another at once; a new
+ * worker takes its place. */
+static void eval_reap(void *ctx)
+{
+    struct idle *ic = ctx;
     if (!ic->w) return;
-    int dead[256], clean[256];
-    int nd = workers_poll(ic->w, dead, clean);
-    for (int k = 0; k < nd; k++) {
-        if (!clean[k]) ic->died = 1;
-        else if (++ic->exited == ic->W) ic->all_exited_at = log_now();
+    int dead[256];
+    int nd = workers_poll(ic->w, dead, NULL);
+    for (int k = 0; k < nd && !g_stop; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "local-%d", dead[k]);
+        dispatcher_forget(ic->d, name);
+        if (workers_restarts(ic->w) < 10 && workers_respawn(ic->w, dead[k]) != STATUS_OK) log_warn("%s", status_msg());
     }
-    if (ic->exited == ic->W && log_now() - ic->all_exited_at > 30) ic->died = 1;
 }
 
 status eval_once(const struct eval_config *c, struct eval_result *res)
@@ -90,18 +104,19 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     struct manifest *man = NULL;
     struct st_file *ck = NULL;
     struct tower_set *ts = NULL;
-    struct stream_receiver *rx = NULL;
+    struct dispatcher *disp = NULL;
     struct workers *workers = NULL;
     struct tfevents *ev = NULL;
     char *ckpt_path = NULL, *exe = NULL;
     float *probs = NULL;
     struct idset seen = { 0 };
-    char endpoint[256];
+    char endpoint[1024], ipc_dir[256] = "", ipc_ep[320];
     memset(res, 0, sizeof(*res));
 
     if (!c->data_dir) return FAIL(STATUS_USAGE, "--data_dir is required");
     if (!c->checkpoint_dir) return FAIL(STATUS_USAGE, "--checkpoint_dir is required");
-    if (c->num_preprocess_threads < 1) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 1");
+    if (c->num_preprocess_threads < 0 || (c->num_preprocess_threads == 0 && !c->listen))
+        return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 1 (0 only with --listen)");
     /* loading: a stop ends the process at once (nothing to save) */
     signals_stop_now("deeper eval", "loading");
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
@@ -143,59 +158,51 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     signals_stop_now(NULL, NULL);
     if (g_stop) { st = FAIL(STATUS_INTERRUPTED, "evaluation interrupted"); goto done; }
     int W = c->num_preprocess_threads;
-    const char *tmp = getenv("TMPDIR");
-    if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-eval-%d.ipc", tmp, (int)getpid());
-    int stale = 0;
-    if (stream_ipc_remove_stale(tmp, "deeper-eval-", &stale) == STATUS_OK && stale)
-        log_info("removed %d stale socket file(s) of killed runs from %s", stale, tmp);
-    struct stream_config sc = stream_config_default();
-    sc.endpoint = endpoint;
-    sc.max_n = (uint32_t)c->batch_size;
-    sc.h = sc.w = (uint32_t)meta.image_size;
-    sc.c = (uint32_t)data_c;
-    sc.pool_size = 2 * W + 2;
-    sc.num_classes = classes;
-    sc.expect_workers = (uint16_t)W;
-    if ((st = stream_receiver_new(&sc, &rx)) != STATUS_OK) goto done;
-    if ((st = workers_sibling_exe("augment", &exe)) != STATUS_OK) goto done;
-    char bs[16], is[16];
-    snprintf(bs, sizeof bs, "%d", c->batch_size);
-    snprintf(is, sizeof is, "%d", meta.image_size);
-    const char *common[] = { "--data_dir", c->data_dir, "--subset", c->subset, "--eval", "--num_passes", "1", "--batch_size", bs,
-                             "--image_size", is, NULL };
-    if ((st = workers_start(&workers, exe, common, W, endpoint, 0, NULL, NULL)) != STATUS_OK) goto done;
+    uint64_t nb = (sub->count + (uint64_t)c->batch_size - 1) / (uint64_t)c->batch_size;
+    if ((st = dispatcher_ipc_dir_make("deeper-eval", ipc_dir, sizeof ipc_dir, ipc_ep, sizeof ipc_ep)) != STATUS_OK)
+        goto done;
+    snprintf(endpoint, sizeof endpoint, "%s%s%s", ipc_ep, c->listen ? "," : "", c->listen ? c->listen : "");
+    struct dispatcher_config dc = dispatcher_config_default();
+    dc.endpoints = endpoint;
+    dc.eval = 1;
+    dc.subset = c->subset;
+    dc.batch_size = (uint32_t)c->batch_size;
+    dc.image_size = (uint32_t)meta.image_size;
+    dc.channels = (uint32_t)data_c;
+    dc.seed = meta.seed;
+    dc.examples = sub->count;
+    dc.end_batch = nb;
+    dc.num_classes = classes;
+    if (c->worker_timeout > 0) dc.worker_timeout_ms = (int)(c->worker_timeout * 1000);
+    dc.dump_ids = getenv("DEEPER_DUMP_IDS");
+    if ((st = dproto_dataset_identity(c->data_dir, &dc.manifest_crc, &dc.manifest_len, &dc.records)) != STATUS_OK)
+        goto done;
+    if ((st = dispatcher_new(&dc, &disp)) != STATUS_OK) goto done;
+    if (W > 0) {
+        if ((st = workers_sibling_exe("augment", &exe)) != STATUS_OK) goto done;
+        const char *common[] = { "--data_dir", c->data_dir, "--quiet", NULL };
+        if ((st = workers_start_dispatched(&workers, exe, common, W, ipc_ep, eval_worker_name, NULL)) != STATUS_OK)
+            goto done;
+    }
+    if (c->listen) log_info("waiting for remote augment workers on %s", c->listen);
 
     if ((st = idset_init(&seen, sub->count)) != STATUS_OK) goto done;
     probs = malloc((size_t)c->batch_size * (size_t)classes * sizeof(float));
     if (!probs) { st = FAIL(STATUS_NOMEM, "eval: out of memory"); goto done; }
-    struct idle ic = { workers, 0, 0, W, 0 };
+    struct idle ic = { workers, disp };
     double t0 = log_now(), tl = t0;
-    uint64_t batches = 0;
-    for (;;) {
-        if (g_stop) { st = FAIL(STATUS_INTERRUPTED, "evaluation interrupted"); goto done; }
-        struct stream_batch *b;
-        st = stream_receiver_next(rx, &b, 200);
-        if (st == STATUS_TIMEOUT) {
-            eval_reap(&ic);
-            if (ic.died) { st = FAIL(STATUS_STATE, "an augment worker died before finishing the pass; no result"); goto done; }
-            continue;
-        }
+    for (uint64_t batches = 0; batches < nb;) {
+        struct dispatch_batch b;
+        st = dispatcher_next(disp, &b, &g_stop, eval_reap, &ic, NULL);
+        if (st == STATUS_INTERRUPTED) { st = FAIL(STATUS_INTERRUPTED, "evaluation interrupted"); goto done; }
         if (st != STATUS_OK) goto done;
-        if (b->end_of_pass) {
-            int complete = b->pass_complete;
-            stream_receiver_release(rx, b);
-            if (complete) break;
-            continue;
-        }
-        st = model_forward_eval(ts, b->pixels, (int)b->c, (int)b->n, probs);
-        if (st != STATUS_OK) { stream_receiver_release(rx, b); goto done; }
-        for (uint32_t i = 0; i < b->n; i++) {
-            int added = idset_add(&seen, b->ids[i]);
-            if (added < 0) { stream_receiver_release(rx, b); st = FAIL(STATUS_STATE, "eval: more ids than the manifest lists"); goto done; }
+        if ((st = model_forward_eval(ts, b.pixels, b.c, b.n, probs)) != STATUS_OK) goto done;
+        for (int i = 0; i < b.n; i++) {
+            int added = idset_add(&seen, b.ids[i]);
+            if (added < 0) { st = FAIL(STATUS_STATE, "eval: more ids than the manifest lists"); goto done; }
             if (added == 0) { res->duplicates++; continue; }
             const float *p = probs + (size_t)i * classes;
-            int label = b->labels[i];
+            int label = b.labels[i];
             float pl = p[label];
             int higher = 0;
             for (int k = 0; k < classes; k++)
@@ -204,12 +211,10 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
             if (higher == 0) res->top1++;
             if (higher < 5) res->top5++;
         }
-        stream_receiver_release(rx, b);
         batches++;
         if (batches % 20 == 0) {
             double now = log_now();
-            log_info("[%" PRIu64 " batches out of %" PRIu64 "] (%.1f examples/sec; %.3fsec/batch)", batches,
-                     (sub->count + (uint64_t)c->batch_size - 1) / (uint64_t)c->batch_size,
+            log_info("[%" PRIu64 " batches out of %" PRIu64 "] (%.1f examples/sec; %.3fsec/batch)", batches, nb,
                      20.0 * c->batch_size / (now - tl), (now - tl) / 20);
             tl = now;
         }
@@ -238,7 +243,8 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
 done:
     signals_stop_now(NULL, NULL);
     workers_stop(&workers);
-    stream_receiver_free(&rx);
+    dispatcher_free(&disp);
+    dispatcher_ipc_dir_remove(ipc_dir);
     tfevents_close(&ev);
     model_towers_free(&ts);
     safetensors_close(&ck);

@@ -25,6 +25,8 @@ struct eval_config {
     int batch_size;
     int num_preprocess_threads;
     int threads;
+    const char *listen;             /* also accept remote workers here (tcp://...) */
+    double worker_timeout;          /* seconds (0: 5) */
 };
 
 struct eval_config eval_config_default(void);

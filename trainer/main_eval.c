@@ -17,6 +17,8 @@ int main(int argc, char **argv)
         { "eval_interval_secs", FLAG_INT, &c.eval_interval_secs, "seconds between evaluations", NULL },
         { "batch_size", FLAG_INT, &c.batch_size, "examples per batch", NULL },
         { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (eval mode)", NULL },
+        { "listen", FLAG_STRING, &c.listen, "also accept remote workers (deeper augment --dispatcher) here, e.g. tcp://*:5556", NULL },
+        { "worker_timeout", FLAG_DOUBLE, &c.worker_timeout, "seconds a worker may be silent before its split goes to another (default 5)", NULL },
         { "device", FLAG_STRING, &c.device, "cpu, cuda or auto (CUDA when a GPU exists)", NULL },
         { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },
     };

@@ -49,7 +49,10 @@ int main(int argc, char **argv)
         { "batchnorm_zero_debias", FLAG_BOOL, &c.batchnorm_zero_debias,
           "debias the batch-norm moving statistics as TF 1.x does (--nobatchnorm_zero_debias: plain EMA from 0 / 1)", NULL },
         { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (0: remote workers, needs --listen)", NULL },
-        { "listen", FLAG_STRING, &c.listen, "bind here for remote workers (tcp://0.0.0.0:5555)", NULL },
+        { "listen", FLAG_STRING, &c.listen, "also accept remote workers (deeper augment --dispatcher) here, "
+                                            "e.g. tcp://*:5555", NULL },
+        { "worker_timeout", FLAG_DOUBLE, &c.worker_timeout, "seconds a worker may be silent before its split "
+                                                            "goes to another (default 5)", NULL },
         { "input_queue_memory_factor", FLAG_INT, &c.input_queue_memory_factor, "shuffle buffer of each worker = factor x 1024 records", NULL },
         { "no_flip", FLAG_BOOL, &c.no_flip, "tell workers never to flip (overrides the dataset profile)", NULL },
         { "flip", FLAG_BOOL, &c.flip, "tell workers to flip even when the dataset profile says not to", NULL },

@@ -6,17 +6,17 @@
  *   2. newest checkpoint in train_dir unless --fresh: its metadata fixes the
  *      model, class count, image size, seed and the stream position;
  *   3. towers (trainer/model.h), state restored from the checkpoint;
- *   4. receiver bound on an ipc:// endpoint (or --listen), local workers
- *      spawned with where to start (feed.h explains the ordering);
+ *   4. the dispatcher (dispatcher.h) bound on a private ipc:// endpoint
+ *      (and --listen), local workers started with --dispatcher;
  *   5. steps; logging, events, checkpoints; clean stop.
  * Input wait: the fraction of step time the device waits for batches.  On
- * the CPU that is the time spent in feed_next; on GPUs, whose backward
+ * the CPU that is the time spent in dispatcher_next; on GPUs, whose backward
  * pass and update still run while the host waits there, only the part of
  * it after the GPUs went idle (tower_cuda_mark / tower_cuda_idle_since).
- * Determinism: with the same seed and worker count, batch k is always
- * worker k%W's batch k/W, each worker's stream is a function of (seed, W,
- * worker), and the checkpoint stores the position, so 10 + resume + 10 steps
- * replay exactly the batches of one 20-step run.
+ * Determinism: batch k is a function of (seed, k) whichever worker made it
+ * (proto/dispatch.md), and the checkpoint stores the position, so 10 +
+ * resume + 10 steps replay exactly the batches of one 20-step run, with any
+ * number of workers, local or remote.
  */
 #include "trainer/train.h"
 
@@ -38,8 +38,9 @@
 #include "shared/signals.h"
 #include "shared/stream.h"
 #include "shared/tfevents.h"
+#include "shared/dispatch_proto.h"
 #include "trainer/checkpoint.h"
-#include "trainer/feed.h"
+#include "trainer/dispatcher.h"
 #include "trainer/model.h"
 #include "trainer/pretrained.h"
 #include "trainer/train_state.h"
@@ -143,26 +144,24 @@ char *train_class_names_json(const struct manifest *m)
 }
 
 struct worker_args {
-    int W;
-    int64_t position;
-    struct feed *feed;     /* when set, respawns start where the feed expects */
-    char start[32];
+    char name[32];
     const char *argv[4];
 };
 
 static const char *const *worker_extra(int i, void *ctx)
 {
     struct worker_args *a = ctx;
-    uint64_t seq = a->feed ? feed_expected_seq(a->feed, i) : feed_first_seq(a->position, a->W, i);
-    snprintf(a->start, sizeof a->start, "%" PRIu64, seq);
-    a->argv[0] = "--start_batch";
-    a->argv[1] = a->start;
+    snprintf(a->name, sizeof a->name, "local-%d", i);
+    a->argv[0] = "--name";
+    a->argv[1] = a->name;
     a->argv[2] = NULL;
     return a->argv;
 }
 
-struct idle_ctx { struct workers *w; struct feed *feed; status st; };
+struct idle_ctx { struct workers *w; struct dispatcher *d; status st; };
 
+/* A local worker that exited: its lease goes back at once, a new one
+ * registers in its place. */
 static void reap_workers(void *ctx)
 {
     struct idle_ctx *ic = ctx;
@@ -170,6 +169,9 @@ static void reap_workers(void *ctx)
     int dead[256];
     int nd = workers_poll(ic->w, dead, NULL);
     for (int k = 0; k < nd && !g_stop; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "local-%d", dead[k]);
+        dispatcher_forget(ic->d, name);
         int code = workers_exit_code(ic->w, dead[k]);
         if (code == WORKER_EXIT_USAGE || code == WORKER_EXIT_PERMANENT) {
             ic->st = FAIL(STATUS_STATE, "augment worker %d cannot start (exit status %d: %s, see its message above); "
@@ -184,16 +186,15 @@ static void reap_workers(void *ctx)
             g_stop = SIGTERM;
             return;
         }
-        log_warn("augment worker %d stopped; restarting it at its batch %" PRIu64, dead[k],
-                 feed_expected_seq(ic->feed, dead[k]));
+        log_warn("augment worker %d stopped; starting another", dead[k]);
         if (workers_respawn(ic->w, dead[k]) != STATUS_OK) log_warn("%s", status_msg());
     }
 }
 
 static status save(struct tower_set *ts, struct ckpt_meta *meta, const struct train_config *c,
-                   struct feed *feed, uint64_t epoch, struct tfevents *ev)
+                   struct dispatcher *disp, uint64_t epoch, struct tfevents *ev)
 {
-    meta->position = feed_position(feed);
+    meta->position = (int64_t)dispatcher_position(disp);
     meta->epoch = (int64_t)epoch;
     meta->learning_rate = optim_learning_rate(&ts->optim, ts->step);
     char *path = NULL;
@@ -211,12 +212,11 @@ status train_run(const struct train_config *c)
     struct manifest *man = NULL;
     struct st_file *ck = NULL;
     struct tower_set *ts = NULL;
-    struct stream_receiver *rx = NULL;
+    struct dispatcher *disp = NULL;
     struct workers *workers = NULL;
-    struct feed *feed = NULL;
     struct tfevents *ev = NULL;
     char *ckpt_path = NULL, *names_json = NULL, *exe = NULL;
-    char endpoint[256] = "", digest[64] = "", buf[64];
+    char endpoint[1024] = "", ipc_dir[256] = "", ipc_ep[320] = "", digest[64] = "", buf[64];
     struct worker_args wargs = { 0 };
     struct idle_ctx ic = { 0 };
 
@@ -291,9 +291,6 @@ status train_run(const struct train_config *c)
                 st = FAIL(STATUS_USAGE, "%s was trained at --image_size %d, not %d", ckpt_path, meta.image_size, image_size);
                 goto done;
             }
-            if (meta.num_workers != c->num_preprocess_threads && c->num_preprocess_threads > 0)
-                log_warn("resuming with %d workers, checkpoint had %d: the batch order will differ from an uninterrupted run",
-                         c->num_preprocess_threads, meta.num_workers);
         } else if (st == STATUS_NOT_FOUND) {
             st = STATUS_OK;
         } else goto done;
@@ -357,67 +354,48 @@ status train_run(const struct train_config *c)
         goto done;
     }
 
-    /* the stream; from here on a stop is taken at the next step, after saving */
+    /* from here on a stop is taken at the next step, after saving */
     signals_stop_now(NULL, NULL);
+    /* the dispatcher: local workers over a private ipc endpoint, remote ones on --listen */
     int W = c->num_preprocess_threads;
-    struct stream_config sc = stream_config_default();
-    if (c->listen) snprintf(endpoint, sizeof endpoint, "%s", c->listen);
-    else {
-        const char *tmp = getenv("TMPDIR");
-        if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
-        snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-train-%d", tmp, (int)getpid());
-        int stale = 0;
-        if (stream_ipc_remove_stale(tmp, "deeper-train-", &stale) == STATUS_OK && stale)
-            log_info("removed %d stale socket file(s) of killed runs from %s", stale, tmp);
-    }
-    /* local workers: one socket each (ipc://.../deeper-train-PID-wI), consumed in a fixed order */
-    int ordered = W > 0 && !c->listen;
-    sc.endpoint = endpoint;
-    sc.max_n = (uint32_t)c->batch_size;
-    sc.h = sc.w = (uint32_t)image_size;
-    sc.c = (uint32_t)data_c;
-    sc.pool_size = 2 * (W > 0 ? W : 2) + 2;
-    sc.per_worker = ordered ? W : 0;
-    sc.num_classes = classes;
-    if ((st = stream_receiver_new(&sc, &rx)) != STATUS_OK) goto done;
-    const struct stream_allocator *feed_alloc = NULL;
+    if ((st = dispatcher_ipc_dir_make("deeper-train", ipc_dir, sizeof ipc_dir, ipc_ep, sizeof ipc_ep)) != STATUS_OK)
+        goto done;
+    snprintf(endpoint, sizeof endpoint, "%s%s%s", ipc_ep, c->listen ? "," : "", c->listen ? c->listen : "");
+    struct dispatcher_config dc = dispatcher_config_default();
+    dc.endpoints = endpoint;
+    dc.subset = "train";
+    dc.batch_size = (uint32_t)c->batch_size;
+    dc.image_size = (uint32_t)image_size;
+    dc.channels = (uint32_t)data_c;
+    dc.seed = seed;
+    dc.examples = train->count;
+    dc.start_batch = (uint64_t)position;
+    dc.flip = c->no_flip ? 0 : c->flip ? 1 : -1;
+    dc.num_classes = classes;
+    if (c->worker_timeout > 0) dc.worker_timeout_ms = (int)(c->worker_timeout * 1000);
+    dc.dump_ids = getenv("DEEPER_DUMP_IDS");
+    if ((st = dproto_dataset_identity(c->data_dir, &dc.manifest_crc, &dc.manifest_len, &dc.records)) != STATUS_OK)
+        goto done;
     int on_gpu = strcmp(ts->be[0]->ops->name, "cuda") == 0;
     (void)on_gpu;
 #ifdef DEEPER_HAVE_CUDA
     static const struct stream_allocator pinned = { pinned_alloc, pinned_free, NULL };
-    if (on_gpu) feed_alloc = &pinned;
+    if (on_gpu) dc.alloc = &pinned;
 #endif
-    if ((st = feed_new_alloc(&feed, rx, W, ordered, position, c->batch_size, image_size,
-                             image_size, data_c, feed_alloc)) != STATUS_OK)
-        goto done;
+    if ((st = dispatcher_new(&dc, &disp)) != STATUS_OK) goto done;
+    ic.d = disp;
 
     signal(SIGPIPE, SIG_IGN);
 
     if (W > 0) {
         if ((st = workers_sibling_exe("augment", &exe)) != STATUS_OK) goto done;
-        char bs[16], is[16], sd[32], qf[16], cc[8];
-        snprintf(bs, sizeof bs, "%d", c->batch_size);
-        snprintf(is, sizeof is, "%d", image_size);
-        snprintf(sd, sizeof sd, "%" PRIu64, seed);
-        snprintf(qf, sizeof qf, "%d", c->input_queue_memory_factor);
-        snprintf(cc, sizeof cc, "%d", data_c);
-        const char *common[24] = { "--data_dir", c->data_dir, "--subset", "train", "--batch_size", bs,
-                                   "--image_size", is, "--seed", sd, "--input_queue_memory_factor", qf };
-        int nc = 12;
-        if (c->no_flip) common[nc++] = "--no_flip";
-        if (c->flip) common[nc++] = "--flip";
-        common[nc] = NULL;
-        wargs.W = W;
-        wargs.position = position;
-        if ((st = workers_start(&workers, exe, common, W, endpoint, ordered, worker_extra, &wargs)) != STATUS_OK)
+        const char *common[] = { "--data_dir", c->data_dir, "--quiet", NULL };
+        if ((st = workers_start_dispatched(&workers, exe, common, W, ipc_ep, worker_extra, &wargs)) != STATUS_OK)
             goto done;
-        wargs.feed = feed;
         ic.w = workers;
-        ic.feed = feed;
-        log_info("started %d augment workers on %s", W, endpoint);
-    } else {
-        log_info("waiting for remote augment workers on %s", stream_receiver_endpoint(rx));
+        log_info("started %d augment workers on %s", W, ipc_ep);
     }
+    if (c->listen) log_info("waiting for remote augment workers on %s", c->listen);
 
     if ((st = tfevents_open(&ev, c->train_dir)) != STATUS_OK) goto done;
     if (ts->step > 0 && (st = tfevents_session_start(ev, ts->step)) != STATUS_OK) goto done;
@@ -448,9 +426,9 @@ status train_run(const struct train_config *c)
     float loss_sum = 0;
     uint64_t epoch = (uint64_t)meta.epoch;
     while (ts->step < c->max_steps && !g_stop) {
-        struct feed_batch b;
+        struct dispatch_batch b;
         double wait = 0, t_feed = log_now();
-        st = feed_next(feed, &b, &g_stop, reap_workers, &ic, &wait);
+        st = dispatcher_next(disp, &b, &g_stop, reap_workers, &ic, &wait);
 #ifdef DEEPER_HAVE_CUDA
         if (on_gpu) {
             /* the GPU runs the last step's backward pass and update while the
@@ -493,23 +471,26 @@ status train_run(const struct train_config *c)
             log_timestamp(ts_, sizeof ts_);
             double per = win_compute / win_steps;
             double waitfrac = win_wait / (win_wait + win_compute + 1e-12);
-            int depth = feed_depth(feed);
+            int depth = dispatcher_depth(disp);
+            struct dispatcher_stats ds;
+            dispatcher_stats(disp, &ds);
             double el = log_now() - t_start;
             double eta = (step > start_step) ? el / (double)(step - start_step) * (double)(c->max_steps - step) : 0;
             if (tty) fprintf(stderr, "\r\033[K");
             fprintf(stderr, "%s: step %" PRId64 ", loss = %.2f (%.1f examples/sec; %.3f sec/batch) "
-                    "queue %d, input wait %.0f%%, lr %.4g, epoch %" PRIu64 ", ETA %.0fs\n",
+                    "queue %d, input wait %.0f%%, lr %.4g, epoch %" PRIu64 ", workers %d, dropped %" PRIu64 ", ETA %.0fs\n",
                     ts_, step, r.loss, c->batch_size / per, per, depth, 100 * waitfrac, r.learning_rate,
-                    epoch, eta);
-            const char *tags[5] = { "loss", "learning_rate", "examples/sec", "input_wait_fraction", "queue_depth" };
-            float vals[5] = { loss_sum / win_steps, r.learning_rate, (float)(c->batch_size / per), (float)waitfrac,
-                              (float)depth };
-            if ((st = tfevents_scalars(ev, step, 5, tags, vals)) != STATUS_OK) goto done;
+                    epoch, ds.workers, ds.dropped, eta);
+            const char *tags[7] = { "loss", "learning_rate", "examples/sec", "input_wait_fraction", "queue_depth",
+                                    "workers_alive", "messages_dropped" };
+            float vals[7] = { loss_sum / win_steps, r.learning_rate, (float)(c->batch_size / per), (float)waitfrac,
+                              (float)depth, (float)ds.workers, (float)ds.dropped };
+            if ((st = tfevents_scalars(ev, step, 7, tags, vals)) != STATUS_OK) goto done;
             win_wait = win_compute = 0; win_steps = 0; loss_sum = 0;
         }
         if (tty) progress_update(&prog, step);
         if (c->save_interval_steps > 0 && step % c->save_interval_steps == 0 && step < c->max_steps) {
-            if ((st = save(ts, &meta, c, feed, epoch, ev)) != STATUS_OK) goto done;
+            if ((st = save(ts, &meta, c, disp, epoch, ev)) != STATUS_OK) goto done;
             last_saved = step;
         }
     }
@@ -520,7 +501,7 @@ status train_run(const struct train_config *c)
     }
     if (ts->step != last_saved || ts->step == start_step) {
         if (ts->step > start_step || !ckpt_path)
-            if ((st = save(ts, &meta, c, feed, epoch, ev)) != STATUS_OK) goto done;
+            if ((st = save(ts, &meta, c, disp, epoch, ev)) != STATUS_OK) goto done;
     }
     if (g_stop) {
         log_info("stopped by %s at step %" PRId64 " after saving", g_stop == SIGINT ? "SIGINT" : "SIGTERM", ts->step);
@@ -531,8 +512,8 @@ status train_run(const struct train_config *c)
 done:
     signals_stop_now(NULL, NULL);
     workers_stop(&workers);
-    feed_free(&feed);
-    stream_receiver_free(&rx);
+    dispatcher_free(&disp);
+    dispatcher_ipc_dir_remove(ipc_dir);
     tfevents_close(&ev);
     model_towers_free(&ts);
     safetensors_close(&ck);

@@ -28,6 +28,7 @@ struct train_config {
     float initial_learning_rate, num_epochs_per_decay, learning_rate_decay_factor;
     int num_preprocess_threads;         /* local workers; 0 with listen: remote */
     const char *listen;                 /* endpoint to bind for remote workers */
+    double worker_timeout;              /* seconds a worker may be silent before its lease goes (0: 5) */
     int save_interval_steps;
     int64_t seed;
     int fresh;

@@ -31,6 +31,7 @@ struct workers {
     int ncommon;
     char *endpoint;
     int per_worker;             /* worker i connects to stream_worker_endpoint(endpoint, i) */
+    const char *ep_flag;        /* "--connect" or "--dispatcher" */
     workers_extra_fn extra;
     void *ctx;
     int restarts;
@@ -85,7 +86,7 @@ static status spawn_one(struct workers *w, int i)
     } else {
         snprintf(ep, sizeof ep, "%s", w->endpoint);
     }
-    argv[argc++] = "--connect"; argv[argc++] = ep;
+    argv[argc++] = (char *)(w->ep_flag ? w->ep_flag : "--connect"); argv[argc++] = ep;
     for (int k = 0; k < nextra; k++) argv[argc++] = (char *)extra[k];
     argv[argc] = NULL;
     pid_t parent = getpid();
@@ -104,13 +105,14 @@ static status spawn_one(struct workers *w, int i)
     return STATUS_OK;
 }
 
-status workers_start(struct workers **out, const char *exe, const char *const *common, int n,
-                     const char *endpoint, int per_worker, workers_extra_fn extra, void *ctx)
+static status start(struct workers **out, const char *exe, const char *const *common, int n, const char *endpoint,
+                    int per_worker, workers_extra_fn extra, void *ctx, const char *ep_flag)
 {
     *out = NULL;
     struct workers *w = calloc(1, sizeof(*w));
     if (!w) return FAIL(STATUS_NOMEM, "out of memory");
     w->n = n;
+    w->ep_flag = ep_flag;
     w->per_worker = per_worker;
     w->extra = extra;
     w->ctx = ctx;
@@ -132,6 +134,18 @@ status workers_start(struct workers **out, const char *exe, const char *const *c
 fail:
     workers_stop(&w);
     return st;
+}
+
+status workers_start(struct workers **out, const char *exe, const char *const *common, int n,
+                     const char *endpoint, int per_worker, workers_extra_fn extra, void *ctx)
+{
+    return start(out, exe, common, n, endpoint, per_worker, extra, ctx, "--connect");
+}
+
+status workers_start_dispatched(struct workers **out, const char *exe, const char *const *common, int n,
+                                const char *endpoint, workers_extra_fn extra, void *ctx)
+{
+    return start(out, exe, common, n, endpoint, 0, extra, ctx, "--dispatcher");
 }
 
 int workers_poll(struct workers *w, int *dead, int *clean)

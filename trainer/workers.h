@@ -33,6 +33,11 @@ typedef const char *const *(*workers_extra_fn)(int i, void *ctx);
 status workers_start(struct workers **out, const char *exe, const char *const *common, int n,
                      const char *endpoint, int per_worker, workers_extra_fn extra, void *ctx);
 
+/* The same, each worker given --dispatcher ENDPOINT instead of --connect
+ * (proto/dispatch.md; --worker I --num_workers n only name it). */
+status workers_start_dispatched(struct workers **out, const char *exe, const char *const *common, int n,
+                                const char *endpoint, workers_extra_fn extra, void *ctx);
+
 /* Reap exited workers.  Returns the number that ended since the last call;
  * their indices are written to dead[] (room for n) and, when clean is not
  * NULL, clean[k] = 1 for an exit with status 0.  Abnormal ends (a signal, a

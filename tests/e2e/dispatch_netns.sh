@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Separate hosts, emulated: the trainer in one network namespace and its augment workers in
+# another, joined by a veth pair this test creates and removes (addresses only inside the
+# two namespaces).  Three workers over tcp, one killed with kill -9 mid-epoch: the first
+# epoch reaches the trainer exactly once and the weights equal a one-worker run's.
+# Needs root and `ip netns`; skipped otherwise.
+set -euo pipefail
+source "$DEEPER_ROOT/tests/e2e/dispatch_lib.bash"
+skip_unless_fmnist
+[ "$(id -u)" = 0 ] || { echo "not root: cannot make network namespaces"; exit 77; }
+command -v ip >/dev/null || { echo "no ip command (iproute2)"; exit 77; }
+T=dpt$$; W=dpw$$
+cleanup_ns() { cleanup; ip netns del $T 2>/dev/null || true; ip netns del $W 2>/dev/null || true; }
+trap cleanup_ns EXIT
+ip netns add $T 2>/dev/null || { echo "ip netns add failed (no CAP_SYS_ADMIN here?)"; exit 77; }
+ip netns add $W
+ip link add dv$$a type veth peer name dv$$b || { echo "cannot create a veth pair here"; exit 77; }
+ip link set dv$$a netns $T
+ip link set dv$$b netns $W
+ip -n $T addr add 10.213.7.1/24 dev dv$$a
+ip -n $W addr add 10.213.7.2/24 dev dv$$b
+for n in $T $W; do ip -n $n link set lo up; done
+ip -n $T link set dv$$a up
+ip -n $W link set dv$$b up
+cd "$TMPDIR"
+fmnist_dataset data 600 50
+common=(--data_dir data --model nielsennet --batch_size 16 --num_preprocess_threads 0 --seed 9
+        --initial_learning_rate 0.05 --log_every 5 --threads 1 --device cpu --max_steps 45 --worker_timeout 1)
+A="$DEEPER_BIN/deeper-augment"
+ep=tcp://10.213.7.1:5555
+
+DEEPER_DUMP_IDS=a.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "$ep" 2> a.log &
+ta=$!; PIDS+=($ta)
+ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w0 2> a-w0.log & w0=$!; PIDS+=($w0)
+wait $ta
+kill $w0; wait $w0 || true
+
+DEEPER_DUMP_IDS=b.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" 2> b.log &
+tb=$!; PIDS+=($tb)
+for i in 1 2 3; do ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w$i 2> b-w$i.log & PIDS+=($!); done
+wait_lines b.ids 8
+victim=${PIDS[-2]}
+kill -STOP "$victim"; kill -9 "$victim"
+wait $tb
+grep -E "joined|timed out|re-leased" b.log
+grep -q "worker w2 (10.213.7.2) joined" b.log
+grep -q "worker w2 (10.213.7.2) timed out" b.log
+once_per_epoch b.ids 600
+cmp a.ids b.ids
+same_weights a/model.ckpt-45.safetensors b/model.ckpt-45.safetensors
+echo ok

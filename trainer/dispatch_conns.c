@@ -1,0 +1,161 @@
+/*
+ * dispatch_conns.c — connection events of the dispatcher's socket (see
+ * dispatch_conns.h).  The monitor's events carry the connection's file
+ * descriptor; the peer's address is read with getpeername when the
+ * connection is accepted and remembered until it closes.
+ */
+#include "trainer/dispatch_conns.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "shared/log.h"
+
+#define MAX_FDS 65536
+#define BURST 5
+
+struct conn_watch {
+    void *mon;
+    char endpoint[64];
+    int cap, open;
+    uint64_t opened, closed, refused, failed;
+    char (*addr)[48];            /* by fd */
+    double tokens, tokens_at;
+    uint64_t held;
+};
+
+static int allowed(struct conn_watch *w)
+{
+    double now = log_now();
+    w->tokens += now - w->tokens_at;
+    w->tokens_at = now;
+    if (w->tokens > BURST) w->tokens = BURST;
+    if (w->tokens >= 1) { w->tokens -= 1; return 1; }
+    w->held++;
+    return 0;
+}
+
+static void peer_of(int fd, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(out, n, "a local peer");
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) return;
+    char host[INET6_ADDRSTRLEN] = "";
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(out, n, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(out, n, "[%s]:%u", host, ntohs(a->sin6_port));
+    }
+}
+
+status conn_watch_new(void *zctx, void *sock, int cap, struct conn_watch **out)
+{
+    static int seq;
+    *out = NULL;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    struct conn_watch *w = calloc(1, sizeof *w);
+    if (!w) return FAIL(STATUS_NOMEM, "connection monitor");
+    w->addr = calloc(MAX_FDS, sizeof *w->addr);
+    w->cap = cap;
+    w->tokens = BURST;
+    w->tokens_at = log_now();
+    status st = STATUS_OK;
+    if (!w->addr) { st = FAIL(STATUS_NOMEM, "connection monitor"); goto fail; }
+    snprintf(w->endpoint, sizeof w->endpoint, "inproc://dispatch-monitor-%d-%d", (int)getpid(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    if (zmq_socket_monitor(sock, w->endpoint, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+        st = FAIL(STATUS_ZMQ, "zmq_socket_monitor: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    w->mon = zmq_socket(zctx, ZMQ_PAIR);
+    if (!w->mon || zmq_connect(w->mon, w->endpoint) != 0) {
+        st = FAIL(STATUS_ZMQ, "monitor socket: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    *out = w;
+    return STATUS_OK;
+fail:
+    conn_watch_free(&w);
+    return st;
+}
+
+void *conn_watch_socket(struct conn_watch *w) { return w->mon; }
+int conn_watch_open(const struct conn_watch *w) { return w->open; }
+
+void conn_watch_drain(struct conn_watch *w)
+{
+    for (int k = 0; k < 256; k++) {
+        uint8_t ev[6];
+        char ep[256];
+        int n = zmq_recv(w->mon, ev, sizeof ev, ZMQ_DONTWAIT);
+        if (n < 0) return;
+        int m = zmq_recv(w->mon, ep, sizeof ep - 1, 0);
+        if (n != 6 || m < 0) continue;
+        uint16_t event = (uint16_t)(ev[0] | (ev[1] << 8));
+        int32_t value = (int32_t)((uint32_t)ev[2] | ((uint32_t)ev[3] << 8) | ((uint32_t)ev[4] << 16) | ((uint32_t)ev[5] << 24));
+        int fd = value;
+        char held[64] = "";
+        if (event == ZMQ_EVENT_ACCEPTED) {
+            char a[48];
+            peer_of(fd, a, sizeof a);
+            if (fd >= 0 && fd < MAX_FDS) snprintf(w->addr[fd], sizeof w->addr[fd], "%s", a);
+            w->open++;
+            w->opened++;
+            if (w->open > w->cap) {
+                shutdown(fd, SHUT_RDWR);   /* libzmq sees the end of stream and closes it */
+                w->refused++;
+                if (allowed(w)) {
+                    if (w->held) snprintf(held, sizeof held, " (%" PRIu64 " similar lines held back)", w->held);
+                    w->held = 0;
+                    log_warn("refused a connection from %s: %d open, the cap is %d [%" PRIu64 " refused in all]%s", a,
+                             w->open - 1, w->cap, w->refused, held);
+                }
+            } else if (allowed(w)) {
+                log_info("connection from %s (%d open)", a, w->open);
+            }
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            const char *a = fd >= 0 && fd < MAX_FDS && w->addr[fd][0] ? w->addr[fd] : "a peer";
+            if (w->open > 0) w->open--;
+            w->closed++;
+            if (allowed(w)) {
+                if (w->held) snprintf(held, sizeof held, " (%" PRIu64 " similar lines held back)", w->held);
+                w->held = 0;
+                log_info("connection from %s closed (%d open; %" PRIu64 " closed in all; a peer sending a frame over "
+                         "the size limit is cut off this way)%s", a, w->open, w->closed, held);
+            }
+            if (fd >= 0 && fd < MAX_FDS) w->addr[fd][0] = 0;
+        } else {
+            w->failed++;
+            const char *a = fd >= 0 && fd < MAX_FDS && w->addr[fd][0] ? w->addr[fd] : "a peer";
+            if (allowed(w)) log_warn("handshake with %s failed (event 0x%x, value %d) [%" PRIu64 " in all]", a, event, value, w->failed);
+        }
+    }
+}
+
+void conn_watch_free(struct conn_watch **pw)
+{
+    struct conn_watch *w = pw ? *pw : NULL;
+    if (!w) return;
+    if (w->mon) zmq_close(w->mon);
+    free(w->addr);
+    free(w);
+    *pw = NULL;
+}
