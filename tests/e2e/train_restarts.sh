@@ -35,7 +35,7 @@ test "$(grep -c "error:" bad.log | tr -d ' ')" -le 3   # each worker's own line 
   --num_preprocess_threads 1 --log_every 1 2> live.log &
 live=$!
 for i in $(seq 1 600); do grep -q "step 2, loss" live.log && break; sleep 0.1; done
-ls "$TMPDIR"/deeper-train-$live-w0
+ls -d "$TMPDIR"/deeper-train-$live-*/workers
 "$DEEPER_BIN/deeper" train --data_dir data --train_dir run --max_steps 1000000 --batch_size 8 \
   --num_preprocess_threads 2 --log_every 1 2> killed.log &
 pid=$!
@@ -44,12 +44,12 @@ grep -q "step 2, loss" killed.log
 kill -9 $pid
 wait $pid || true
 for i in $(seq 1 100); do pgrep -P $pid >/dev/null || break; sleep 0.1; done   # workers go with PDEATHSIG
-ls "$TMPDIR"/deeper-train-$pid-w0 "$TMPDIR"/deeper-train-$pid-w1
+ls -d "$TMPDIR"/deeper-train-$pid-*/workers
 "$DEEPER_BIN/deeper" train --data_dir data --train_dir run3 --max_steps 2 --batch_size 8 \
   --num_preprocess_threads 1 2> next.log
-grep -q "removed 2 stale socket file(s) of killed runs from $TMPDIR" next.log
-! ls "$TMPDIR"/deeper-train-$pid-* 2>/dev/null
-ls "$TMPDIR"/deeper-train-$live-w0
+grep -q "removed 1 stale endpoint folder(s) of killed runs from $TMPDIR" next.log
+! ls -d "$TMPDIR"/deeper-train-$pid-* 2>/dev/null
+ls -d "$TMPDIR"/deeper-train-$live-*/workers
 kill -INT $live
 wait $live
 echo ok
