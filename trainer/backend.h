@@ -234,7 +234,7 @@ struct backend {
  * when there is no GPU or the build has no CUDA.  threads <= 0 means all
  * cores.  The caller frees with backend_free (NULL-safe).
  *
- * trainer/backend/registry.c holds these wrappers; with DEEPER_HAVE_CUDA
+ * trainer/backend/registry.c holds these wrappers; in builds with CUDA
  * it calls
  *   status backend_cuda_create(struct backend **out, int device);
  *   int    backend_cuda_count(void);
