@@ -51,7 +51,7 @@ static status tower_copy(struct tower_set *ts, int dst_t, float *dst, int src_t,
     return d->ops->copy_h2d(d, dst, ts->host_scratch, n * 4);
 }
 
-/* The weights arena of every tower, for a collective. */
+/* Arena `slot` of every tower, for a collective (stack when n <= nstack). */
 static float **tower_bufs(struct tower_set *ts, enum graph_slot slot, float **stack, int nstack)
 {
     float **bufs = ts->n <= nstack ? stack : malloc((size_t)ts->n * sizeof *bufs);
