@@ -77,7 +77,7 @@ static void hgather3(const uint32_t *restrict row, const int *restrict xo0, cons
         uint32_t w = (uint32_t)xw[x];
         v4u32 w1 = { w, w, w, w };
         v4u32 r = (a * (one - w1) + b * w1 + rnd) >> (2 * WBITS);
-#ifdef __clang__   /* the fuzz build (tests/fuzz) compiles with clang */
+#ifdef __clang__   /* clang has no __builtin_shuffle */
         v16u8 bytes = __builtin_shufflevector((v16u8)r, (v16u8)r, 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 #else
         v16u8 bytes = __builtin_shuffle((v16u8)r, pick);
