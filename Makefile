@@ -14,7 +14,8 @@
 #   front/main.c                     -> bin/deeper             (the git-style front door)
 #   tests/test_*.c                   -> build/tests/test_*     (criterion; links every library)
 #   tests/e2e/*.sh                   -> run by `make test` with DEEPER_BIN pointing at bin/
-#   kernels/*.cu, trainer/*_cuda*.c  -> only when CUDA is enabled (DEEPER_HAVE_CUDA=1)
+#   trainer/backend/*.c, trainer/backend/cpu/*.c -> build/libtrainer.a as well (the CPU backend)
+#   kernels/*.cu, trainer/backend/cuda/*.c  -> only when CUDA is enabled (DEEPER_HAVE_CUDA=1)
 
 BUILD ?= build
 BIN   ?= bin
@@ -49,7 +50,7 @@ else
 CUDA := 0
 endif
 
-CUDA_SRCS_C  := $(wildcard trainer/*_cuda*.c)
+CUDA_SRCS_C  := $(wildcard trainer/backend/cuda/*.c)
 CUDA_SRCS_CU := $(wildcard kernels/*.cu)
 # GPU targets: sm_90 = H100/H200 (the GPU machines); add 80 for an A100.  Each
 # extra arch adds compile time on a 2-core build machine (docs/gpu.md).
@@ -77,6 +78,8 @@ $(1)_LIBSRC:= $$(filter-out $$($(1)_MAINS) $$(CUDA_SRCS_C),$$($(1)_ALL))
 endef
 $(foreach d,$(PROGS_DIRS),$(eval $(call prog_dir,$(d))))
 
+# backends: the registry and the CPU backend always, the CUDA backend with CUDA
+trainer_LIBSRC += $(wildcard trainer/backend/*.c trainer/backend/cpu/*.c)
 ifeq ($(CUDA),1)
 trainer_LIBSRC += $(CUDA_SRCS_C)
 endif

@@ -32,10 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/preprocess.h"
 #include "shared/rng.h"
 #include "shared/status.h"
-
-struct box { int y, x, h, w; };
 
 /* ---- crop ---------------------------------------------------------------- */
 
@@ -64,26 +63,11 @@ struct box distort_crop_sample(const struct crop_params *p, int height, int widt
 struct box distort_crop_sample_boxes(const struct crop_params *p, int height, int width, const float *boxes,
                                      int nboxes, struct rng *r);
 
-/* TF's central_crop(fraction): start = int((H - fraction*H) / 2), size = H - 2*start, per axis. */
-struct box distort_crop_central(int height, int width, float fraction);
+/* The central crop (preprocess_crop_central) and the fused fixed-point
+ * crop + resize + flip (preprocess_resize, struct resize_params) are in
+ * shared/preprocess.h: eval and classify use them too. */
 
-/* ---- resize + flip --------------------------------------------------------- */
-
-enum resize_method { RESIZE_BILINEAR = 0, RESIZE_NEAREST = 1 };
-
-struct resize_params {
-    enum resize_method method;
-    int half_pixel;   /* 0: TF1 resize_bilinear(align_corners=False) mapping src = dst*scale
-                         (what inception ran); 1: half-pixel centres (TF2, torchvision) */
-    int flip;         /* mirror left-right while resizing */
-};
-
-/* Resize box `b` of src (sh x sw x c, row stride `stride` bytes) to dst
- * (dh x dw x c, packed), optionally flipped.  `tmp` must hold
- * distort_resize_tmp_bytes(b.w or more, dw, c) bytes. */
-void distort_resize(const uint8_t *src, int sh, int sw, int c, size_t stride, struct box b,
-                    uint8_t *dst, int dh, int dw, const struct resize_params *p, void *tmp);
-size_t distort_resize_tmp_bytes(int sw, int dw, int c);
+/* ---- flip ------------------------------------------------------------------ */
 
 /* Mirror an image left-right in place. */
 void distort_flip(uint8_t *img, int h, int w, int c);

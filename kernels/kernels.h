@@ -1,7 +1,7 @@
 /*
  * kernels.h — the C entry points of the CUDA kernels (the .cu files beside it).
  *
- * trainer/backend_cuda.c (plain C11) calls these launchers; each .cu file
+ * trainer/backend/cuda/backend_cuda.c (plain C11) calls these launchers; each .cu file
  * holds one op family (ggml style) and defines its launchers extern "C".
  * A launcher enqueues its kernel(s) on the given stream and returns the
  * cudaError_t of the launch as an int (0 = success); it never synchronises.

@@ -41,13 +41,13 @@ Test(distort, flip_is_exact)
     /* flipping inside the resize equals resize then flip, bit for bit */
     int H = 50, W = 64, oh = 31, ow = 29;
     uint8_t *src = random_image(H, W, 3, 2), *d1 = malloc((size_t)oh * ow * 3), *d2 = malloc((size_t)oh * ow * 3);
-    void *tmp = malloc(distort_resize_tmp_bytes(W, ow, 3));
+    void *tmp = malloc(preprocess_resize_tmp_bytes(W, ow, 3));
     struct resize_params p = { RESIZE_BILINEAR, 0, 0 };
     struct box bx = { 3, 5, 40, 50 };
-    distort_resize(src, H, W, 3, (size_t)W * 3, bx, d1, oh, ow, &p, tmp);
+    preprocess_resize(src, H, W, 3, (size_t)W * 3, bx, d1, oh, ow, &p, tmp);
     distort_flip(d1, oh, ow, 3);
     p.flip = 1;
-    distort_resize(src, H, W, 3, (size_t)W * 3, bx, d2, oh, ow, &p, tmp);
+    preprocess_resize(src, H, W, 3, (size_t)W * 3, bx, d2, oh, ow, &p, tmp);
     cr_assert_eq(memcmp(d1, d2, (size_t)oh * ow * 3), 0);
     free(a); free(b); free(src); free(d1); free(d2); free(tmp);
 }
@@ -150,7 +150,7 @@ Test(distort, contrast_keeps_channel_mean)
 
 Test(distort, eval_crop_is_exactly_central)
 {
-    struct box b = distort_crop_central(100, 80, 0.875f);
+    struct box b = preprocess_crop_central(100, 80, 0.875f);
     cr_assert_eq(b.y, 6); cr_assert_eq(b.h, 88);
     cr_assert_eq(b.x, 5); cr_assert_eq(b.w, 70);
     cr_assert_eq(b.y, 100 - b.y - b.h);     /* same margin both sides */
@@ -158,7 +158,7 @@ Test(distort, eval_crop_is_exactly_central)
     /* eval example at the crop's own size is exactly the crop */
     int H = 64, W = 48;
     uint8_t *src = random_image(H, W, 3, 11);
-    struct box cb = distort_crop_central(H, W, 0.875f);
+    struct box cb = preprocess_crop_central(H, W, 0.875f);
     struct distort_config cfg;
     distort_config_default(&cfg, 0);
     cfg.out_h = cb.h; cfg.out_w = cb.w; cfg.eval = 1;
@@ -197,9 +197,9 @@ Test(distort, resize_matches_float_reference)
         for (int bi = 0; bi < 3; bi++) {
             int oh = shapes[s][0], ow = shapes[s][1];
             uint8_t *d = malloc((size_t)oh * ow * 3);
-            void *tmp = malloc(distort_resize_tmp_bytes(W, ow, 3));
+            void *tmp = malloc(preprocess_resize_tmp_bytes(W, ow, 3));
             struct resize_params p = { RESIZE_BILINEAR, 0, 0 };
-            distort_resize(src, H, W, 3, (size_t)W * 3, boxes[bi], d, oh, ow, &p, tmp);
+            preprocess_resize(src, H, W, 3, (size_t)W * 3, boxes[bi], d, oh, ow, &p, tmp);
             for (int y = 0; y < oh; y++)
                 for (int x = 0; x < ow; x++)
                     for (int k = 0; k < 3; k++)

@@ -36,7 +36,7 @@
 #include "trainer/graph.h"
 #include "trainer/model.h"
 #ifdef DEEPER_HAVE_CUDA
-#include "trainer/backend_cuda.h"
+#include "trainer/backend/cuda/backend_cuda.h"
 #endif
 
 Test(backend_cuda, refuses_cleanly_without_gpu)

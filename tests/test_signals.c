@@ -18,7 +18,7 @@
 
 #include "shared/log.h"
 #include "shared/signals.h"
-#include "trainer/backend_cpu.h"
+#include "trainer/backend/cpu/backend_cpu.h"
 
 static volatile sig_atomic_t flag;
 

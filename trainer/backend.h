@@ -3,9 +3,13 @@
  * ggml-backend, narrowed to what the models need).
  *
  * One `struct backend` is one execution stream on one device: the CPU backend
- * (trainer/backend_cpu.c) or one GPU (trainer/backend_cuda.c + kernels/).
- * Models and the trainer call only the backend_* wrappers below; they never
- * know which backend runs.  A tower owns exactly one backend.
+ * (trainer/backend/cpu/) or one GPU (trainer/backend/cuda/ + kernels/).
+ * Models and the trainer call only the ops and the wrappers below; they
+ * never know which backend runs.  A tower owns exactly one backend.
+ * Whatever differs between backends beyond the ops (host buffers for
+ * input, idle accounting, the reduction between towers) is an optional
+ * slot at the end of the table: NULL means not supported, and the caller
+ * uses the default the slot's comment names.
  *
  * Conventions every backend follows (the CPU backend is the reference):
  *   - All float tensors are fp32 unless the op says otherwise; tensors may be
@@ -63,10 +67,28 @@ struct rmsprop_params {
     float grad_scale;                 /* multiply g by this first (1/num_towers, 1/loss_scale) */
 };
 
+struct backend_comm;   /* a backend's communicator over several of its instances */
+
+/* One collective of a group (backend_ops.comm_run), over floats
+ * [off, off + count) of bufs[i] on backend i: an in-place sum over all
+ * backends (broadcast 0) or bufs[root] copied into every other (broadcast 1). */
+struct backend_collective {
+    int broadcast;
+    int root;
+    float **bufs;                     /* one per backend of the communicator */
+    size_t off, count;
+};
+
 struct backend_ops {
     const char *name;                 /* "cpu", "cuda" */
     int api_version;
     enum tensor_layout preferred_layout;
+    /* 1: alloc returns ordinary host memory that every backend of this kind
+     * can address, and the backends share the host's cores (the CPU): towers
+     * copy between each other with copy_d2d, sum gradients with axpby and
+     * run one after another.  0: memory on a device, one tower per device,
+     * towers run side by side from one host thread each. */
+    int host_memory;
 
     /* memory */
     void  *(*alloc)(struct backend *be, size_t bytes);           /* NULL on failure; zeroed */
@@ -169,6 +191,35 @@ struct backend_ops {
     status (*axpby)(struct backend *be, float *y, const float *x, size_t n, float a, float b);
     /* sum of squares of n floats, to the host (weight-decay loss, grad norms) */
     status (*sumsq)(struct backend *be, double *out_host, const float *x, size_t n);
+
+    /* ---- optional slots (NULL: not supported; the default is named) ---- */
+
+    /* Host memory for input batches, the kind copy_h2d and input_normalize
+     * read fastest (page-locked on GPUs, so each upload is one asynchronous
+     * DMA).  NULL only when the host is out of memory: a backend that cannot
+     * lock memory falls back to ordinary memory itself.  Freed with
+     * host_free.  Default: ordinary host memory (aligned malloc). */
+    void  *(*host_alloc)(struct backend *be, size_t bytes);
+    void   (*host_free)(struct backend *be, void *p);
+
+    /* Idle accounting, for the trainer's input-wait fraction: mark stamps
+     * the backend's queue after the work submitted so far; idle_since is
+     * the host time (log_now) at which the device finished everything
+     * before the latest mark, or 0 while it has not.  Default: the ops
+     * return when their work is done, so the device is idle whenever the
+     * host waits. */
+    status (*mark)(struct backend *be);
+    double (*idle_since)(struct backend *be);
+
+    /* The reduction between towers: collectives over n backends of this
+     * kind on distinct devices (NCCL on GPUs).  comm_new may decline by
+     * setting *out to NULL and returning STATUS_OK (one device, switched
+     * off).  comm_run issues the collectives in order, asynchronously on
+     * every backend's own queue.  Default: the towers sum and broadcast
+     * through host memory (copy_d2h, add, copy_h2d). */
+    status (*comm_new)(struct backend_comm **out, struct backend **be, int n);
+    status (*comm_run)(struct backend_comm *c, const struct backend_collective *ops, int nops);
+    void   (*comm_free)(struct backend_comm **c);
 };
 
 struct backend {
@@ -183,12 +234,13 @@ struct backend {
  * when there is no GPU or the build has no CUDA.  threads <= 0 means all
  * cores.  The caller frees with backend_free (NULL-safe).
  *
- * trainer/backend.c holds these wrappers; with DEEPER_HAVE_CUDA it calls
+ * trainer/backend/registry.c holds these wrappers; in builds with CUDA
+ * it calls
  *   status backend_cuda_create(struct backend **out, int device);
  *   int    backend_cuda_count(void);
- * which trainer/backend_cuda.c defines.  After creation backend.c checks
- * api_version and fills the optional slots (marked "optional" above; none
- * yet) with defaults. */
+ * which trainer/backend/cuda/backend_cuda.c defines.  After creation the
+ * registry checks api_version and that every mandatory slot is filled; the
+ * optional slots may stay NULL. */
 status backend_new(struct backend **out, const char *name, int device, int threads);
 status backend_new_cpu(struct backend **out, int threads);
 status backend_new_cuda(struct backend **out, int device);
@@ -197,6 +249,11 @@ int    backend_cuda_device_count(void);   /* 0 without CUDA */
  * exists and "cpu" otherwise; NULL becomes "cpu"; other names are returned
  * as they are (backend_new validates them).  Static strings or `name`. */
 const char *backend_name_resolve(const char *name);
+/* Whether the backend `name` stands for (after backend_name_resolve) keeps
+ * its memory on the host and shares the host's cores, as the CPU does: its
+ * towers are --num_towers on one machine; otherwise one tower per device
+ * (--num_gpus). */
+int    backend_name_on_host(const char *name);
 void   backend_free(struct backend **be);
 
 #endif

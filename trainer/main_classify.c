@@ -5,7 +5,7 @@
  * Files are decoded by content (shared/image.h: JPEG, PNG, WebP; never by
  * extension) to the channel count the model was trained on, then given the
  * eval workers' exact preprocessing: TF's central crop of 0.875 and a
- * bilinear resize to the checkpoint's image size (augment/distort.h, the
+ * bilinear resize to the checkpoint's image size (shared/preprocess.h, the
  * same functions the eval workers call).  The model runs with the
  * checkpoint's EMA weights.  Output, one block per file on stdout:
  *     FILE
@@ -20,10 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment/distort.h"
 #include "shared/flags.h"
 #include "shared/image.h"
 #include "shared/log.h"
+#include "shared/preprocess.h"
 #include "shared/regfile.h"
 #include "shared/signals.h"
 #include "trainer/checkpoint.h"
@@ -64,15 +64,9 @@ static status preprocess(const char *path, int size, int c, uint8_t *dst)
     status st = image_decode(data, n, &o, &img);
     free(data);
     if (st != STATUS_OK) return FAIL(st, "%s: %s", path, status_msg());
-    /* exactly what an eval worker does (augment/main.c: eval config, default resize) */
-    struct distort_config dc;
-    distort_config_default(&dc, size);
-    dc.eval = 1;
-    dc.out_c = c;
-    struct distort_ctx *ctx = NULL;
-    st = distort_ctx_new(&ctx);
-    if (st == STATUS_OK) st = distort_example(&dc, ctx, img.pixels, img.height, img.width, c, 0, 0, dst, NULL);
-    distort_ctx_free(&ctx);
+    /* exactly what an eval worker does (eval mode, default resize: TF1 bilinear) */
+    const struct resize_params rp = { RESIZE_BILINEAR, 0, 0 };
+    st = preprocess_eval(img.pixels, img.height, img.width, c, 0.875f, &rp, dst, size, size, c);
     if (st != STATUS_OK) { image_free(&img); return FAIL(st, "%s: %s", path, status_msg()); }
     image_free(&img);
     return STATUS_OK;

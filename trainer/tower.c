@@ -7,8 +7,8 @@
  * towers in parallel would only fight over the same cores).  Towers on GPUs
  * run their forward/backward from one host thread each.  The default
  * reduction and broadcast go through host memory, which is free on the CPU
- * (the "copies" are memcpy between host arenas); the CUDA backend replaces
- * the reduction with NCCL through tower_set.reduce (tower_cuda.c).
+ * (the "copies" are memcpy between host arenas); a backend with collectives
+ * (the comm_* slots: NCCL in the CUDA backend) does both on the devices.
  */
 #include <math.h>
 #include <pthread.h>
@@ -16,19 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/log.h"
 #include "shared/rng.h"
 #include "trainer/tower.h"
-#ifdef DEEPER_HAVE_CUDA
-#include "trainer/tower_cuda.h"
-#endif
 
 void tower_set_free(struct tower_set **tsp)
 {
     if (!tsp || !*tsp) return;
     struct tower_set *ts = *tsp;
-#ifdef DEEPER_HAVE_CUDA
-    if (ts->reduce == tower_nccl_reduce) tower_nccl_free((struct tower_nccl **)&ts->reduce_ctx);
-#endif
+    if (ts->comm) ts->be[0]->ops->comm_free(&ts->comm);
     for (int i = 0; i < ts->n; i++) {
         if (ts->g) graph_free(&ts->g[i]);
         if (ts->be) backend_free(&ts->be[i]);
@@ -38,9 +34,9 @@ void tower_set_free(struct tower_set **tsp)
     *tsp = NULL;
 }
 
-static int all_cpu(const struct tower_set *ts)
+static int all_host(const struct tower_set *ts)
 {
-    for (int i = 0; i < ts->n; i++) if (strcmp(ts->be[i]->ops->name, "cpu")) return 0;
+    for (int i = 0; i < ts->n; i++) if (!ts->be[i]->ops->host_memory) return 0;
     return 1;
 }
 
@@ -50,16 +46,55 @@ static status tower_copy(struct tower_set *ts, int dst_t, float *dst, int src_t,
 {
     if (n == 0 || dst == src) return STATUS_OK;
     struct backend *d = ts->be[dst_t], *s = ts->be[src_t];
-    if (all_cpu(ts)) return d->ops->copy_d2d(d, dst, src, n * 4);
+    if (all_host(ts)) return d->ops->copy_d2d(d, dst, src, n * 4);
     TRY(s->ops->copy_d2h(s, ts->host_scratch, src, n * 4));
     return d->ops->copy_h2d(d, dst, ts->host_scratch, n * 4);
 }
 
+/* Arena `slot` of every tower, for a collective (stack when n <= nstack). */
+static float **tower_bufs(struct tower_set *ts, enum graph_slot slot, float **stack, int nstack)
+{
+    float **bufs = ts->n <= nstack ? stack : malloc((size_t)ts->n * sizeof *bufs);
+    if (bufs)
+        for (int i = 0; i < ts->n; i++) bufs[i] = graph_arena(ts->g[i], slot);
+    return bufs;
+}
+
+/* Tower 0's whole weights arena (trainable + BN statistics) to every tower
+ * with the backends' collectives. */
+static status tower_comm_broadcast(struct tower_set *ts)
+{
+    float *stack[16];
+    float **w = tower_bufs(ts, SLOT_W, stack, 16);
+    if (!w) return FAIL(STATUS_NOMEM, "towers: broadcast");
+    struct backend_collective op = { 1, 0, w, 0, graph_weights_numel(ts->g[0]) };
+    status st = ts->be[0]->ops->comm_run(ts->comm, &op, 1);
+    if (w != stack) free(w);
+    return st;
+}
+
+/* The gradient arenas of all towers summed in place, and the BN statistics
+ * (the weights arena after its trainable part) broadcast from the last
+ * tower, as TF takes them, in one group; tower 0 then updates. */
+static status tower_comm_reduce(struct tower_set *ts)
+{
+    float *stack[2][16];
+    float **grads = tower_bufs(ts, SLOT_GRAD, stack[0], 16);
+    float **w = tower_bufs(ts, SLOT_W, stack[1], 16);
+    status st = STATUS_OK;
+    if (!grads || !w) { st = FAIL(STATUS_NOMEM, "towers: reduction"); goto done; }
+    size_t nt = graph_trainable_numel(ts->g[0]), nw = graph_weights_numel(ts->g[0]);
+    struct backend_collective ops[2] = { { 0, 0, grads, 0, nt }, { 1, ts->n - 1, w, nt, nw - nt } };
+    st = ts->be[0]->ops->comm_run(ts->comm, ops, 2);
+done:
+    if (grads && grads != stack[0]) free(grads);
+    if (w && w != stack[1]) free(w);
+    return st;
+}
+
 status tower_broadcast(struct tower_set *ts)
 {
-#ifdef DEEPER_HAVE_CUDA
-    if (ts->reduce == tower_nccl_reduce) return tower_nccl_broadcast_weights(ts);
-#endif
+    if (ts->comm) return tower_comm_broadcast(ts);
     size_t nw = graph_weights_numel(ts->g[0]);
     for (int i = 1; i < ts->n; i++)
         TRY(tower_copy(ts, i, graph_arena(ts->g[i], SLOT_W), 0, graph_arena(ts->g[0], SLOT_W), nw));
@@ -100,16 +135,11 @@ status tower_set_new(struct tower_set **out, const struct tower_options *o)
         if ((st = o->build(ts->g[i], o->classes, o->image_size, o->channels)) != STATUS_OK) goto fail;
         if ((st = graph_finalize(ts->g[i])) != STATUS_OK) goto fail;
     }
-#ifdef DEEPER_HAVE_CUDA
-    /* GPU towers: gradients summed by NCCL all-reduce on the towers' streams
-     * (trainer/tower_cuda.c) instead of through host memory. */
-    if (ts->n > 1 && !strcmp(ts->be[0]->ops->name, "cuda") && !(getenv("DEEPER_NCCL") && !strcmp(getenv("DEEPER_NCCL"), "0"))) {
-        struct tower_nccl *nc = NULL;
-        if ((st = tower_nccl_new(&nc, ts->be, ts->n)) != STATUS_OK) goto fail;
-        ts->reduce = tower_nccl_reduce;
-        ts->reduce_ctx = nc;
-    }
-#endif
+    /* towers on several devices: gradients summed by the backend's
+     * collectives (NCCL on GPUs) on the towers' own queues instead of
+     * through host memory, where the backend has them */
+    if (ts->n > 1 && ts->be[0]->ops->comm_new)
+        if ((st = ts->be[0]->ops->comm_new(&ts->comm, ts->be, ts->n)) != STATUS_OK) goto fail;
     ts->classes = graph_num_classes(ts->g[0]);
     if (ts->classes <= 0) { st = FAIL(STATUS_FORMAT, "towers: the model registered no loss"); goto fail; }
     ts->host_scratch = malloc(graph_weights_numel(ts->g[0]) * 4 + 64);
@@ -166,7 +196,7 @@ static status tower_reduce_host(struct tower_set *ts)
     size_t nt = graph_trainable_numel(g0);
     struct backend *b0 = ts->be[0];
     float *g0g = graph_arena(g0, SLOT_GRAD);
-    if (all_cpu(ts)) {
+    if (all_host(ts)) {
         for (int i = 1; i < ts->n; i++)
             TRY(b0->ops->axpby(b0, g0g, graph_arena(ts->g[i], SLOT_GRAD), nt, 1.0f, 1.0f));
         return STATUS_OK;
@@ -194,7 +224,7 @@ status tower_step(struct tower_set *ts, const uint8_t *pixels, int c, const int3
     for (int i = 0; i < ts->n; i++) graph_set_bn_momentum(ts->g[i], bn_m);
     for (int i = 0; i < ts->n; i++)
         jobs[i] = (struct tower_job){ .ts = ts, .i = i, .pixels = pixels, .c = c, .labels = labels };
-    if (ts->n > 1 && !all_cpu(ts)) {
+    if (ts->n > 1 && !all_host(ts)) {
         pthread_t th[ts->n];
         for (int i = 0; i < ts->n; i++)
             if (pthread_create(&th[i], NULL, tower_thread, &jobs[i]))
@@ -219,12 +249,9 @@ status tower_step(struct tower_set *ts, const uint8_t *pixels, int c, const int3
     struct graph *g0 = ts->g[0];
     size_t nt = graph_trainable_numel(g0), nw = graph_weights_numel(g0);
     if (ts->n > 1) {
-        TRY(ts->reduce ? ts->reduce(ts, ts->reduce_ctx) : tower_reduce_host(ts));
-        /* BN statistics from the last tower (the NCCL reduction broadcasts them itself) */
-        int stats_done = 0;
-#ifdef DEEPER_HAVE_CUDA
-        stats_done = ts->reduce == tower_nccl_reduce;
-#endif
+        TRY(ts->comm ? tower_comm_reduce(ts) : tower_reduce_host(ts));
+        /* BN statistics from the last tower (the collectives broadcast them themselves) */
+        int stats_done = ts->comm != NULL;
         struct graph *gl = ts->g[ts->n - 1];
         if (!stats_done)
             TRY(tower_copy(ts, 0, graph_arena(g0, SLOT_W) + nt, ts->n - 1, graph_arena(gl, SLOT_W) + nt, nw - nt));
@@ -258,4 +285,51 @@ status tower_forward_eval(struct tower_set *ts, const uint8_t *pixels, int c, in
         TRY(be->ops->copy_d2h(be, probs + (size_t)s * C, lg.data, (size_t)m * C * 4));
     }
     return STATUS_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the backends' optional slots: host buffers for input, idle accounting */
+
+static void *tower_host_alloc(size_t size, void *ctx)
+{
+    struct backend *be = ctx;
+    return be->ops->host_alloc(be, size);
+}
+
+static void tower_host_free(void *ptr, size_t size, void *ctx)
+{
+    struct backend *be = ctx;
+    (void)size;
+    be->ops->host_free(be, ptr);
+}
+
+const struct stream_allocator *tower_input_allocator(struct tower_set *ts, struct stream_allocator *a)
+{
+    struct backend *be = ts->be[0];
+    if (!be->ops->host_alloc || !be->ops->host_free) return NULL;
+    *a = (struct stream_allocator){ tower_host_alloc, tower_host_free, be };
+    return a;
+}
+
+status tower_mark(struct tower_set *ts)
+{
+    for (int i = 0; i < ts->n; i++)
+        if (ts->be[i]->ops->mark) TRY(ts->be[i]->ops->mark(ts->be[i]));
+    return STATUS_OK;
+}
+
+double tower_idle_wait(struct tower_set *ts, double t_feed, double wait)
+{
+    if (!ts->be[0]->ops->idle_since) return wait;
+    double fed = log_now(), idle = 0;
+    for (int i = 0; i < ts->n; i++) {
+        if (!ts->be[i]->ops->idle_since) continue;
+        double s = ts->be[i]->ops->idle_since(ts->be[i]);
+        if (s <= 0) { idle = 0; break; }
+        if (s > idle) idle = s;
+    }
+    double w = idle > 0 ? fed - (idle > t_feed ? idle : t_feed) : 0;
+    if (w < 0) w = 0;
+    if (w > wait) w = wait;
+    return w;
 }

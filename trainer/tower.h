@@ -11,8 +11,9 @@
  *   1. every tower: set input, forward, loss, backward (towers run in turn on
  *      the CPU, which shares its cores between them; on GPUs one host thread
  *      per tower);
- *   2. reduce: tower 0's gradient arena += every other tower's (the CUDA
- *      backend replaces this with NCCL through tower_set.reduce);
+ *   2. reduce: tower 0's gradient arena += every other tower's (through
+ *      host memory, or the backend's collectives where it has them: NCCL
+ *      on GPUs, backend.h's comm_* slots);
  *   3. tower 0: RMSProp with grad_scale 1/N, EMA;
  *   4. broadcast: tower 0's weights (trainable part) and the last tower's BN
  *      statistics to every tower.
@@ -24,15 +25,10 @@
 #include <stdint.h>
 
 #include "shared/status.h"
+#include "shared/stream.h"
 #include "trainer/backend.h"
 #include "trainer/graph.h"
 #include "trainer/optim.h"
-
-struct tower_set;
-
-/* Optional replacement for steps 2+4's transport: sum the gradient arenas of
- * all towers into tower 0 (ctx is tower_set.reduce_ctx). */
-typedef status (*tower_reduce_fn)(struct tower_set *ts, void *ctx);
 
 struct tower_set {
     int n;                      /* towers */
@@ -40,8 +36,7 @@ struct tower_set {
     int per_tower;
     struct backend **be;        /* [n], owned */
     struct graph **g;           /* [n], owned; g[0] has the optimizer slots */
-    tower_reduce_fn reduce;     /* NULL: host-side reduction */
-    void *reduce_ctx;
+    struct backend_comm *comm;  /* the backends' collectives for steps 2 and 4; NULL: through host memory */
     float *host_scratch;        /* reduction staging for non-CPU backends */
     int64_t step;               /* global step (updates applied so far) */
     uint64_t seed;
@@ -97,5 +92,20 @@ status tower_forward_eval(struct tower_set *ts, const uint8_t *pixels_nhwc, int 
 /* After loading parameters into tower 0 (graph_param_write): copy them to
  * every other tower. */
 status tower_broadcast(struct tower_set *ts);
+
+/* The feed's batch buffers from the backend's host_alloc slot (pinned
+ * memory on GPUs): fills *a and returns it, or NULL (ordinary memory) where
+ * the backend has no such slot.  *a must outlive the buffers. */
+const struct stream_allocator *tower_input_allocator(struct tower_set *ts, struct stream_allocator *a);
+
+/* Input-wait accounting (the trainer's input-wait fraction).  tower_mark
+ * after a step is queued stamps every backend's queue (the mark slot);
+ * tower_idle_wait returns the part of `wait`, the seconds the host has just
+ * waited for a batch since t_feed (log_now), during which every device was
+ * idle: all of it where the backends compute synchronously (no idle_since
+ * slot), only the part after the last device went idle on GPUs, which run
+ * the previous step's backward pass and update while the host waits. */
+status tower_mark(struct tower_set *ts);
+double tower_idle_wait(struct tower_set *ts, double t_feed, double wait);
 
 #endif

@@ -12,7 +12,7 @@
  * Input wait: the fraction of step time the device waits for batches.  On
  * the CPU that is the time spent in dispatcher_next; on GPUs, whose backward
  * pass and update still run while the host waits there, only the part of
- * it after the GPUs went idle (tower_cuda_mark / tower_cuda_idle_since).
+ * it after the GPUs went idle (tower_mark / tower_idle_wait).
  * Determinism: batch k is a function of (seed, k) whichever worker made it
  * (proto/dispatch.md), and the checkpoint stores the position, so 10 +
  * resume + 10 steps replay exactly the batches of one 20-step run, with any
@@ -45,37 +45,6 @@
 #include "trainer/pretrained.h"
 #include "trainer/train_state.h"
 #include "trainer/workers.h"
-#ifdef DEEPER_HAVE_CUDA
-#include "trainer/backend_cuda.h"
-#include "trainer/tower_cuda.h"
-
-/* The feed's batch buffers in pinned host memory, so each upload to the GPU
- * is one asynchronous DMA.  Where the machine refuses to pin (a sandbox, a
- * memory lock limit) the buffers fall back to ordinary memory with one
- * warning: uploads are then staged by the driver, slower but correct.  A
- * 64-byte header (keeping the 64-byte alignment) records which it was. */
-static void *pinned_alloc(size_t size, void *ctx)
-{
-    static int warned;
-    (void)ctx;
-    unsigned char *p = backend_cuda_host_alloc(size + 64);
-    int pinned = p != NULL;
-    if (!p) {
-        if (!warned++) log_warn("pinned host memory unavailable; batches go to the GPU from pageable memory");
-        p = aligned_alloc(64, (size + 64 + 63) & ~(size_t)63);
-        if (!p) return NULL;
-    }
-    p[0] = (unsigned char)pinned;
-    return p + 64;
-}
-static void pinned_free(void *ptr, size_t size, void *ctx)
-{
-    (void)size; (void)ctx;
-    unsigned char *p = (unsigned char *)ptr - 64;
-    if (p[0]) backend_cuda_host_free(p);
-    else free(p);
-}
-#endif
 
 /* worker restarts: at most TRAIN_MAX_RESTARTS in any TRAIN_RESTART_WINDOW_S
  * seconds (rare deaths over a week-long run never end it; a crash loop does) */
@@ -309,7 +278,7 @@ status train_run(const struct train_config *c)
     mo.channels = model_c;
     mo.batch_size = c->batch_size;
     const char *device = backend_name_resolve(c->device);   /* "auto": cuda when a GPU exists */
-    mo.num_towers = strcmp(device, "cpu") != 0 ? c->num_gpus : c->num_towers;
+    mo.num_towers = backend_name_on_host(device) ? c->num_towers : c->num_gpus;
     mo.backend = device;
     mo.threads = c->threads;
     mo.training = 1;
@@ -376,12 +345,8 @@ status train_run(const struct train_config *c)
     dc.dump_ids = getenv("DEEPER_DUMP_IDS");
     if ((st = dproto_dataset_identity(c->data_dir, &dc.manifest_crc, &dc.manifest_len, &dc.records)) != STATUS_OK)
         goto done;
-    int on_gpu = strcmp(ts->be[0]->ops->name, "cuda") == 0;
-    (void)on_gpu;
-#ifdef DEEPER_HAVE_CUDA
-    static const struct stream_allocator pinned = { pinned_alloc, pinned_free, NULL };
-    if (on_gpu) dc.alloc = &pinned;
-#endif
+    struct stream_allocator host_mem;   /* the backend's host buffers (pinned on GPUs) */
+    dc.alloc = tower_input_allocator(ts, &host_mem);
     if ((st = dispatcher_new(&dc, &disp)) != STATUS_OK) goto done;
     ic.d = disp;
 
@@ -429,19 +394,9 @@ status train_run(const struct train_config *c)
         struct dispatch_batch b;
         double wait = 0, t_feed = log_now();
         st = dispatcher_next(disp, &b, &g_stop, reap_workers, &ic, &wait);
-#ifdef DEEPER_HAVE_CUDA
-        if (on_gpu) {
-            /* the GPU runs the last step's backward pass and update while the
-             * host waits here: input wait is only the part after it went idle */
-            double fed = log_now(), idle = tower_cuda_idle_since(ts);
-            double gpu_wait = idle > 0 ? fed - (idle > t_feed ? idle : t_feed) : 0;
-            if (gpu_wait < 0) gpu_wait = 0;
-            if (gpu_wait > wait) gpu_wait = wait;
-            win_compute += wait - gpu_wait;
-            wait = gpu_wait;
-        }
-#endif
-        (void)t_feed;
+        double idle_wait = tower_idle_wait(ts, t_feed, wait);   /* GPUs: only after they went idle */
+        win_compute += wait - idle_wait;
+        wait = idle_wait;
         win_wait += wait;
         if (st == STATUS_INTERRUPTED) { st = STATUS_OK; break; }
         if (st != STATUS_OK) goto done;
@@ -449,9 +404,7 @@ status train_run(const struct train_config *c)
         double t0 = log_now();
         struct tower_step_result r;
         st = model_step_train(ts, b.pixels, b.c, b.labels, b.n, &r);
-#ifdef DEEPER_HAVE_CUDA
-        if (st == STATUS_OK && on_gpu) st = tower_cuda_mark(ts);
-#endif
+        if (st == STATUS_OK) st = tower_mark(ts);
         double dt = log_now() - t0;
         if (st == STATUS_NAN || (st == STATUS_OK && !isfinite(r.loss))) {
             const char *what = (st == STATUS_OK && isinf(r.loss)) ? "inf" : "NaN";

@@ -24,7 +24,7 @@
 #include "trainer/backend.h"
 #include "trainer/model.h"
 #ifdef DEEPER_HAVE_CUDA
-#include "trainer/backend_cuda.h"
+#include "trainer/backend/cuda/backend_cuda.h"
 #endif
 
 static int cmp_d(const void *a, const void *b)

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trainer/backend_cuda_internal.h"
+#include "trainer/backend/cuda/backend_cuda_internal.h"
 
 enum conv_dir { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2 };
 

@@ -17,7 +17,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "trainer/backend_cpu.h"
+#include "trainer/backend/cpu/backend_cpu.h"
 
 static struct cpu_ctx *ctx_of(struct backend *be) { return (struct cpu_ctx *)be->ctx; }
 

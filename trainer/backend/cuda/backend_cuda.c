@@ -28,8 +28,8 @@
 #include <string.h>
 
 #include "shared/log.h"
-#include "trainer/backend_cuda.h"
-#include "trainer/backend_cuda_internal.h"
+#include "trainer/backend/cuda/backend_cuda.h"
+#include "trainer/backend/cuda/backend_cuda_internal.h"
 
 status cuda_fail_rt(cudaError_t e, const char *what, const char *file, int line)
 {
@@ -127,6 +127,36 @@ void *backend_cuda_host_alloc(size_t n)
 }
 
 void backend_cuda_host_free(void *p) { if (p) cudaFreeHost(p); }
+
+/* The host_alloc slot: the trainer's batch buffers in pinned memory, so
+ * each upload is one asynchronous DMA.  Where the machine refuses to pin (a
+ * sandbox, a memory lock limit) the buffers fall back to ordinary memory
+ * with one warning: uploads are then staged by the driver, slower but
+ * correct.  A 64-byte header (keeping the 64-byte alignment) records which
+ * it was. */
+static void *cu_host_alloc(struct backend *be, size_t size)
+{
+    static int warned;
+    (void)be;
+    unsigned char *p = backend_cuda_host_alloc(size + 64);
+    int pinned = p != NULL;
+    if (!p) {
+        if (!warned++) log_warn("pinned host memory unavailable; batches go to the GPU from pageable memory");
+        p = aligned_alloc(64, (size + 64 + 63) & ~(size_t)63);
+        if (!p) return NULL;
+    }
+    p[0] = (unsigned char)pinned;
+    return p + 64;
+}
+
+static void cu_host_free(struct backend *be, void *ptr)
+{
+    (void)be;
+    if (!ptr) return;
+    unsigned char *p = (unsigned char *)ptr - 64;
+    if (p[0]) backend_cuda_host_free(p);
+    else free(p);
+}
 
 /* Runs on CUDA's callback thread when the stream reaches the mark (no CUDA
  * calls allowed there). */
@@ -542,6 +572,13 @@ static const struct backend_ops cuda_ops = {
     .ema_update = cu_ema_update,
     .axpby = cu_axpby,
     .sumsq = cu_sumsq,
+    .host_alloc = cu_host_alloc,
+    .host_free = cu_host_free,
+    .mark = backend_cuda_mark,
+    .idle_since = backend_cuda_idle_since,
+    .comm_new = cuda_comm_new,
+    .comm_run = cuda_comm_run,
+    .comm_free = cuda_comm_free,
 };
 
 static int env_int(const char *name, int dflt)

@@ -2,9 +2,10 @@
  * backend_cuda.h — the CUDA backend's public entry points (only in builds
  * with DEEPER_HAVE_CUDA; the Makefile defines it when nvcc and cuDNN exist).
  *
- * trainer/backend.c calls backend_cuda_create / backend_cuda_count from
- * backend_new_cuda / backend_cuda_device_count; nothing else should.  The
- * tower code (trainer/tower_cuda.c) needs the backend's stream for NCCL.
+ * trainer/backend/registry.c calls backend_cuda_create / backend_cuda_count
+ * from backend_new_cuda / backend_cuda_device_count; the trainer reaches
+ * everything else through the ops table (host buffers, idle stamps and NCCL
+ * are its optional slots).  The rest is here for the tests and benchmarks.
  */
 #ifndef DEEPER_BACKEND_CUDA_H
 #define DEEPER_BACKEND_CUDA_H
@@ -31,13 +32,14 @@ status backend_cuda_describe(int device, char *buf, size_t n);
 /* The backend's cudaStream_t (as void*), for NCCL and input staging. */
 void *backend_cuda_stream(struct backend *be);
 
-/* Allocate n bytes of page-locked host memory (for the batch receiver's
- * buffers, so uploads are asynchronous DMA).  NULL on failure.  Free with
- * backend_cuda_host_free. */
+/* Allocate n bytes of page-locked host memory (so uploads are asynchronous
+ * DMA).  NULL on failure.  Free with backend_cuda_host_free.  The host_alloc
+ * slot wraps it with a fallback to ordinary memory. */
 void *backend_cuda_host_alloc(size_t n);
 void backend_cuda_host_free(void *p);
 
-/* Idle stamps, for the trainer's input-wait fraction: backend_cuda_mark
+/* Idle stamps (the mark and idle_since slots), for the trainer's input-wait
+ * fraction: backend_cuda_mark
  * enqueues a mark on the backend's stream; backend_cuda_idle_since returns
  * the host time (log_now) at which the GPU reached the latest mark, i.e.
  * finished all the work queued before it, or 0 while it has not yet. */

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "shared/rng.h"
-#include "trainer/backend_cpu.h"
+#include "trainer/backend/cpu/backend_cpu.h"
 
 #ifdef DEEPER_CPU_OPENBLAS
 void openblas_set_num_threads(int);
@@ -556,6 +556,7 @@ static const struct backend_ops cpu_ops = {
     .name = "cpu",
     .api_version = BACKEND_API_VERSION,
     .preferred_layout = LAYOUT_NCHW,
+    .host_memory = 1,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .copy_h2d = cpu_copy,

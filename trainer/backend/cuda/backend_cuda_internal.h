@@ -1,8 +1,9 @@
 /*
- * backend_cuda_internal.h — state shared by trainer/backend_cuda.c (context,
- * memory, element-wise ops, the ops table) and trainer/backend_cuda_dnn.c
- * (cuDNN convolutions with the per-shape algorithm cache, cuBLAS fully
- * connected layers).  Private to those two files.
+ * backend_cuda_internal.h — state shared by backend_cuda.c (context,
+ * memory, element-wise ops, the ops table), backend_cuda_dnn.c (cuDNN
+ * convolutions with the per-shape algorithm cache, cuBLAS fully connected
+ * layers) and backend_cuda_nccl.c (NCCL between the towers' GPUs).
+ * Private to trainer/backend/cuda/.
  */
 #ifndef DEEPER_BACKEND_CUDA_INTERNAL_H
 #define DEEPER_BACKEND_CUDA_INTERNAL_H
@@ -100,5 +101,10 @@ status cuda_fc_backward(struct backend *be, struct tensor *dx, float *dw, float 
                         const struct tensor *dy, const struct tensor *x, const float *w, int in,
                         int out);
 void cuda_dnn_free(struct cuda_ctx *c);
+
+/* backend_cuda_nccl.c: the comm_* slots (NCCL between the towers' GPUs) */
+status cuda_comm_new(struct backend_comm **out, struct backend **be, int n);
+status cuda_comm_run(struct backend_comm *c, const struct backend_collective *ops, int nops);
+void cuda_comm_free(struct backend_comm **c);
 
 #endif

@@ -20,7 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "trainer/backend_cpu.h"
+#include "trainer/backend/cpu/backend_cpu.h"
 
 #define SPIN_ITERS 2000     /* ~50-100 us of pause instructions, then sleep */
 

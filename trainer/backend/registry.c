@@ -1,26 +1,39 @@
 /*
- * backend.c — creating and freeing backends by name.
+ * registry.c — the backend registry: creating and freeing backends by name.
  *
  * "cpu" is always available.  "cuda" exists only in builds with
  * DEEPER_HAVE_CUDA (the Makefile defines it when nvcc and cuDNN are found);
- * trainer/backend_cuda.c then provides backend_cuda_create and
+ * trainer/backend/cuda/ then provides backend_cuda_create and
  * backend_cuda_count.  Without it backend_new_cuda fails with
  * STATUS_NO_DEVICE and a message saying why.  "auto" is CUDA when a GPU is
  * present, else the CPU.
  *
  * After a backend is created its table is checked: the api_version must
  * match and every required slot must be filled, so a half-done backend
- * fails at startup with the slot's name instead of crashing mid-step.
+ * fails at startup with the slot's name instead of crashing mid-step.  The
+ * optional slots at the end of the table may be NULL; callers then use the
+ * default backend.h names.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "trainer/backend.h"
 
+/* The one place outside the CUDA backend that knows whether the build has
+ * it.  Strong references: a weak undefined symbol never pulls backend_cuda.o
+ * out of libtrainer.a, so the CUDA backend would silently be missing. */
 #ifdef DEEPER_HAVE_CUDA
-/* Strong references: a weak undefined symbol never pulls backend_cuda.o out
- * of libtrainer.a, so the CUDA backend would silently be missing. */
-#include "trainer/backend_cuda.h"
+#include "trainer/backend/cuda/backend_cuda.h"
+enum { BUILT_WITH_CUDA = 1 };
+#else
+enum { BUILT_WITH_CUDA = 0 };
+static int backend_cuda_count(void) { return 0; }
+static const char *backend_cuda_why_none(void) { return "no CUDA backend"; }
+static status backend_cuda_create(struct backend **out, int device)
+{
+    (void)out; (void)device;
+    return FAIL(STATUS_NO_DEVICE, "no CUDA backend");
+}
 #endif
 
 static status backend_check(struct backend *be)
@@ -44,7 +57,9 @@ static status backend_check(struct backend *be)
 status backend_new_cuda(struct backend **out, int device)
 {
     *out = NULL;
-#ifdef DEEPER_HAVE_CUDA
+    if (!BUILT_WITH_CUDA)
+        return FAIL(STATUS_NO_DEVICE,
+                    "this build has no CUDA backend (nvcc or cuDNN were not found at build time)");
     int n = backend_cuda_count();
     if (n <= 0)
         return FAIL(STATUS_NO_DEVICE, "no CUDA device: %s (this build has CUDA support)",
@@ -55,20 +70,11 @@ status backend_new_cuda(struct backend **out, int device)
     status st = backend_check(*out);
     if (st != STATUS_OK) backend_free(out);
     return st;
-#else
-    (void)device;
-    return FAIL(STATUS_NO_DEVICE,
-                "this build has no CUDA backend (nvcc or cuDNN were not found at build time)");
-#endif
 }
 
 int backend_cuda_device_count(void)
 {
-#ifdef DEEPER_HAVE_CUDA
     return backend_cuda_count();
-#else
-    return 0;
-#endif
 }
 
 status backend_new(struct backend **out, const char *name, int device, int threads)
@@ -94,6 +100,11 @@ const char *backend_name_resolve(const char *name)
     if (!name) return "cpu";
     if (!strcmp(name, "auto")) return backend_cuda_device_count() > 0 ? "cuda" : "cpu";
     return name;
+}
+
+int backend_name_on_host(const char *name)
+{
+    return !strcmp(backend_name_resolve(name), "cpu");
 }
 
 void backend_free(struct backend **be)
