@@ -20,6 +20,7 @@
 #include "augment/profile.h"   /* defines: augment_profile_apply (profile -> switches, crop) */
 #include "augment/sender.h"    /* defines: sender_new/acquire/send (zero-copy PUSH) */
 #include "augment/worker.h"    /* defines: worker_open/next (record order, shuffle, batches) */
+#include "shared/augment_flags.h" /* defines: the --flip/--color/--crop switches */
 #include "shared/flags.h"      /* defines: flags_parse */
 #include "shared/image.h"      /* defines: image_encode_png (--dump) */
 #include "shared/log.h"        /* defines: log_info, log_now */
@@ -32,7 +33,8 @@ static void on_signal(int sig) { g_stop = sig; }
 struct opts {
     const char *data_dir, *subset, *connect, *bind, *dump_dir, *resize_method;
     int worker, num_workers, batch_size, image_size, queue_factor, channels, dump, num_passes;
-    int eval, eval_set, flip, flip_set, no_flip, color, color_set, no_color, crop, crop_set, no_crop;
+    int eval, eval_set;
+    struct augment_flags sw;   /* --flip/--no_flip, --color/--no_color, --crop/--no_crop */
     int color_ordering, sndhwm, jpeg_scale, quiet;
     double exit_grace_secs;
     int64_t seed, start_batch;
@@ -42,16 +44,15 @@ static status settle_switches(const struct opts *o, const struct manifest *m, st
 {
     /* profile defaults (augment/profile.h), then explicit flags */
     augment_profile_apply(m->augment.profile, m->augment.flip, m->augment.color, dc);
+    const struct augment_flags *a = &o->sw;
+    TRY(augment_flags_check(a));
     int crop = dc->crop, flip = dc->flip, color = dc->color;
-    if (o->crop_set) crop = o->crop;
-    if (o->flip_set) flip = o->flip;
-    if (o->color_set) color = o->color;
-    if (o->no_crop) crop = 0;
-    if (o->no_flip) flip = 0;
-    if (o->no_color) color = 0;
-    if ((o->crop_set && o->crop && o->no_crop) || (o->flip_set && o->flip && o->no_flip) ||
-        (o->color_set && o->color && o->no_color))
-        return FAIL(STATUS_USAGE, "contradictory flags (e.g. --flip with --no_flip)");
+    if (a->crop_set) crop = a->crop;
+    if (a->flip_set) flip = a->flip;
+    if (a->color_set) color = a->color;
+    if (a->no_crop) crop = 0;
+    if (a->no_flip) flip = 0;
+    if (a->no_color) color = 0;
     dc->crop = crop;
     dc->flip = flip;
     dc->color = color;
@@ -150,7 +151,7 @@ static status run(int argc, char **argv)
     struct opts o = {
         .data_dir = "", .subset = "train", .connect = "", .bind = "", .dump_dir = "augment_dump",
         .resize_method = "bilinear", .worker = 0, .num_workers = 1, .batch_size = 32, .image_size = 299,
-        .queue_factor = 16, .channels = 0, .dump = 0, .num_passes = 0, .eval = 0, .flip = 1, .color = 1, .crop = 1,
+        .queue_factor = 16, .channels = 0, .dump = 0, .num_passes = 0, .eval = 0,
         .color_ordering = -1, .sndhwm = 2, .exit_grace_secs = 600.0, .jpeg_scale = 1, .seed = 0, .start_batch = 0,
     };
     struct flag table[] = {
@@ -168,12 +169,7 @@ static status run(int argc, char **argv)
                                       "(default for --subset validation)", &o.eval_set },
         { "num_passes", FLAG_INT, &o.num_passes, "eval: stop after this many passes (0: endless)", NULL },
         { "start_batch", FLAG_INT64, &o.start_batch, "train: start at this batch number of the stream (resume)", NULL },
-        { "flip", FLAG_BOOL, &o.flip, "random left-right flips (default from the dataset profile)", &o.flip_set },
-        { "no_flip", FLAG_BOOL, &o.no_flip, "no flips", NULL },
-        { "color", FLAG_BOOL, &o.color, "colour distortions (default from the dataset profile)", &o.color_set },
-        { "no_color", FLAG_BOOL, &o.no_color, "no colour distortions", NULL },
-        { "crop", FLAG_BOOL, &o.crop, "random crops (default from the dataset profile)", &o.crop_set },
-        { "no_crop", FLAG_BOOL, &o.no_crop, "no random crops (whole image resized)", NULL },
+        { 0 }, { 0 }, { 0 }, { 0 }, { 0 }, { 0 },   /* the switches: augment_flags_table */
         { "channels", FLAG_INT, &o.channels, "output channels: 0 as stored, 3 expands gray to RGB", NULL },
         { "resize_method", FLAG_STRING, &o.resize_method, "bilinear (TF1 coordinates), bilinear_half, nearest", NULL },
         { "color_ordering", FLAG_INT, &o.color_ordering, "-1: TF's two orders, drawn per example; 0 or 1: fixed", NULL },
@@ -186,6 +182,9 @@ static status run(int argc, char **argv)
         { "dump_dir", FLAG_STRING, &o.dump_dir, "where --dump writes", NULL },
         { "quiet", FLAG_BOOL, &o.quiet, "no info lines", NULL },
     };
+    o.sw = augment_flags_none();
+    for (int i = 0; i < FLAGS_COUNT(table); i++)
+        if (!table[i].name) { augment_flags_table(&o.sw, &table[i]); break; }
     struct flags_spec spec = {
         "deeper augment", "--data_dir DIR (--connect EP | --bind EP | --dump N) [flags]",
         "One augment worker: reads the shards of a dataset, shuffles through a buffer of "

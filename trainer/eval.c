@@ -35,7 +35,8 @@ static volatile sig_atomic_t g_stop;
 struct eval_config eval_config_default(void)
 {
     struct eval_config c = { 0 };
-    c.eval_dir = "/tmp/deeper_eval";
+    c.eval_dir = NULL;   /* CHECKPOINT_DIR/eval */
+    c.augment = augment_flags_none();
     c.subset = "validation";
     c.device = "cpu";
     c.eval_interval_secs = 300;
@@ -102,6 +103,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if (!c->data_dir) return FAIL(STATUS_USAGE, "--data_dir is required");
     if (!c->checkpoint_dir) return FAIL(STATUS_USAGE, "--checkpoint_dir is required");
     if (c->num_preprocess_threads < 1) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 1");
+    TRY(augment_flags_check(&c->augment));
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *sub = manifest_subset_find(man, c->subset);
     if (!sub || sub->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no %s subset", c->data_dir, c->subset); goto done; }
@@ -155,8 +157,9 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     char bs[16], is[16];
     snprintf(bs, sizeof bs, "%d", c->batch_size);
     snprintf(is, sizeof is, "%d", meta.image_size);
-    const char *common[] = { "--data_dir", c->data_dir, "--subset", c->subset, "--eval", "--num_passes", "1", "--batch_size", bs,
-                             "--image_size", is, NULL };
+    const char *common[16] = { "--data_dir", c->data_dir, "--subset", c->subset, "--eval", "--num_passes", "1",
+                                "--batch_size", bs, "--image_size", is };
+    common[11 + augment_flags_argv(&c->augment, common + 11)] = NULL;
     if ((st = workers_start(&workers, exe, common, W, endpoint, 0, NULL, NULL)) != STATUS_OK) goto done;
 
     if ((st = idset_init(&seen, sub->count)) != STATUS_OK) goto done;
@@ -218,12 +221,17 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     }
     char when[40];
     log_timestamp(when, sizeof when);
-    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f [%" PRIu64 " examples]\n", when, res->precision1,
-           res->recall5, res->examples);
+    /* with 5 classes or fewer every label is in the top 5: say so instead of reporting a perfect score */
+    char trivial[64] = "";
+    if (classes <= 5) snprintf(trivial, sizeof trivial, " (trivially 1: %d classes <= 5)", classes);
+    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f%s [%" PRIu64 " examples]\n", when, res->precision1,
+           res->recall5, trivial, res->examples);
     fflush(stdout);
     log_info("evaluated in %.1f s", log_now() - t0);
-    if (c->eval_dir) {
-        if ((st = tfevents_open(&ev, c->eval_dir)) != STATUS_OK) goto done;
+    {
+        char dflt[4200];
+        snprintf(dflt, sizeof dflt, "%s/eval", c->checkpoint_dir);
+        if ((st = tfevents_open(&ev, c->eval_dir ? c->eval_dir : dflt)) != STATUS_OK) goto done;
         const char *tags[2] = { "Precision @ 1", "Recall @ 5" };
         float vals[2] = { (float)res->precision1, (float)res->recall5 };
         if ((st = tfevents_scalars(ev, step, 2, tags, vals)) != STATUS_OK) goto done;
