@@ -170,7 +170,7 @@ static status make_dirs(const char *dir)
 
 /* The first log line: every hyperparameter with a model default, its value
  * and where it came from.  ckpt_bits: the ones the checkpoint fixed. */
-static void log_settings(const struct train_config *c, const char *model, unsigned ckpt_bits, int keep_default)
+static void log_settings(const struct train_config *c, const char *model, unsigned ckpt_bits)
 {
     static const struct { const char *name; unsigned bit; } f[] = {
         { "initial_learning_rate", TRAIN_GIVEN_LR }, { "num_epochs_per_decay", TRAIN_GIVEN_DECAY_EPOCHS },
@@ -186,7 +186,6 @@ static void log_settings(const struct train_config *c, const char *model, unsign
         const char *src = (ckpt_bits & f[i].bit) ? "checkpoint" : train_config_source(c, f[i].bit);
         o += snprintf(line + o, sizeof line - (size_t)o, "%s %s %g (%s)", i ? "," : "", f[i].name, v[i], src);
     }
-    (void)keep_default;
     augment_flags_describe(&c->augment, sw, sizeof sw);
     log_info("%s; %s", line, sw);
 }
@@ -358,7 +357,7 @@ status train_run(const struct train_config *cin)
     names_json = train_class_names_json(man);
     int classes = manifest_num_labels(man);
 
-    log_settings(c, c->model, ckpt_bits, 0);
+    log_settings(c, c->model, ckpt_bits);
     if ((st = make_dirs(c->train_dir)) != STATUS_OK) goto done;
 
     if (c->fresh) {
@@ -367,9 +366,8 @@ status train_run(const struct train_config *cin)
         int removed = 0, events = 0;
         if ((st = checkpoint_remove_all(c->train_dir, &removed)) != STATUS_OK) goto done;
         if ((st = remove_event_files(c->train_dir, &events)) != STATUS_OK) goto done;
-        snprintf(buf, sizeof buf, "%s", "/eval");
         char evdir[4200];
-        snprintf(evdir, sizeof evdir, "%s%s", c->train_dir, buf);
+        snprintf(evdir, sizeof evdir, "%s/eval", c->train_dir);
         if ((st = remove_event_files(evdir, &events)) != STATUS_OK) goto done;
         if (removed || events)
             log_info("--fresh: removed %d old checkpoint(s) and %d event file(s) from %s", removed, events, c->train_dir);

@@ -2,14 +2,23 @@
  * train.h — the training loop behind `deeper train` (trainer/main_train.c
  * holds only the flags).
  *
- * train_run: read the dataset manifest, build the towers, resume from the
- * newest checkpoint in train_dir (unless fresh), start local augment workers
- * (or listen for remote ones), then step until max_steps: TF's log line every
- * log_every steps with queue depth and input-wait fraction, TensorBoard
- * scalars, a checkpoint every save_interval_steps and at the end.  SIGINT /
- * SIGTERM: finish the current step, save, stop the workers, return
- * STATUS_INTERRUPTED.  A NaN loss: STATUS_NAN with "Model diverged with
- * loss = NaN", no checkpoint written (the last good one stays the latest).
+ * train_run: read the dataset manifest, settle the hyperparameters (a flag
+ * wins, then the checkpoint for the batch and image size of a resumed run,
+ * then the model's defaults, model.h) and log them with their source as the
+ * first line, build the towers, resume from the newest checkpoint in
+ * train_dir (unless fresh: then checkpoints and event files go, as TF's
+ * deletion of train_dir), start local augment workers with the distortion
+ * switches given (or listen for remote ones), then step until max_steps:
+ * TF's log line every log_every steps with queue depth, input-wait fraction
+ * and the epoch (batches consumed x batch / examples: never goes back),
+ * TensorBoard scalars, images and histograms (trainer/summary.h), a
+ * checkpoint every save_interval_steps and at the end.  SIGINT / SIGTERM:
+ * finish the current step, save, stop the workers, return
+ * STATUS_INTERRUPTED.  A non-finite loss: STATUS_NAN with one message
+ * "Model diverged with loss = NaN at step N; the last good checkpoint, ...,
+ * is kept" and no checkpoint written.  A loss still within
+ * TRAIN_STALL_FRACTION of ln(classes) at stall_check_steps: one warning that
+ * suggests a lower --initial_learning_rate.
  */
 #ifndef DEEPER_TRAIN_H
 #define DEEPER_TRAIN_H
