@@ -23,12 +23,12 @@
 #define NIELSEN_KEEP 0.5f
 
 /* Training defaults (docs/defaults.md has the runs behind them): TF's 0.1
- * does not learn at all on the small digit sets, 0.05 decaying x0.8 every
- * epoch reaches 0.91 on Fashion-MNIST in 10 epochs; batch 64 is what the
- * Fashion-MNIST runs used. */
+ * leaves the small digit sets at chance; 0.05 decaying x0.94 every epoch with
+ * dropout keep 0.7 (the graph's own 0.5 is Nielsen's) learned best on
+ * Fashion-MNIST in short and long runs; batch 64. */
 const struct model_defaults nielsennet_defaults = {
-    .initial_learning_rate = 0.05f, .num_epochs_per_decay = 1.0f, .learning_rate_decay_factor = 0.8f,
-    .batch_size = 64, .image_size = 28, .weight_decay = 4e-5f, .dropout_keep_prob = NIELSEN_KEEP,
+    .initial_learning_rate = 0.05f, .num_epochs_per_decay = 1.0f, .learning_rate_decay_factor = 0.94f,
+    .batch_size = 64, .image_size = 28, .weight_decay = 4e-5f, .dropout_keep_prob = 0.7f,
     .label_smoothing = 0.1f,
 };
 

@@ -24,8 +24,8 @@ grep -E ": step (100|800)," train.log
 first=$(grep -m1 -E '^[0-9-]+ [0-9:.]+: ' train.log)
 echo "$first"
 for want in "initial_learning_rate 0.05 (model default)" "num_epochs_per_decay 1 (model default)" \
-            "learning_rate_decay_factor 0.8 (model default)" "batch_size 32 (flag)" "image_size 28 (flag)" \
-            "dropout_keep_prob 0.5 (model default)" "label_smoothing 0.1 (model default)" \
+            "learning_rate_decay_factor 0.94 (model default)" "batch_size 32 (flag)" "image_size 28 (flag)" \
+            "dropout_keep_prob 0.7 (model default)" "label_smoothing 0.1 (model default)" \
             "flip from the dataset's profile"; do
   grep -qF "$want" <<<"$first" || { echo "first log line lacks '$want'"; exit 1; }
 done
