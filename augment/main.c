@@ -23,6 +23,7 @@
 #include "augment/profile.h"   /* defines: augment_profile_apply (profile -> switches, crop) */
 #include "augment/sender.h"    /* defines: sender_new/acquire/send (zero-copy PUSH) */
 #include "augment/worker.h"    /* defines: worker_open/next (record order, shuffle, batches) */
+#include "shared/augment_flags.h" /* defines: the --flip/--color/--crop switches */
 #include "shared/flags.h"      /* defines: flags_parse */
 #include "shared/image.h"      /* defines: image_encode_png (--dump) */
 #include "shared/log.h"        /* defines: log_info, log_now */
@@ -37,7 +38,8 @@ struct opts {
     const char *data_dir, *subset, *connect, *bind, *dump_dir, *resize_method, *dispatcher, *name;
     int subset_set, batch_size_set, image_size_set, seed_set;
     int worker, num_workers, batch_size, image_size, queue_factor, channels, dump, num_passes;
-    int eval, eval_set, flip, flip_set, no_flip, color, color_set, no_color, crop, crop_set, no_crop;
+    int eval, eval_set;
+    struct augment_flags sw;   /* --flip/--no_flip, --color/--no_color, --crop/--no_crop */
     int color_ordering, sndhwm, jpeg_scale, quiet;
     double exit_grace_secs;
     int64_t seed, start_batch;
@@ -47,16 +49,15 @@ static status settle_switches(const struct opts *o, const struct manifest *m, st
 {
     /* profile defaults (augment/profile.h), then explicit flags */
     augment_profile_apply(m->augment.profile, m->augment.flip, m->augment.color, dc);
+    const struct augment_flags *a = &o->sw;
+    TRY(augment_flags_check(a));
     int crop = dc->crop, flip = dc->flip, color = dc->color;
-    if (o->crop_set) crop = o->crop;
-    if (o->flip_set) flip = o->flip;
-    if (o->color_set) color = o->color;
-    if (o->no_crop) crop = 0;
-    if (o->no_flip) flip = 0;
-    if (o->no_color) color = 0;
-    if ((o->crop_set && o->crop && o->no_crop) || (o->flip_set && o->flip && o->no_flip) ||
-        (o->color_set && o->color && o->no_color))
-        return FAIL(STATUS_USAGE, "contradictory flags (e.g. --flip with --no_flip)");
+    if (a->crop_set) crop = a->crop;
+    if (a->flip_set) flip = a->flip;
+    if (a->color_set) color = a->color;
+    if (a->no_crop) crop = 0;
+    if (a->no_flip) flip = 0;
+    if (a->no_color) color = 0;
     dc->crop = crop;
     dc->flip = flip;
     dc->color = color;
@@ -168,9 +169,10 @@ static status open_for_run(const struct dproto_registered *r, void *ctx, struct 
     if (!strcmp(o->resize_method, "bilinear_half")) dc.resize_p.half_pixel = 1;
     else if (!strcmp(o->resize_method, "nearest")) dc.resize_p.method = RESIZE_NEAREST;
     struct opts run_o = *o;
-    run_o.flip_set = r->flip >= 0; run_o.flip = r->flip > 0; run_o.no_flip = r->flip == 0;
-    run_o.color_set = r->color >= 0; run_o.color = r->color > 0; run_o.no_color = r->color == 0;
-    run_o.crop_set = r->crop >= 0; run_o.crop = r->crop > 0; run_o.no_crop = r->crop == 0;
+    struct augment_flags *sw = &run_o.sw;
+    sw->flip_set = r->flip >= 0; sw->flip = r->flip > 0; sw->no_flip = r->flip == 0;
+    sw->color_set = r->color >= 0; sw->color = r->color > 0; sw->no_color = r->color == 0;
+    sw->crop_set = r->crop >= 0; sw->crop = r->crop > 0; sw->no_crop = r->crop == 0;
     status st = settle_switches(&run_o, m, &dc);
     manifest_free(m);
     TRY(st);
@@ -180,8 +182,6 @@ static status open_for_run(const struct dproto_registered *r, void *ctx, struct 
     };
     return worker_open(&wc, out);
 }
-
-static int8_t pinned(int set, int on, int off) { return off ? 0 : set ? (int8_t)(on != 0) : -1; }
 
 static status run_dispatched(const struct opts *o)
 {
@@ -194,9 +194,7 @@ static status run_dispatched(const struct opts *o)
     r->batch_size = o->batch_size_set ? (uint32_t)o->batch_size : 0;
     r->image_size = o->image_size_set ? (uint32_t)o->image_size : 0;
     r->channels = (uint32_t)o->channels;
-    r->flip = pinned(o->flip_set, o->flip, o->no_flip);
-    r->color = pinned(o->color_set, o->color, o->no_color);
-    r->crop = pinned(o->crop_set, o->crop, o->no_crop);
+    augment_flags_tristate(&o->sw, &r->flip, &r->color, &r->crop);
     r->color_ordering = (int8_t)o->color_ordering;
     r->resize_method = !strcmp(o->resize_method, "bilinear_half") ? 1 : !strcmp(o->resize_method, "nearest") ? 2 : 0;
     r->fast_jpeg = (uint8_t)(o->jpeg_scale != 0);
@@ -223,7 +221,7 @@ static status run(int argc, char **argv)
     struct opts o = {
         .data_dir = "", .subset = "train", .connect = "", .bind = "", .dispatcher = "", .name = "", .dump_dir = "augment_dump",
         .resize_method = "bilinear", .worker = 0, .num_workers = 1, .batch_size = 32, .image_size = 299,
-        .queue_factor = 16, .channels = 0, .dump = 0, .num_passes = 0, .eval = 0, .flip = 1, .color = 1, .crop = 1,
+        .queue_factor = 16, .channels = 0, .dump = 0, .num_passes = 0, .eval = 0,
         .color_ordering = -1, .sndhwm = 2, .exit_grace_secs = 600.0, .jpeg_scale = 1, .seed = 0, .start_batch = 0,
     };
     struct flag table[] = {
@@ -246,12 +244,7 @@ static status run(int argc, char **argv)
                                       "(default for --subset validation)", &o.eval_set },
         { "num_passes", FLAG_INT, &o.num_passes, "eval: stop after this many passes (0: endless)", NULL },
         { "start_batch", FLAG_INT64, &o.start_batch, "train: start at this batch number of the stream (resume)", NULL },
-        { "flip", FLAG_BOOL, &o.flip, "random left-right flips (default from the dataset profile)", &o.flip_set },
-        { "no_flip", FLAG_BOOL, &o.no_flip, "no flips", NULL },
-        { "color", FLAG_BOOL, &o.color, "colour distortions (default from the dataset profile)", &o.color_set },
-        { "no_color", FLAG_BOOL, &o.no_color, "no colour distortions", NULL },
-        { "crop", FLAG_BOOL, &o.crop, "random crops (default from the dataset profile)", &o.crop_set },
-        { "no_crop", FLAG_BOOL, &o.no_crop, "no random crops (whole image resized)", NULL },
+        { 0 }, { 0 }, { 0 }, { 0 }, { 0 }, { 0 },   /* the switches: augment_flags_table */
         { "channels", FLAG_INT, &o.channels, "output channels: 0 as stored, 3 expands gray to RGB", NULL },
         { "resize_method", FLAG_STRING, &o.resize_method, "bilinear (TF1 coordinates), bilinear_half, nearest", NULL },
         { "color_ordering", FLAG_INT, &o.color_ordering, "-1: TF's two orders, drawn per example; 0 or 1: fixed", NULL },
@@ -264,6 +257,9 @@ static status run(int argc, char **argv)
         { "dump_dir", FLAG_STRING, &o.dump_dir, "where --dump writes", NULL },
         { "quiet", FLAG_BOOL, &o.quiet, "no info lines", NULL },
     };
+    o.sw = augment_flags_none();
+    for (int i = 0; i < FLAGS_COUNT(table); i++)
+        if (!table[i].name) { augment_flags_table(&o.sw, &table[i]); break; }
     struct flags_spec spec = {
         "deeper augment", "--data_dir DIR (--dispatcher EP | --connect EP | --bind EP | --dump N) [flags]",
         "One augment worker.  With --dispatcher it works for a `deeper train`/`deeper eval` consumer "

@@ -142,6 +142,9 @@ void flags_print_help(const struct flags_spec *spec, FILE *out)
             break;
         }
         }
-        fprintf(out, "  --%-34s %s (default: %s)\n", f->name, f->help ? f->help : "", def);
+        if (f->help && strstr(f->help, "default:"))   /* the help text says where the default comes from */
+            fprintf(out, "  --%-34s %s\n", f->name, f->help);
+        else
+            fprintf(out, "  --%-34s %s (default: %s)\n", f->name, f->help ? f->help : "", def);
     }
 }

@@ -6,7 +6,14 @@
  *               file_version 3 string (0x1A), summary 5 message (0x2A),
  *               session_log 7 message (0x3A)
  *   Summary:    value 1 message, repeated (0x0A)
- *   Value:      tag 1 string (0x0A), simple_value 2 float fixed32 (0x15)
+ *   Value:      tag 1 string (0x0A), simple_value 2 float fixed32 (0x15),
+ *               image 4 message (0x22), histo 5 message (0x2A)
+ *   Image:      height 1 (0x08), width 2 (0x10), colorspace 3 (0x18) varints,
+ *               encoded_image_string 4 bytes (0x22): a PNG here
+ *   Histogram:  min 1, max 2, num 3, sum 4, sum_squares 5 doubles (0x09,
+ *               0x11, 0x19, 0x21, 0x29), bucket_limit 6 and bucket 7 packed
+ *               doubles (0x32, 0x3A); bucket i counts the values in
+ *               (bucket_limit[i-1], bucket_limit[i]]
  *   SessionLog: status 1 enum varint (0x08), START = 1
  * An event is built into a small growable buffer, then framed and written.
  */
@@ -24,6 +31,7 @@
 #include <unistd.h>
 
 #include "shared/crc32c.h"
+#include "shared/image.h"
 
 struct tfevents {
     FILE *fp;
@@ -121,12 +129,27 @@ static status write_record(struct tfevents *w, const struct pbuf *e)
     return STATUS_OK;
 }
 
+/* mkdir -p */
+static status make_dirs(const char *dir)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return FAIL(STATUS_USAGE, "%s: path too long", dir);
+    for (char *q = p + 1;; q++) {
+        if (*q != '/' && *q) continue;
+        char keep = *q;
+        *q = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return FAIL(STATUS_IO, "%s: mkdir: %s", p, strerror(errno));
+        *q = keep;
+        if (!keep) break;
+    }
+    return STATUS_OK;
+}
+
 status tfevents_open(struct tfevents **out, const char *dir)
 {
     static atomic_int uid_counter;
     *out = NULL;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return FAIL(STATUS_IO, "%s: mkdir: %s", dir, strerror(errno));
+    TRY(make_dirs(dir));
     struct tfevents *w = calloc(1, sizeof(*w));
     if (!w) return FAIL(STATUS_NOMEM, "tfevents: out of memory");
     char host[256] = "localhost";
@@ -178,6 +201,87 @@ status tfevents_scalars(struct tfevents *w, int64_t step, int n, const char *con
     status st = write_record(w, &e);
     free(summary.p); free(value.p); free(e.p);
     if (st == STATUS_OK) st = tfevents_flush(w);
+    return st;
+}
+
+static void pb_double(struct pbuf *b, unsigned char tag, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    pb_byte(b, tag);
+    pb_fixed64(b, bits);
+}
+
+/* Event{step, summary{value{tag, <field> = msg}}} */
+static status write_value_event(struct tfevents *w, int64_t step, const char *tag, unsigned char field,
+                                const struct pbuf *msg)
+{
+    struct pbuf value = { 0 }, summary = { 0 }, e = { 0 };
+    pb_bytes(&value, 0x0A, tag, strlen(tag));
+    pb_bytes(&value, field, msg->p, msg->n);
+    pb_bytes(&summary, 0x0A, value.p, value.n);
+    event_begin(&e, step, 1);
+    pb_bytes(&e, 0x2A, summary.p, summary.n);
+    if (msg->oom || value.oom || summary.oom) e.oom = 1;
+    status st = write_record(w, &e);
+    free(value.p); free(summary.p); free(e.p);
+    if (st == STATUS_OK) st = tfevents_flush(w);
+    return st;
+}
+
+status tfevents_image(struct tfevents *w, int64_t step, const char *tag, const uint8_t *pixels, int height,
+                      int width, int channels)
+{
+    if (channels != 1 && channels != 3) return FAIL(STATUS_USAGE, "tfevents_image: %d channels", channels);
+    uint8_t *png = NULL;
+    size_t n = 0;
+    TRY(image_encode_png(pixels, height, width, channels, &png, &n));
+    struct pbuf img = { 0 };
+    pb_byte(&img, 0x08); pb_varint(&img, (uint64_t)height);
+    pb_byte(&img, 0x10); pb_varint(&img, (uint64_t)width);
+    pb_byte(&img, 0x18); pb_varint(&img, (uint64_t)channels);
+    pb_bytes(&img, 0x22, png, n);
+    free(png);
+    status st = write_value_event(w, step, tag, 0x22, &img);
+    free(img.p);
+    return st;
+}
+
+status tfevents_histogram(struct tfevents *w, int64_t step, const char *tag, const float *v, size_t n)
+{
+    enum { BUCKETS = 30 };
+    double lo = 0, hi = 0, sum = 0, sq = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = v[i];
+        if (i == 0 || x < lo) lo = x;
+        if (i == 0 || x > hi) hi = x;
+        sum += x;
+        sq += x * x;
+    }
+    double count[BUCKETS] = { 0 }, limit[BUCKETS];
+    double width = (hi - lo) / BUCKETS;
+    int nb = width > 0 ? BUCKETS : 1;
+    for (int b = 0; b < nb; b++) limit[b] = b == nb - 1 ? hi : lo + width * (b + 1);
+    for (size_t i = 0; i < n; i++) {
+        int b = width > 0 ? (int)((v[i] - lo) / width) : 0;
+        if (b >= nb) b = nb - 1;
+        if (b < 0) b = 0;
+        count[b] += 1;
+    }
+    struct pbuf h = { 0 }, packed = { 0 };
+    pb_double(&h, 0x09, lo);
+    pb_double(&h, 0x11, hi);
+    pb_double(&h, 0x19, (double)n);
+    pb_double(&h, 0x21, sum);
+    pb_double(&h, 0x29, sq);
+    for (int b = 0; b < nb; b++) { uint64_t bits; memcpy(&bits, &limit[b], 8); pb_fixed64(&packed, bits); }
+    pb_bytes(&h, 0x32, packed.p, packed.n);
+    packed.n = 0;
+    for (int b = 0; b < nb; b++) { uint64_t bits; memcpy(&bits, &count[b], 8); pb_fixed64(&packed, bits); }
+    pb_bytes(&h, 0x3A, packed.p, packed.n);
+    if (packed.oom) h.oom = 1;
+    status st = write_value_event(w, step, tag, 0x2A, &h);
+    free(h.p); free(packed.p);
     return st;
 }
 

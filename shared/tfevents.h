@@ -1,5 +1,5 @@
 /*
- * tfevents.h — TensorBoard event-file writer (scalars).
+ * tfevents.h — TensorBoard event-file writer (scalars, images, histograms).
  *
  * Writes the file TensorBoard reads (proto/checkpoint.md, "Event files"):
  * DIR/events.out.tfevents.<secs, 10 digits>.<host>.<pid>.<uid>, a sequence
@@ -20,13 +20,14 @@
 #ifndef DEEPER_TFEVENTS_H
 #define DEEPER_TFEVENTS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shared/status.h"
 
 struct tfevents;
 
-/* Create DIR (one level, if missing) and a new event file in it; write the
+/* Create DIR (and its parents, if missing) and a new event file in it; write the
  * file_version event.  Caller closes with tfevents_close. */
 status tfevents_open(struct tfevents **out, const char *dir);
 /* Path of the event file (borrowed). */
@@ -37,6 +38,12 @@ status tfevents_scalar(struct tfevents *w, int64_t step, const char *tag, float 
 /* One event holding n scalars (one Summary with n values). */
 status tfevents_scalars(struct tfevents *w, int64_t step, int n, const char *const *tags,
                         const float *values);
+/* One image (Summary.Image, PNG-encoded here): HxWxC uint8, C 1 or 3. */
+status tfevents_image(struct tfevents *w, int64_t step, const char *tag, const uint8_t *pixels, int height,
+                      int width, int channels);
+/* One histogram (HistogramProto) of n values: min, max, count, sum, sum of
+ * squares and 30 equal-width buckets between min and max. */
+status tfevents_histogram(struct tfevents *w, int64_t step, const char *tag, const float *values, size_t n);
 /* Event{step, session_log{START}}: tells TensorBoard a run (re)started here. */
 status tfevents_session_start(struct tfevents *w, int64_t step);
 /* Flush to the OS. */

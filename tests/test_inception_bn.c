@@ -43,7 +43,7 @@ static status probe_build(struct graph *g, int classes, int image_size, int chan
     return STATUS_OK;
 }
 
-static const struct model_desc probe = { "bn_probe", "test model", probe_build, S, 1, 1.0f };
+static const struct model_desc probe = { "bn_probe", "test model", probe_build, S, 1, 1.0f, NULL };
 
 static struct tower_set *probe_towers(float decay, int debias)
 {

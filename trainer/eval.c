@@ -37,7 +37,8 @@ static volatile sig_atomic_t g_stop;
 struct eval_config eval_config_default(void)
 {
     struct eval_config c = { 0 };
-    c.eval_dir = "/tmp/deeper_eval";
+    c.eval_dir = NULL;   /* CHECKPOINT_DIR/eval */
+    c.augment = augment_flags_none();
     c.subset = "validation";
     c.device = "cpu";
     c.eval_interval_secs = 300;
@@ -117,6 +118,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if (!c->checkpoint_dir) return FAIL(STATUS_USAGE, "--checkpoint_dir is required");
     if (c->num_preprocess_threads < 0 || (c->num_preprocess_threads == 0 && !c->listen))
         return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 1 (0 only with --listen)");
+    TRY(augment_flags_check(&c->augment));
     /* loading: a stop ends the process at once (nothing to save) */
     signals_stop_now("deeper eval", "loading");
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
@@ -173,6 +175,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     dc.examples = sub->count;
     dc.end_batch = nb;
     dc.num_classes = classes;
+    augment_flags_tristate(&c->augment, &dc.flip, &dc.color, &dc.crop);
     if (c->worker_timeout > 0) dc.worker_timeout_ms = (int)(c->worker_timeout * 1000);
     dc.dump_ids = getenv("DEEPER_DUMP_IDS");
     if ((st = dproto_dataset_identity(c->data_dir, &dc.manifest_crc, &dc.manifest_len, &dc.records)) != STATUS_OK)
@@ -230,12 +233,17 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     }
     char when[40];
     log_timestamp(when, sizeof when);
-    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f [%" PRIu64 " examples]\n", when, res->precision1,
-           res->recall5, res->examples);
+    /* with 5 classes or fewer every label is in the top 5: say so instead of reporting a perfect score */
+    char trivial[64] = "";
+    if (classes <= 5) snprintf(trivial, sizeof trivial, " (trivially 1: %d classes <= 5)", classes);
+    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f%s [%" PRIu64 " examples]\n", when, res->precision1,
+           res->recall5, trivial, res->examples);
     fflush(stdout);
     log_info("evaluated in %.1f s", log_now() - t0);
-    if (c->eval_dir) {
-        if ((st = tfevents_open(&ev, c->eval_dir)) != STATUS_OK) goto done;
+    {
+        char dflt[4200];
+        snprintf(dflt, sizeof dflt, "%s/eval", c->checkpoint_dir);
+        if ((st = tfevents_open(&ev, c->eval_dir ? c->eval_dir : dflt)) != STATUS_OK) goto done;
         const char *tags[2] = { "Precision @ 1", "Recall @ 5" };
         float vals[2] = { (float)res->precision1, (float)res->recall5 };
         if ((st = tfevents_scalars(ev, step, 2, tags, vals)) != STATUS_OK) goto done;

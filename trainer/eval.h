@@ -9,13 +9,16 @@
  * equal the subset's count in the manifest.  Prints TF's line on stdout
  *     2026-11-25 04:01:02.123456: precision @ 1 = 0.9321 recall @ 5 = 0.9987 [10000 examples]
  * and writes "Precision @ 1" / "Recall @ 5" at the checkpoint's step into an
- * event file in eval_dir.
+ * event file in eval_dir (default CHECKPOINT_DIR/eval, created with its
+ * parents).  With 5 classes or fewer recall @ 5 is 1 by construction and the
+ * line says "(trivially 1: C classes <= 5)" after the number.
  */
 #ifndef DEEPER_EVAL_H
 #define DEEPER_EVAL_H
 
 #include <stdint.h>
 
+#include "shared/augment_flags.h"
 #include "shared/status.h"
 
 struct eval_config {
@@ -27,6 +30,7 @@ struct eval_config {
     int threads;
     const char *listen;             /* also accept remote workers here (tcp://...) */
     double worker_timeout;          /* seconds (0: 5) */
+    struct augment_flags augment;   /* passed on to the workers as given */
 };
 
 struct eval_config eval_config_default(void);

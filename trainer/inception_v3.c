@@ -29,6 +29,15 @@
 
 #include <stdio.h>
 
+#include "trainer/model.h"
+
+/* TF's inception_train.py / inception_model.py flags, unchanged. */
+const struct model_defaults inception_v3_defaults = {
+    .initial_learning_rate = 0.1f, .num_epochs_per_decay = 30.0f, .learning_rate_decay_factor = 0.16f,
+    .batch_size = 32, .image_size = 299, .weight_decay = 4e-5f, .dropout_keep_prob = 0.8f,
+    .label_smoothing = 0.1f,
+};
+
 struct inception_v3_options inception_v3_options_default(void)
 {
     struct inception_v3_options o = { .dropout_keep = 0.8f, .aux_weight = 0.4f, .aux = -1,

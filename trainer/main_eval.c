@@ -1,6 +1,7 @@
 /*
  * main_eval.c — `deeper eval`: flags only; the work is trainer/eval.c.
  */
+#include "shared/augment_flags.h"
 #include "shared/flags.h"
 #include "trainer/eval.h"
 
@@ -8,10 +9,11 @@ int main(int argc, char **argv)
 {
     struct eval_config c = eval_config_default();
     c.device = "auto";   /* the CLI picks CUDA when a GPU exists; the library default stays cpu */
-    const struct flag flags[] = {
+    struct flag flags[] = {
         { "data_dir", FLAG_STRING, &c.data_dir, "dataset directory made by `deeper ingest` (required)", NULL },
         { "checkpoint_dir", FLAG_STRING, &c.checkpoint_dir, "the training run's --train_dir (required)", NULL },
-        { "eval_dir", FLAG_STRING, &c.eval_dir, "event files with Precision @ 1 / Recall @ 5 go here", NULL },
+        { "eval_dir", FLAG_STRING, &c.eval_dir, "event files with Precision @ 1 / Recall @ 5 go here, "
+                                                         "parents created (default: CHECKPOINT_DIR/eval)", NULL },
         { "subset", FLAG_STRING, &c.subset, "subset to evaluate", NULL },
         { "run_once", FLAG_BOOL, &c.run_once, "evaluate once and exit", NULL },
         { "eval_interval_secs", FLAG_INT, &c.eval_interval_secs, "seconds between evaluations", NULL },
@@ -21,7 +23,10 @@ int main(int argc, char **argv)
         { "worker_timeout", FLAG_DOUBLE, &c.worker_timeout, "seconds a worker may be silent before its split goes to another (default 5)", NULL },
         { "device", FLAG_STRING, &c.device, "cpu, cuda or auto (CUDA when a GPU exists)", NULL },
         { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },
+        { 0 }, { 0 }, { 0 }, { 0 }, { 0 }, { 0 },   /* --flip/--no_flip, --color/--no_color, --crop/--no_crop */
     };
+    for (int i = 0; i < FLAGS_COUNT(flags); i++)
+        if (!flags[i].name) { augment_flags_table(&c.augment, &flags[i]); break; }
     const struct flags_spec spec = {
         "deeper eval", "--data_dir DIR --checkpoint_dir DIR [flags]",
         "Evaluate the newest checkpoint's moving-average weights on one exact pass over --subset and print "

@@ -15,9 +15,9 @@
 
 static struct model_desc table[MODEL_MAX] = {
     { "nielsennet", "NielsenNet: 2 conv + 3 FC layers (28x28 gray, e.g. Fashion-MNIST)",
-      nielsennet_build, 28, 1, 0.5f },
+      nielsennet_build, 28, 1, 0.5f, &nielsennet_defaults },
     { "inception_v3", "Inception v3, torchvision's architecture and names, TF's training recipe (299x299 RGB; >= 75)",
-      inception_v3_build, 299, 3, 0.8f },
+      inception_v3_build, 299, 3, 0.8f, &inception_v3_defaults },
 };
 static int table_n = 2;
 
@@ -31,6 +31,11 @@ const struct model_desc *model_list(int *n)
 {
     *n = table_n;
     return table;
+}
+
+const struct model_defaults *model_defaults_of(const struct model_desc *d)
+{
+    return d && d->defaults ? d->defaults : &inception_v3_defaults;
 }
 
 status model_register(const struct model_desc *d)

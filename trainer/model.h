@@ -21,6 +21,27 @@
 #include "trainer/graph.h"
 #include "trainer/tower.h"
 
+/* The training hyperparameters a model trains well with when the command
+ * line does not say otherwise (`deeper train --help --model M` lists them).
+ * The learning rate decays in steps (staircase) by learning_rate_decay_factor
+ * every num_epochs_per_decay epochs. */
+struct model_defaults {
+    float initial_learning_rate;
+    float num_epochs_per_decay;
+    float learning_rate_decay_factor;
+    int batch_size;
+    int image_size;
+    float weight_decay;
+    float dropout_keep_prob;
+    float label_smoothing;
+};
+
+/* TF's inception_train.py recipe: lr 0.1 x0.16 every 30 epochs, batch 32,
+ * 299x299, weight decay 4e-5, dropout keep 0.8, label smoothing 0.1. */
+extern const struct model_defaults inception_v3_defaults;
+/* Measured on Fashion-MNIST and the sklearn digits (docs/defaults.md). */
+extern const struct model_defaults nielsennet_defaults;
+
 struct model_desc {
     const char *name;            /* "nielsennet", "inception_v3" */
     const char *summary;         /* one line for --help */
@@ -28,7 +49,11 @@ struct model_desc {
     int default_image_size;      /* 28, 299 */
     int default_channels;        /* 1, 3 */
     float dropout_keep;          /* informational */
+    const struct model_defaults *defaults;  /* NULL: inception_v3_defaults (TF's) */
 };
+
+/* d->defaults, or TF's when the model has none. */
+const struct model_defaults *model_defaults_of(const struct model_desc *d);
 
 /* NULL when unknown. */
 const struct model_desc *model_find(const char *name);

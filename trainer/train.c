@@ -21,6 +21,7 @@
 #include "trainer/train.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -43,6 +44,7 @@
 #include "trainer/dispatcher.h"
 #include "trainer/model.h"
 #include "trainer/pretrained.h"
+#include "trainer/summary.h"
 #include "trainer/train_state.h"
 #include "trainer/workers.h"
 
@@ -58,14 +60,14 @@ struct train_config train_config_default(void)
     struct train_config c = { 0 };
     c.model = "nielsennet";
     c.max_steps = 10000000;
-    c.batch_size = 32;
+    c.batch_size = TRAIN_MODEL_DEFAULT;
     c.num_towers = 1;
-    c.num_gpus = 1;
+    c.num_gpus = 0;
     c.device = "cpu";
     c.precision = "fp32";
-    c.initial_learning_rate = 0.1f;
-    c.num_epochs_per_decay = 30.0f;
-    c.learning_rate_decay_factor = 0.16f;
+    c.initial_learning_rate = TRAIN_MODEL_DEFAULT;
+    c.num_epochs_per_decay = TRAIN_MODEL_DEFAULT;
+    c.learning_rate_decay_factor = TRAIN_MODEL_DEFAULT;
     c.num_preprocess_threads = 2;
     c.save_interval_steps = 5000;
     c.seed = 1;
@@ -73,12 +75,95 @@ struct train_config train_config_default(void)
     c.log_every = 10;
     c.summary_every = 100;
     c.keep_checkpoints = CKPT_KEEP_DEFAULT;
-    c.weight_decay = 4e-5f;
+    c.weight_decay = TRAIN_MODEL_DEFAULT;
     c.ema_decay = 0.9999f;
-    c.label_smoothing = 0.1f;
+    c.label_smoothing = TRAIN_MODEL_DEFAULT;
+    c.stall_check_steps = 300;
+    c.augment = augment_flags_none();
     c.batchnorm_decay = 0.9997f;
     c.batchnorm_zero_debias = 1;
     return c;
+}
+
+void train_config_apply_model(struct train_config *c, const struct model_desc *md)
+{
+    const struct model_defaults *d = model_defaults_of(md);
+    /* a negative value given on the command line stays, for the range checks to name */
+#define UNSET(field, bit) ((c->field) < 0 && !(c->given & (bit)))
+    if (UNSET(initial_learning_rate, TRAIN_GIVEN_LR)) c->initial_learning_rate = d->initial_learning_rate;
+    if (UNSET(num_epochs_per_decay, TRAIN_GIVEN_DECAY_EPOCHS)) c->num_epochs_per_decay = d->num_epochs_per_decay;
+    if (UNSET(learning_rate_decay_factor, TRAIN_GIVEN_DECAY_FACTOR))
+        c->learning_rate_decay_factor = d->learning_rate_decay_factor;
+    if (UNSET(batch_size, TRAIN_GIVEN_BATCH)) c->batch_size = d->batch_size;
+    if (c->image_size == 0 || UNSET(image_size, TRAIN_GIVEN_IMAGE_SIZE))
+        c->image_size = md && md->defaults ? d->image_size : md ? md->default_image_size : d->image_size;
+    if (UNSET(weight_decay, TRAIN_GIVEN_WEIGHT_DECAY)) c->weight_decay = d->weight_decay;
+    /* 0 keeps meaning "the model's own"; a registered model without defaults keeps its graph's */
+    if ((c->dropout_keep_prob == 0 || UNSET(dropout_keep_prob, TRAIN_GIVEN_KEEP)))
+        c->dropout_keep_prob = md && !md->defaults ? 0 : d->dropout_keep_prob;
+    if (UNSET(label_smoothing, TRAIN_GIVEN_SMOOTHING)) c->label_smoothing = d->label_smoothing;
+#undef UNSET
+}
+
+const char *train_config_source(const struct train_config *c, unsigned bit)
+{
+    return (c->given & bit) ? "flag" : "model default";
+}
+
+/* Remove DIR/events.out.tfevents.* (a missing DIR is fine); *removed counts. */
+static status remove_event_files(const char *dir, int *removed)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? STATUS_OK : FAIL(STATUS_IO, "%s: %s", dir, strerror(errno));
+    status st = STATUS_OK;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "events.out.tfevents.", 20) != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0) { st = FAIL(STATUS_IO, "%s: unlink: %s", path, strerror(errno)); break; }
+        (*removed)++;
+    }
+    closedir(d);
+    return st;
+}
+
+/* mkdir -p */
+static status make_dirs(const char *dir)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return FAIL(STATUS_USAGE, "%s: path too long", dir);
+    for (char *q = p + 1; ; q++) {
+        if (*q != '/' && *q) continue;
+        char keep = *q;
+        *q = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return FAIL(STATUS_IO, "%s: mkdir: %s", p, strerror(errno));
+        *q = keep;
+        if (!keep) break;
+    }
+    return STATUS_OK;
+}
+
+/* The first log line: every hyperparameter with a model default, its value
+ * and where it came from.  ckpt_bits: the ones the checkpoint fixed. */
+static void log_settings(const struct train_config *c, const char *model, unsigned ckpt_bits)
+{
+    static const struct { const char *name; unsigned bit; } f[] = {
+        { "initial_learning_rate", TRAIN_GIVEN_LR }, { "num_epochs_per_decay", TRAIN_GIVEN_DECAY_EPOCHS },
+        { "learning_rate_decay_factor", TRAIN_GIVEN_DECAY_FACTOR }, { "batch_size", TRAIN_GIVEN_BATCH },
+        { "image_size", TRAIN_GIVEN_IMAGE_SIZE }, { "weight_decay", TRAIN_GIVEN_WEIGHT_DECAY },
+        { "dropout_keep_prob", TRAIN_GIVEN_KEEP }, { "label_smoothing", TRAIN_GIVEN_SMOOTHING },
+    };
+    double v[8] = { c->initial_learning_rate, c->num_epochs_per_decay, c->learning_rate_decay_factor,
+                    c->batch_size, c->image_size, c->weight_decay, c->dropout_keep_prob, c->label_smoothing };
+    char line[1024], sw[160];
+    int o = snprintf(line, sizeof line, "%s settings:", model);
+    for (int i = 0; i < 8 && o < (int)sizeof line; i++) {
+        const char *src = (ckpt_bits & f[i].bit) ? "checkpoint" : train_config_source(c, f[i].bit);
+        o += snprintf(line + o, sizeof line - (size_t)o, "%s %s %g (%s)", i ? "," : "", f[i].name, v[i], src);
+    }
+    augment_flags_describe(&c->augment, sw, sizeof sw);
+    log_info("%s; %s", line, sw);
 }
 
 /* Digest of manifest.json: CRC32C of its bytes and its length, as hex. */
@@ -175,8 +260,10 @@ static status save(struct tower_set *ts, struct ckpt_meta *meta, const struct tr
     return STATUS_OK;
 }
 
-status train_run(const struct train_config *c)
+status train_run(const struct train_config *cin)
 {
+    struct train_config cv = *cin;
+    const struct train_config *c = &cv;
     status st = STATUS_OK;
     struct manifest *man = NULL;
     struct st_file *ck = NULL;
@@ -191,7 +278,38 @@ status train_run(const struct train_config *c)
 
     if (!c->data_dir) return FAIL(STATUS_USAGE, "--data_dir is required");
     if (!c->train_dir) return FAIL(STATUS_USAGE, "--train_dir is required");
+    const struct model_desc *md = model_find(c->model);
+    if (!md) {
+        char names[256] = "";
+        int nm = 0;
+        const struct model_desc *ml = model_list(&nm);
+        for (int i = 0; i < nm; i++) {
+            strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
+            strncat(names, ml[i].name, sizeof names - strlen(names) - 1);
+        }
+        return FAIL(STATUS_USAGE, "--model %s: unknown model (known: %s)", c->model ? c->model : "(none)", names);
+    }
+    unsigned ckpt_bits = 0;
+    if (cv.batch_size == 0) return FAIL(STATUS_USAGE, "--batch_size must be positive");
+    if ((cv.batch_size < 0 && !(cv.given & TRAIN_GIVEN_BATCH)) || cv.image_size <= 0) {
+        /* a resumed run keeps the checkpoint's batch size and image size unless given */
+        char *p = NULL;
+        int64_t s_;
+        struct st_file *f = NULL;
+        struct ckpt_meta m0 = { 0 };
+        if (!cv.fresh && checkpoint_latest(cv.train_dir ? cv.train_dir : ".", &p, &s_) == STATUS_OK &&
+            safetensors_open(&f, p) == STATUS_OK && checkpoint_meta_read(f, &m0) == STATUS_OK &&
+            m0.model && strcmp(m0.model, cv.model) == 0) {
+            if (cv.batch_size < 0 && !(cv.given & TRAIN_GIVEN_BATCH) && m0.batch_size > 0) { cv.batch_size = m0.batch_size; ckpt_bits |= TRAIN_GIVEN_BATCH; }
+            if (cv.image_size <= 0 && m0.image_size > 0) { cv.image_size = m0.image_size; ckpt_bits |= TRAIN_GIVEN_IMAGE_SIZE; }
+        }
+        safetensors_close(&f);
+        free(p);
+        status_clear();
+    }
+    train_config_apply_model(&cv, md);
     if (c->batch_size <= 0) return FAIL(STATUS_USAGE, "--batch_size must be positive");
+    if (!(c->initial_learning_rate > 0)) return FAIL(STATUS_USAGE, "--initial_learning_rate %g must be positive", c->initial_learning_rate);
     if (!(c->batchnorm_decay >= 0 && c->batchnorm_decay < 1))
         return FAIL(STATUS_USAGE, "--batchnorm_decay %g must be in [0, 1)", c->batchnorm_decay);
     if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
@@ -199,6 +317,7 @@ status train_run(const struct train_config *c)
     if (!(c->dropout_keep_prob >= 0 && c->dropout_keep_prob <= 1))
         return FAIL(STATUS_USAGE, "--dropout_keep_prob %g must be in (0, 1] (0: the model's own)", c->dropout_keep_prob);
     if (c->num_preprocess_threads < 0) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 0");
+    if ((st = augment_flags_check(&c->augment)) != STATUS_OK) return st;
     if (c->num_preprocess_threads == 0 && !c->listen)
         return FAIL(STATUS_USAGE, "--num_preprocess_threads 0 needs --listen ENDPOINT (remote workers)");
     if (c->precision && strcmp(c->precision, "fp32") != 0) {
@@ -209,6 +328,10 @@ status train_run(const struct train_config *c)
     }
 
     /* before any thread exists (backend pool, ZeroMQ, receiver): see shared/signals.h */
+    const char *device = backend_name_resolve(c->device);   /* "auto": cuda when a GPU exists */
+    if (c->num_gpus > 0 && backend_name_on_host(device))
+        return FAIL(STATUS_USAGE, "--num_gpus %d: this run trains on the CPU (--device %s found no GPU); "
+                    "use --num_towers %d for CPU towers", c->num_gpus, c->device ? c->device : "cpu", c->num_gpus);
     if ((st = signals_watch(&g_stop)) != STATUS_OK) return st;
     /* until the stream starts nothing is saved: a stop ends the process at once */
     signals_stop_now("deeper train", "loading");
@@ -219,14 +342,20 @@ status train_run(const struct train_config *c)
     names_json = train_class_names_json(man);
     int classes = manifest_num_labels(man);
 
-    if (mkdir(c->train_dir, 0755) != 0 && errno != EEXIST) {
-        st = FAIL(STATUS_IO, "%s: mkdir: %s", c->train_dir, strerror(errno)); goto done;
-    }
+    log_settings(c, c->model, ckpt_bits);
+    if ((st = make_dirs(c->train_dir)) != STATUS_OK) goto done;
 
     if (c->fresh) {
-        int removed = 0;
+        /* as TF's deletion of train_dir: checkpoints and event files go, so
+         * TensorBoard draws only the new run (also in the default eval_dir) */
+        int removed = 0, events = 0;
         if ((st = checkpoint_remove_all(c->train_dir, &removed)) != STATUS_OK) goto done;
-        if (removed) log_info("--fresh: removed %d old checkpoint(s) from %s", removed, c->train_dir);
+        if ((st = remove_event_files(c->train_dir, &events)) != STATUS_OK) goto done;
+        char evdir[4200];
+        snprintf(evdir, sizeof evdir, "%s/eval", c->train_dir);
+        if ((st = remove_event_files(evdir, &events)) != STATUS_OK) goto done;
+        if (removed || events)
+            log_info("--fresh: removed %d old checkpoint(s) and %d event file(s) from %s", removed, events, c->train_dir);
     }
 
     /* resume? */
@@ -265,8 +394,6 @@ status train_run(const struct train_config *c)
         } else goto done;
     }
 
-    const struct model_desc *md = model_find(model_name);
-    if (!md) { st = FAIL(STATUS_USAGE, "--model %s: unknown model", model_name); goto done; }
     if (image_size == 0) image_size = md->default_image_size;
     int data_c = man->image.channels;
     int model_c = md->default_channels == 3 ? 3 : data_c;
@@ -277,8 +404,7 @@ status train_run(const struct train_config *c)
     mo.image_size = image_size;
     mo.channels = model_c;
     mo.batch_size = c->batch_size;
-    const char *device = backend_name_resolve(c->device);   /* "auto": cuda when a GPU exists */
-    mo.num_towers = backend_name_on_host(device) ? c->num_towers : c->num_gpus;
+    mo.num_towers = backend_name_on_host(device) ? c->num_towers : (c->num_gpus > 0 ? c->num_gpus : 1);
     mo.backend = device;
     mo.threads = c->threads;
     mo.training = 1;
@@ -339,7 +465,7 @@ status train_run(const struct train_config *c)
     dc.seed = seed;
     dc.examples = train->count;
     dc.start_batch = (uint64_t)position;
-    dc.flip = c->no_flip ? 0 : c->flip ? 1 : -1;
+    augment_flags_tristate(&c->augment, &dc.flip, &dc.color, &dc.crop);
     dc.num_classes = classes;
     if (c->worker_timeout > 0) dc.worker_timeout_ms = (int)(c->worker_timeout * 1000);
     dc.dump_ids = getenv("DEEPER_DUMP_IDS");
@@ -387,9 +513,13 @@ status train_run(const struct train_config *c)
     progress_start(&prog, "train", c->max_steps, "steps");
     prog.done = start_step;
     double win_wait = 0, win_compute = 0, t_start = log_now();
-    int win_steps = 0;
+    int win_steps = 0, stall_warned = 0;
     float loss_sum = 0;
+    double chance = log((double)classes);          /* the loss of a uniform guess */
+    double stall_sum = 0;
+    int stall_n = 0;
     uint64_t epoch = (uint64_t)meta.epoch;
+    double epochs = 0;                             /* the trainer's position in the data, in epochs */
     while (ts->step < c->max_steps && !g_stop) {
         struct dispatch_batch b;
         double wait = 0, t_feed = log_now();
@@ -400,7 +530,6 @@ status train_run(const struct train_config *c)
         win_wait += wait;
         if (st == STATUS_INTERRUPTED) { st = STATUS_OK; break; }
         if (st != STATUS_OK) goto done;
-        epoch = b.epoch;
         double t0 = log_now();
         struct tower_step_result r;
         st = model_step_train(ts, b.pixels, b.c, b.labels, b.n, &r);
@@ -409,9 +538,12 @@ status train_run(const struct train_config *c)
         if (st == STATUS_NAN || (st == STATUS_OK && !isfinite(r.loss))) {
             const char *what = (st == STATUS_OK && isinf(r.loss)) ? "inf" : "NaN";
             if (tty) fprintf(stderr, "\r\033[K");
-            log_error("Model diverged with loss = %s at step %" PRId64 "; the last good checkpoint is kept",
-                      what, ts->step + 1);
-            st = FAIL(STATUS_NAN, "Model diverged with loss = %s", what);
+            if (last_saved > 0 || ckpt_path)
+                st = FAIL(STATUS_NAN, "Model diverged with loss = %s at step %" PRId64 "; the last good checkpoint, "
+                          "%s/model.ckpt-%" PRId64 ".safetensors, is kept", what, ts->step + 1, c->train_dir, last_saved);
+            else
+                st = FAIL(STATUS_NAN, "Model diverged with loss = %s at step %" PRId64 "; no checkpoint was saved "
+                          "before it", what, ts->step + 1);
             goto done;
         }
         if (st != STATUS_OK) goto done;
@@ -419,6 +551,28 @@ status train_run(const struct train_config *c)
         win_steps++;
         loss_sum += r.loss;
         int64_t step = ts->step;
+        /* batches consumed x batch size: the trainer's position, monotone */
+        epochs = (double)dispatcher_position(disp) * c->batch_size / (double)train->count;
+        epoch = (uint64_t)epochs;
+        if (c->summary_every > 0 && step % c->summary_every == 0 &&
+            (st = summary_write(ev, step, b.pixels, b.n, image_size, image_size, b.c, ts->g[0])) != STATUS_OK)
+            goto done;
+        /* not learning: the mean loss of the last 50 steps before the check step still near chance */
+        if (c->stall_check_steps > 0 && step > c->stall_check_steps - 50 && step <= c->stall_check_steps) {
+            stall_sum += r.loss;
+            stall_n++;
+        }
+        if (c->stall_check_steps > 0 && step == c->stall_check_steps && !stall_warned && stall_n > 0) {
+            double mean = stall_sum / stall_n;
+            stall_warned = 1;
+            if (fabs(mean - chance) <= TRAIN_STALL_FRACTION * chance) {
+                if (tty) fprintf(stderr, "\r\033[K");
+                log_warn("not learning: mean loss %.3f over steps %" PRId64 "-%" PRId64 " is within %.0f%% of "
+                         "ln(%d classes) = %.3f, a uniform guess; try a lower --initial_learning_rate (e.g. %g)",
+                         mean, step - stall_n + 1, step, 100 * TRAIN_STALL_FRACTION, classes, chance,
+                         c->initial_learning_rate / 10);
+            }
+        }
         if (c->log_every > 0 && (step % c->log_every == 0 || step == c->max_steps)) {
             char ts_[40];
             log_timestamp(ts_, sizeof ts_);
@@ -431,14 +585,15 @@ status train_run(const struct train_config *c)
             double eta = (step > start_step) ? el / (double)(step - start_step) * (double)(c->max_steps - step) : 0;
             if (tty) fprintf(stderr, "\r\033[K");
             fprintf(stderr, "%s: step %" PRId64 ", loss = %.2f (%.1f examples/sec; %.3f sec/batch) "
-                    "queue %d, input wait %.0f%%, lr %.4g, epoch %" PRIu64 ", workers %d, dropped %" PRIu64 ", ETA %.0fs\n",
+                    "queue %d, input wait %.0f%%, lr %.4g, epoch %.2f, workers %d, dropped %" PRIu64 ", ETA %.0fs\n",
                     ts_, step, r.loss, c->batch_size / per, per, depth, 100 * waitfrac, r.learning_rate,
-                    epoch, ds.workers, ds.dropped, eta);
-            const char *tags[7] = { "loss", "learning_rate", "examples/sec", "input_wait_fraction", "queue_depth",
-                                    "workers_alive", "messages_dropped" };
-            float vals[7] = { loss_sum / win_steps, r.learning_rate, (float)(c->batch_size / per), (float)waitfrac,
-                              (float)depth, (float)ds.workers, (float)ds.dropped };
-            if ((st = tfevents_scalars(ev, step, 7, tags, vals)) != STATUS_OK) goto done;
+                    epochs, ds.workers, ds.dropped, eta);
+            /* "loss": mean over the steps since the last line; "loss (raw)": the one step the line shows */
+            const char *tags[9] = { "loss", "loss (raw)", "learning_rate", "examples/sec", "input_wait_fraction",
+                                    "queue_depth", "epoch", "workers_alive", "messages_dropped" };
+            float vals[9] = { loss_sum / win_steps, r.loss, r.learning_rate, (float)(c->batch_size / per),
+                              (float)waitfrac, (float)depth, (float)epochs, (float)ds.workers, (float)ds.dropped };
+            if ((st = tfevents_scalars(ev, step, 9, tags, vals)) != STATUS_OK) goto done;
             win_wait = win_compute = 0; win_steps = 0; loss_sum = 0;
         }
         if (tty) progress_update(&prog, step);
