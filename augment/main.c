@@ -176,6 +176,8 @@ static status open_for_run(const struct dproto_registered *r, void *ctx, struct 
     status st = settle_switches(&run_o, m, &dc);
     manifest_free(m);
     TRY(st);
+    log_info("distortions for this run: crop %s, flip %s, colour %s", dc.eval ? "central 0.875" : dc.crop ? "on" : "off",
+             !dc.eval && dc.flip ? "on" : "off", !dc.eval && dc.color ? "on" : "off");
     struct worker_config wc = {
         .data_dir = o->data_dir, .subset = r->subset, .worker = 0, .num_workers = 1,
         .batch_size = (int)r->batch_size, .eval = (int)r->eval, .queue_factor = 1, .jpeg_scale = o->jpeg_scale, .dc = dc,

@@ -23,7 +23,7 @@ $T --train_dir a/b/run --max_steps 70 --batch_size 32 --log_every 5 2> e.log
 "$PY" - e.log <<'PYEOF'
 import re, sys
 rows = [(int(m.group(1)), float(m.group(2))) for m in
-        re.finditer(r": step (\d+), loss = .* epoch ([0-9.]+), ETA", open(sys.argv[1]).read())]
+        re.finditer(r": step (\d+), loss = .* epoch ([0-9.]+), workers", open(sys.argv[1]).read())]
 assert len(rows) == 14, rows
 for step, ep in rows:
     assert abs(ep - step * 32 / 640) < 0.006, (step, ep)
@@ -54,9 +54,16 @@ rc=0; $T --train_dir g --max_steps 5 --batch_size 32 --num_gpus 2 --device cpu 2
 [ ! -e g/checkpoint ]
 
 # switches: the same names as augment's, passed on to the workers (their distortion line shows them)
-$T --train_dir sw --max_steps 2 --batch_size 32 --log_every 1 --no_crop --color --no_flip 2> sw.log
+# (every worker, local or remote, gets them from the dispatcher when it registers: check a remote one's line)
+$T --train_dir sw --max_steps 2 --batch_size 32 --log_every 1 --no_crop --color --no_flip \
+   --num_preprocess_threads 0 --listen "ipc://$PWD/sw.ipc" 2> sw.log &
+tr=$!
+timeout 60 "$DEEPER_BIN/deeper" augment --data_dir data --dispatcher "ipc://$PWD/sw.ipc" 2> swa.log &
+wk=$!
+wait $tr
+kill $wk 2>/dev/null || true; wait $wk 2>/dev/null || true
 grep -m1 -qF "flip off (flag), color on (flag), crop off (flag)" sw.log
-[ "$(grep -c "crop off, flip off, colour on" sw.log)" -eq 2 ]     # both workers
+grep -qF "distortions for this run: crop off, flip off, colour on" swa.log || { cat swa.log; exit 1; }
 rc=0; $T --train_dir sw2 --max_steps 2 --flip --no_flip 2> c.log || rc=$?
 [ "$rc" -eq 2 ] && grep -q "error: --flip contradicts --no_flip" c.log
 for p in train eval augment; do
