@@ -29,6 +29,7 @@ struct pool_entry {
 struct sender {
     struct sender_config cfg;
     void *ctx, *sock, *mon;
+    struct curve_server *curve;   /* binding with keys: ZAP handler (it also counts the peers) */
     int peers;
     struct pool_entry *entries;
     int *free_stack, nfree;
@@ -86,13 +87,19 @@ status sender_new(const struct sender_config *cfg, struct sender **out)
     }
     s->ctx = zmq_ctx_new();
     if (!s->ctx) { st = FAIL(STATUS_ZMQ, "sender: zmq_ctx_new: %s", zmq_strerror(zmq_errno())); goto fail; }
+    if (curve_opts_enabled(cfg->curve) && cfg->bind &&
+        (st = curve_server_new(s->ctx, cfg->curve, "sender", 0, &s->curve)) != STATUS_OK)
+        goto fail;
     s->sock = zmq_socket(s->ctx, ZMQ_PUSH);
     if (!s->sock) { st = FAIL(STATUS_ZMQ, "sender: zmq_socket: %s", zmq_strerror(zmq_errno())); goto fail; }
     int hwm = s->cfg.sndhwm, linger = s->cfg.linger_ms ? s->cfg.linger_ms : 1000, tmo = 100;
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s->sock, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
-    {
+    if (s->curve) st = curve_server_apply(s->curve, s->sock);     /* its monitor counts the peers */
+    else if (curve_opts_enabled(cfg->curve)) st = curve_client_apply(s->sock, cfg->curve);
+    if (st != STATUS_OK) goto fail;
+    if (!s->curve) {
         /* socket monitor: counts connected consumers (sender_peers/drain) */
         char mon_ep[64];
         snprintf(mon_ep, sizeof mon_ep, "inproc://deeper-sender-monitor-%p", (void *)s);
@@ -189,6 +196,7 @@ status sender_send(struct sender *s, struct send_buf *b, volatile sig_atomic_t *
 
 int sender_peers(struct sender *s)
 {
+    if (s->curve) return curve_server_peers(s->curve);
     for (;;) {
         uint8_t ev[6];
         int n = zmq_recv(s->mon, ev, sizeof ev, ZMQ_DONTWAIT);
@@ -229,6 +237,7 @@ void sender_free(struct sender **sp)
     if (s->sock) zmq_socket_monitor(s->sock, NULL, 0);
     if (s->mon) zmq_close(s->mon);
     if (s->sock) zmq_close(s->sock);
+    curve_server_free(&s->curve);
     if (s->ctx) zmq_ctx_term(s->ctx);   /* waits up to LINGER, then every frame is freed */
     if (s->entries)
         for (int i = 0; i < s->cfg.pool; i++) free(s->entries[i].mem);

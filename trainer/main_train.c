@@ -49,7 +49,12 @@ int main(int argc, char **argv)
         { "batchnorm_zero_debias", FLAG_BOOL, &c.batchnorm_zero_debias,
           "debias the batch-norm moving statistics as TF 1.x does (--nobatchnorm_zero_debias: plain EMA from 0 / 1)", NULL },
         { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (0: remote workers, needs --listen)", NULL },
-        { "listen", FLAG_STRING, &c.listen, "bind here for remote workers (tcp://0.0.0.0:5555)", NULL },
+        { "listen", FLAG_STRING, &c.listen, "bind here for remote workers (tcp://0.0.0.0:5555; tcp needs keys or --insecure)", NULL },
+        { "curve_secret_key", FLAG_STRING, &c.curve.secret_key, "CURVE: this consumer's NAME.key_secret (`deeper keygen`)", NULL },
+        { "authorized_keys", FLAG_STRING, &c.curve.authorized_keys, "CURVE: directory of the workers' public NAME.key "
+                                                                    "files; only those workers are admitted", NULL },
+        { "insecure", FLAG_BOOL, &c.curve.insecure, "allow --listen on tcp without CURVE keys (any host reaching the "
+                                                    "port can feed batches)", NULL },
         { "input_queue_memory_factor", FLAG_INT, &c.input_queue_memory_factor, "shuffle buffer of each worker = factor x 1024 records", NULL },
         { "no_flip", FLAG_BOOL, &c.no_flip, "tell workers never to flip (overrides the dataset profile)", NULL },
         { "flip", FLAG_BOOL, &c.flip, "tell workers to flip even when the dataset profile says not to", NULL },

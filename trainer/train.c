@@ -218,6 +218,13 @@ status train_run(const struct train_config *c)
     if (c->num_preprocess_threads < 0) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 0");
     if (c->num_preprocess_threads == 0 && !c->listen)
         return FAIL(STATUS_USAGE, "--num_preprocess_threads 0 needs --listen ENDPOINT (remote workers)");
+    if (c->listen) {
+        TRY(curve_opts_check(&c->curve, 1));
+        TRY(curve_policy_check(c->listen, curve_opts_enabled(&c->curve), c->curve.insecure));
+        if (c->curve.insecure) log_warn("--insecure: %s accepts batches from anyone who reaches it", c->listen);
+    } else if (curve_opts_enabled(&c->curve) || c->curve.insecure) {
+        return FAIL(STATUS_USAGE, "--curve_secret_key/--insecure go with --listen");
+    }
     if (c->precision && strcmp(c->precision, "fp32") != 0) {
         if (strcmp(c->precision, "bf16") == 0)
             return FAIL(STATUS_UNSUPPORTED, "--precision bf16 is not implemented yet; only fp32 (TF32 tensor cores "
@@ -360,6 +367,7 @@ status train_run(const struct train_config *c)
     sc.pool_size = 2 * (W > 0 ? W : 2) + 2;
     sc.per_worker = ordered ? W : 0;
     sc.num_classes = classes;
+    sc.curve = c->listen ? &c->curve : NULL;
     if ((st = stream_receiver_new(&sc, &rx)) != STATUS_OK) goto done;
     const struct stream_allocator *feed_alloc = NULL;
     int on_gpu = strcmp(ts->be[0]->ops->name, "cuda") == 0;
@@ -387,6 +395,10 @@ status train_run(const struct train_config *c)
         int nc = 12;
         if (c->no_flip) common[nc++] = "--no_flip";
         if (c->flip) common[nc++] = "--flip";
+        if (c->listen && curve_opts_enabled(&c->curve)) {   /* local workers use the consumer's own key pair */
+            const char *own[] = { "--curve_secret_key", c->curve.secret_key, "--curve_server_key", c->curve.secret_key };
+            for (int k = 0; k < 4; k++) common[nc++] = own[k];
+        }
         common[nc] = NULL;
         wargs.W = W;
         wargs.position = position;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/curve.h"
 #include "shared/status.h"
 
 struct train_config {
@@ -28,6 +29,7 @@ struct train_config {
     float initial_learning_rate, num_epochs_per_decay, learning_rate_decay_factor;
     int num_preprocess_threads;         /* local workers; 0 with listen: remote */
     const char *listen;                 /* endpoint to bind for remote workers */
+    struct curve_opts curve;            /* --curve_secret_key/--authorized_keys/--insecure for listen */
     int save_interval_steps;
     int64_t seed;
     int fresh;

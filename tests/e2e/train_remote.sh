@@ -8,7 +8,7 @@ cd "$TMPDIR"
 fmnist_dataset data 600 50
 port=$(( 20000 + RANDOM % 20000 ))
 "$DEEPER_BIN/deeper" train --data_dir data --train_dir run --num_preprocess_threads 0 \
-  --listen "tcp://127.0.0.1:$port" --max_steps 8 --batch_size 16 --log_every 4 2> train.log &
+  --listen "tcp://127.0.0.1:$port" --insecure --max_steps 8 --batch_size 16 --log_every 4 2> train.log &
 tpid=$!
 "$DEEPER_BIN/deeper" augment --data_dir data --subset train --batch_size 16 --image_size 28 \
   --worker 0 --num_workers 1 --connect "tcp://127.0.0.1:$port" 2> worker.log &
