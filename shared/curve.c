@@ -319,7 +319,8 @@ static void refusal_log(struct curve_server *cs, const char *addr, const char *w
     char more[64] = "";
     if (cs->not_shown) snprintf(more, sizeof more, ", %llu not shown", (unsigned long long)cs->not_shown);
     cs->not_shown = 0;
-    log_warn("%s: refused peer %s on %s: %s (refused %llu, admitted %llu so far%s)", cs->who, addr, where, why,
+    log_warn("%s: refused peer %s%s%s: %s (refused %llu, admitted %llu so far%s)", cs->who, addr,
+             where ? " on " : "", where ? where : "", why,
              (unsigned long long)total, (unsigned long long)atomic_load(&cs->admitted), more);
 }
 
@@ -379,10 +380,9 @@ static void zap_serve(struct curve_server *cs)
     }
     if (n < 2) goto done;   /* nothing we could even answer (REP would then be stuck) */
     const char *code = "400", *text = "malformed request";
-    char user[64] = "", addr[64] = "?", domain[64] = "";
+    char user[64] = "", addr[64] = "?";
     if (n >= 7) {
         snprintf(addr, sizeof addr, "%.*s", (int)zmq_msg_size(&part[3]), (const char *)zmq_msg_data(&part[3]));
-        snprintf(domain, sizeof domain, "%.*s", (int)zmq_msg_size(&part[2]), (const char *)zmq_msg_data(&part[2]));
         int is_curve = zmq_msg_size(&part[5]) == 5 && memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0;
         if (zmq_msg_size(&part[0]) != 3 || memcmp(zmq_msg_data(&part[0]), "1.0", 3) != 0) {
             text = "ZAP version is not 1.0";
@@ -400,7 +400,7 @@ static void zap_serve(struct curve_server *cs)
                 zmq_z85_encode(z85, zmq_msg_data(&part[6]), 32);
                 char why[640];
                 snprintf(why, sizeof why, "client key %s is not in --authorized_keys %s", z85, cs->authorized_dir);
-                refusal_log(cs, addr, domain[0] ? domain : "ZAP", why);
+                refusal_log(cs, addr, NULL, why);
                 text = "key not authorized";
             }
         }
