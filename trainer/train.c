@@ -368,6 +368,7 @@ status train_run(const struct train_config *c)
     sc.per_worker = ordered ? W : 0;
     sc.num_classes = classes;
     sc.curve = c->listen ? &c->curve : NULL;
+    sc.zero_copy = 1;   /* the feed copies each batch into its own (pinned) buffer: no second copy into the pool */
     if ((st = stream_receiver_new(&sc, &rx)) != STATUS_OK) goto done;
     const struct stream_allocator *feed_alloc = NULL;
     int on_gpu = strcmp(ts->be[0]->ops->name, "cuda") == 0;

@@ -2,14 +2,18 @@
  * stream_bench.c — throughput of deeper's batch stream against bare ZeroMQ
  * PUSH/PULL, tcp loopback, plain or CURVE on both (scripts/bench/stream/run).
  *
- *   stream_bench deeper|bare ENDPOINT BATCHES N H W C [KEYDIR]
+ *   stream_bench deeper|deeper_copy|bare ENDPOINT BATCHES N H W C [KEYDIR]
  *
  * A forked child sends BATCHES messages; this process receives them and
  * prints "batches B bytes X wall_s T" (the clock starts at the first message,
  * so B = BATCHES - 1 intervals are timed).
  *   deeper: augment/sender.c (zero-copy PUSH of header + labels + ids +
  *           pixels) -> shared/stream.c receiver with the trainer's settings
- *           (pixels copied into a fixed pool of 6 buffers, RCVHWM 2).
+ *           (pool of 6 slots, RCVHWM 2, zero_copy: the pixels stay in the
+ *           received ZeroMQ message until released; the trainer's feed then
+ *           copies them into its own buffer, as a bare consumer would).
+ *   deeper_copy: the receiver copying the pixels into its pool (the
+ *           default, used by eval; what the trainer did before).
  *   bare:   one frame of the same total size, zero-copy send
  *           (zmq_msg_init_data, constant buffer), zmq_msg_recv; SNDHWM and
  *           RCVHWM 2 as deeper's.
@@ -50,10 +54,10 @@ static void bare_curve(void *s, int server)
 int main(int argc, char **argv)
 {
     if (argc < 8) {
-        fprintf(stderr, "usage: stream_bench deeper|bare ENDPOINT BATCHES N H W C [KEYDIR]\n");
+        fprintf(stderr, "usage: stream_bench deeper|deeper_copy|bare ENDPOINT BATCHES N H W C [KEYDIR]\n");
         return 2;
     }
-    int bare = strcmp(argv[1], "bare") == 0;
+    int bare = strcmp(argv[1], "bare") == 0, copy = strcmp(argv[1], "deeper_copy") == 0;
     const char *ep = argv[2];
     int batches = atoi(argv[3]);
     uint32_t n = (uint32_t)atoi(argv[4]), h = (uint32_t)atoi(argv[5]), wd = (uint32_t)atoi(argv[6]), c = (uint32_t)atoi(argv[7]);
@@ -122,6 +126,7 @@ int main(int argc, char **argv)
         cfg.endpoint = ep;
         cfg.max_n = n; cfg.h = h; cfg.w = wd; cfg.c = c;
         cfg.pool_size = 6;                      /* as deeper train with --listen */
+        cfg.zero_copy = !copy;
         cfg.curve = curve ? &so : NULL;
         struct stream_receiver *r;
         if (stream_receiver_new(&cfg, &r) != STATUS_OK) { fprintf(stderr, "%s\n", status_msg()); return 1; }
