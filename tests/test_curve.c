@@ -139,6 +139,14 @@ Test(curve, policy)
     struct curve_server *cs = NULL;
     cr_assert_eq(curve_server_new(ctx, &o, "t", 0, &cs), STATUS_USAGE);
     cr_assert(strstr(status_msg(), "no NAME.key"), "%s", status_msg());
+    /* one handler per context: a second one cannot take over the first's decisions */
+    o.authorized_keys = auth;
+    struct curve_server *cs2 = NULL;
+    cr_assert_eq(curve_server_new(ctx, &o, "t", 0, &cs), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(curve_server_new(ctx, &o, "t", 0, &cs2), STATUS_ZMQ);
+    cr_assert(strstr(status_msg(), "zeromq.zap.01"), "%s", status_msg());
+    curve_server_free(&cs);
+    cr_assert_null(cs);
     zmq_ctx_term(ctx);
 }
 
