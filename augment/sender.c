@@ -17,6 +17,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "shared/log.h"
 #include "shared/stream.h"
 
 struct pool_entry {
@@ -31,6 +32,8 @@ struct sender {
     void *ctx, *sock, *mon;
     struct curve_server *curve;   /* binding with keys: ZAP handler (it also counts the peers) */
     int peers;
+    int refusals;                 /* CURVE handshakes the consumer refused */
+    double refusal_logged;
     struct pool_entry *entries;
     int *free_stack, nfree;
     pthread_mutex_t mu;
@@ -103,7 +106,10 @@ status sender_new(const struct sender_config *cfg, struct sender **out)
         /* socket monitor: counts connected consumers (sender_peers/drain) */
         char mon_ep[64];
         snprintf(mon_ep, sizeof mon_ep, "inproc://deeper-sender-monitor-%p", (void *)s);
-        if (zmq_socket_monitor(s->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                     (curve_opts_enabled(cfg->curve) ? ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH : 0);
+        if (zmq_socket_monitor(s->sock, mon_ep, events) != 0 ||
             !(s->mon = zmq_socket(s->ctx, ZMQ_PAIR)) || zmq_connect(s->mon, mon_ep) != 0) {
             st = FAIL(STATUS_ZMQ, "sender: socket monitor: %s", zmq_strerror(zmq_errno()));
             goto fail;
@@ -161,6 +167,7 @@ status sender_send(struct sender *s, struct send_buf *b, volatile sig_atomic_t *
     for (;;) {
         if (zmq_send(s->sock, hdr, sizeof hdr, ZMQ_SNDMORE) == (int)sizeof hdr) break;
         int err = zmq_errno();
+        if (err == EAGAIN) (void)sender_peers(s);   /* says so when the consumer refuses our keys */
         if (err != EAGAIN && err != EINTR) {
             sender_discard(s, b);
             return FAIL(STATUS_ZMQ, "send: %s", zmq_strerror(err));
@@ -210,6 +217,16 @@ int sender_peers(struct sender *s)
         }
         if (n < 2) continue;
         uint16_t e = (uint16_t)(ev[0] | (ev[1] << 8));
+        if (e & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+            double now = log_now();   /* the first refusal, then one line a minute */
+            if (s->refusals++ == 0 || now - s->refusal_logged >= 60) {
+                s->refusal_logged = now;
+                log_warn("sender: %s refused our CURVE handshake (%s; %d so far); retrying", s->cfg.endpoint,
+                         e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "our key is not in its --authorized_keys"
+                                                              : "is --curve_server_key its public key?", s->refusals);
+            }
+        }
         if (e == ZMQ_EVENT_CONNECTED || e == ZMQ_EVENT_ACCEPTED) s->peers++;
         else if (e == ZMQ_EVENT_DISCONNECTED && s->peers > 0) s->peers--;
     }

@@ -482,7 +482,8 @@ static void watch_serve(struct curve_server *cs, struct watch *w)
         w->pending_skip = 0;
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        snprintf(w->pending, sizeof w->pending, "handshake failed (%s)", strerror((int)value));
+        snprintf(w->pending, sizeof w->pending, "the peer hung up during the CURVE handshake (%s): it does not use "
+                 "CURVE, or not this server's key", strerror((int)value));
         w->pending_skip = 0;
         break;
     default:

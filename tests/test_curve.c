@@ -216,8 +216,11 @@ Test(curve, listed_key_batches_flow)
 }
 
 /* A refused sender: nothing reaches the receiver, and one line with the
- * peer's address and `reason` is logged. */
-static void expect_refused(const struct curve_opts *co, int plain, const char *reason)
+ * peer's address and `reason` (or `reason2`) is logged.  A refusal seen by
+ * the ZAP handler always has the address; one that fails the handshake
+ * before ZAP names it when the connection is still open when the monitor
+ * event is read (on a loaded machine it may already be gone). */
+static void expect_refused(const struct curve_opts *co, int plain, const char *reason, const char *reason2, int need_addr)
 {
     struct curve_opts so = { .secret_key = srv_sec, .authorized_keys = auth };
     struct stream_receiver *r = curve_receiver(&so);
@@ -233,8 +236,8 @@ static void expect_refused(const struct curve_opts *co, int plain, const char *r
     struct stream_batch *got = NULL;
     cr_assert_eq(stream_receiver_next(r, &got, 1500), STATUS_TIMEOUT, "a refused peer's batch arrived");
     const char *log = logged();
-    cr_assert(strstr(log, "refused peer 127.0.0.1"), "no refusal line with the address:\n%s", log);
-    cr_assert(strstr(log, reason), "reason '%s' missing:\n%s", reason, log);
+    cr_assert(strstr(log, need_addr ? "refused peer 127.0.0.1" : "refused peer "), "no refusal line:\n%s", log);
+    cr_assert(strstr(log, reason) || (reason2 && strstr(log, reason2)), "reason '%s' missing:\n%s", reason, log);
     sender_free(&s);
     stream_receiver_free(&r);
 }
@@ -242,7 +245,7 @@ static void expect_refused(const struct curve_opts *co, int plain, const char *r
 Test(curve, unlisted_key_refused)
 {
     struct curve_opts co = { .secret_key = w2_sec, .server_key = srv_pub };
-    expect_refused(&co, 0, "is not in --authorized_keys");
+    expect_refused(&co, 0, "is not in --authorized_keys", NULL, 1);
     /* libzmq retries the handshake; the lines stay rate-limited */
     cr_assert_leq(count_lines(logged(), "refused peer"), 5, "%s", logged());
 }
@@ -250,12 +253,13 @@ Test(curve, unlisted_key_refused)
 Test(curve, wrong_server_key_refused)
 {
     struct curve_opts co = { .secret_key = w1_sec, .server_key = x_pub };
-    expect_refused(&co, 0, "is not this server's public key");
+    expect_refused(&co, 0, "is not this server's public key", NULL, 0);
 }
 
 Test(curve, no_key_refused)
 {
-    expect_refused(NULL, 1, "does not use CURVE");
+    /* which side notices the mechanism mismatch first is a race */
+    expect_refused(NULL, 1, "does not use CURVE", "hung up during the CURVE handshake", 0);
 }
 
 /* The trap: a CURVE server whose context has no ZAP handler admits an

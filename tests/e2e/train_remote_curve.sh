@@ -47,6 +47,8 @@ kill $bpid $gpid 2>/dev/null || true; wait $bpid $gpid 2>/dev/null || true
 tail -n 3 train.log
 test $rc -eq 0
 grep -q "CURVE on" train.log
+# the refused worker said so too
+grep -q "refused our CURVE handshake (our key is not in its --authorized_keys" bad.log || { cat bad.log; exit 1; }
 grep -q "step 8, loss = " train.log
 test -f run/model.ckpt-8.safetensors
 # rate-limited: the refused worker retried for seconds, at most 5 lines per 10 s
