@@ -370,13 +370,14 @@ static void zap_serve(struct curve_server *cs)
 {
     zmq_msg_t part[8];
     int n = 0, more = 1;
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, cs->zap, 0) < 0) { zmq_msg_close(&m); break; }
-        more = zmq_msg_more(&m);
-        if (n < 8) part[n++] = m;
-        else zmq_msg_close(&m);
+    while (more) {               /* frames past the eighth are read and dropped */
+        zmq_msg_t *m = &part[n < 8 ? n : 7], extra;
+        if (n >= 8) m = &extra;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, cs->zap, 0) < 0) { zmq_msg_close(m); break; }
+        more = zmq_msg_more(m);
+        if (n < 8) n++;
+        else zmq_msg_close(m);
     }
     if (n < 2) goto done;   /* nothing we could even answer (REP would then be stuck) */
     const char *code = "400", *text = "malformed request";
