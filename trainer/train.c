@@ -202,7 +202,7 @@ status train_run(const struct train_config *c)
     struct feed *feed = NULL;
     struct tfevents *ev = NULL;
     char *ckpt_path = NULL, *names_json = NULL, *exe = NULL;
-    char endpoint[256] = "", digest[64] = "", buf[64];
+    char endpoint[256] = "", digest[64] = "", buf[64], ipc_dir[128] = "";
     struct worker_args wargs = { 0 };
     struct idle_ctx ic = { 0 };
 
@@ -356,7 +356,10 @@ status train_run(const struct train_config *c)
     else {
         const char *tmp = getenv("TMPDIR");
         if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
-        snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-train-%d", tmp, (int)getpid());
+        /* a directory only we can enter: nobody else can connect to the workers' sockets */
+        snprintf(ipc_dir, sizeof ipc_dir, "%s/deeper-train-%d", tmp, (int)getpid());
+        if ((st = curve_ipc_dir_make(ipc_dir)) != STATUS_OK) { ipc_dir[0] = 0; goto done; }
+        snprintf(endpoint, sizeof endpoint, "ipc://%s/s", ipc_dir);
     }
     /* local workers: one socket each (ipc://.../deeper-train-PID-wI), consumed in a fixed order */
     int ordered = W > 0 && !c->listen;
@@ -522,6 +525,7 @@ done:
     workers_stop(&workers);
     feed_free(&feed);
     stream_receiver_free(&rx);
+    if (ipc_dir[0]) rmdir(ipc_dir);       /* empty once the receiver removed its socket files */
     tfevents_close(&ev);
     model_towers_free(&ts);
     safetensors_close(&ck);
