@@ -13,9 +13,6 @@ fmnist_dataset data 1000 100
 pid=$!
 for i in $(seq 1 600); do grep -q "step 3, loss" sig.log && break; sleep 0.1; done
 grep -q "step 3, loss" sig.log
-# the workers' ipc sockets live in a directory only the trainer's user can enter
-test "$(stat -c %a "$TMPDIR/deeper-train-$pid")" = 700
-ls "$TMPDIR/deeper-train-$pid/s-w0" >/dev/null
 kids=$(pgrep -P $pid || true)
 test -n "$kids"
 victim=$(echo $kids | cut -d' ' -f1)
