@@ -30,7 +30,7 @@ CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 LDSAN := -fsanitize=address,undefined
 endif
 
-# CPU math library for the CPU backend (chosen by measurement; see README).
+# CPU math library for the CPU backend (chosen by measurement; see docs/benchmarks.md).
 CPU_MATH_LIBS ?= -ldnnl -lgomp -lopenblas
 CPPFLAGS_MATH ?= -I/usr/include/x86_64-linux-gnu/openblas-pthread -I/usr/include/openblas
 
@@ -52,7 +52,7 @@ endif
 CUDA_SRCS_C  := $(wildcard trainer/*_cuda*.c)
 CUDA_SRCS_CU := $(wildcard kernels/*.cu)
 # GPU targets: sm_90 = H100/H200 (the GPU machines); add 80 for an A100.  Each
-# extra arch adds compile time on the 2-core build machines (README, gpu).
+# extra arch adds compile time on a 2-core build machine (docs/gpu.md).
 CUDA_ARCHS  ?= 90
 ifeq ($(CUDA),1)
 CFLAGS_BASE += -DDEEPER_HAVE_CUDA=1 -I$(CUDA_HOME)/include
@@ -168,8 +168,9 @@ demo: setup
 	@$(MAKE) --no-print-directory all
 	@scripts/demo
 
+# Every benchmark is a folder scripts/bench/NAME/ with an executable `run`.
 bench: all
-	@for b in scripts/bench/*; do [ -f "$$b" ] && [ -x "$$b" ] || continue; echo "== $$b"; $$b || exit 1; done
+	@for b in scripts/bench/*/run; do [ -f "$$b" ] && [ -x "$$b" ] || continue; echo "== $$b"; $$b || exit 1; done
 
 clean:
 	rm -rf build bin

@@ -1,6 +1,6 @@
 /*
  * distort.h — Inception's image distortions (TF research/inception
- * image_processing.py, see reference/tf-inception.md §2), one function per
+ * image_processing.py; docs/design.md, "TF semantics"), one function per
  * distortion with a parameters struct, plus the fused per-example pipeline
  * the augment worker runs.
  *

@@ -13,7 +13,7 @@
  *     below it are never decoded (jpeg_abort_decompress).
  * Measured on 256 photos (mean 484x323) with TF crops: 0.48-0.55 ms per
  * image with region decoding against 0.79-0.83 ms for a full (scaled)
- * TurboJPEG decode, so region decoding is the default (README speed-augment).
+ * TurboJPEG decode, so region decoding is the default (docs/benchmarks.md, Augment).
  *
  * The decoder owns its TurboJPEG handle and pixel buffer; one per thread.
  * Decoding is strict: a libjpeg warning (truncated or corrupt data) is an

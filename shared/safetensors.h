@@ -1,7 +1,7 @@
 /*
  * safetensors.h — write and read the safetensors format (checkpoints, exports).
  *
- * Layout (huggingface/safetensors, reference/pitfalls.md §5): an 8-byte
+ * Layout (huggingface/safetensors; proto/checkpoint.md): an 8-byte
  * little-endian header length N, N bytes of UTF-8 JSON (right-padded with
  * spaces; we pad to a multiple of 8 so the data buffer starts 8-aligned),
  * then the data buffer.  The header maps each tensor name to

@@ -1,14 +1,12 @@
 /*
- * shard.c — LMDB shard writer and reader (see shard.h for the contract).
+ * shard.c — LMDB shard writer front and reader (see shard.h for the
+ * contract).
  *
- * The writer keeps one write transaction open per batch and hands out
- * MDB_RESERVE space in it, so values are filled in LMDB's own dirty pages
- * and the only copy left is the kernel's, at the commit.  A MDB_MAP_FULL
- * poisons the transaction and would lose the values already filled in, so
- * the map is grown (doubled) *before* each batch begins, by enough for the
- * whole batch; a full map inside a batch is reported, not replayed.  (An
- * earlier version buffered the batch in its own arena and replayed it after
- * growing the map: one extra 562 KB memcpy per photograph.)
+ * The writer keeps what both engines share (key order, the content
+ * checksum, unreserve's bookkeeping) and calls its engine through a table
+ * (shard_engine.h): the direct engine in shard_direct.c, liblmdb's in
+ * shard_lmdb.c.  The reader is liblmdb's, zero-copy inside a read
+ * transaction.
  */
 #include "shared/shard.h"
 
@@ -23,7 +21,7 @@
 #include <unistd.h>
 
 #include "shared/crc32c.h"
-#include "shared/shard_direct.h"
+#include "shared/shard_engine.h"
 
 /* ------------------------------------------------------------------ keys */
 
@@ -54,7 +52,7 @@ uint32_t shard_checksum_update(uint32_t crc, uint64_t key, const void *val, size
     return crc32c_update(crc, val, len);
 }
 
-static status shard_lmdb_fail(int rc, const char *path, const char *what)
+status shard_lmdb_fail(int rc, const char *path, const char *what)
 {
     if (rc == ENOSPC)
         return FAIL(STATUS_IO, "%s: %s: no space left on device (disk full)", path, what);
@@ -65,20 +63,9 @@ static status shard_lmdb_fail(int rc, const char *path, const char *what)
 
 /* ---------------------------------------------------------------- writer */
 
-/* Writeback streaming: after each commit the new part of the file is sent to
- * the disk (SYNC_FILE_RANGE_WRITE, not waited for); the part committed
- * SHARD_STREAM_LAG commits earlier is waited for and dropped from the page
- * cache (POSIX_FADV_DONTNEED).  The dropped pages go straight back to the
- * allocator and serve the next batch, so the page-cache working set stays a
- * few batches instead of the whole shard (a never-touched page is expensive
- * on a VM: its first touch faults in the host; measured: the kernel's copy
- * into the page cache ran at ~1.3 GB/s into fresh pages, several times faster
- * into recycled ones) and the final sync has little left to do. */
-#define SHARD_STREAM_LAG 2
-/* Map room kept per record beyond its value: overflow-page rounding (one
- * page), the leaf node and slot, and a share of branch pages. */
-#define SHARD_RECORD_SLACK(psize) ((size_t)(psize) + 64)
-#define SHARD_TXN_SLACK ((size_t)2 << 20)    /* freelist, meta, leaf copies */
+/* The engines (shard_engine.h) only place values and make the file; key
+ * order, the content checksum and what unreserve restores are kept here,
+ * once for both. */
 
 /* The value reserved last: added to the content checksum once the caller
  * has filled it (at the writer's next call). */
@@ -93,31 +80,15 @@ struct shard_pending {
 
 struct shard_writer {
     char *path;
-    MDB_env *env;
-    MDB_dbi dbi;
-    int fd;
-    size_t psize;
-    struct shard_writer_opts opts;
-    size_t map_size;
-    int grows;
-    /* the open write transaction (NULL between batches) */
-    MDB_txn *txn;
-    size_t nent, txn_bytes, txn_room;
-    struct shard_direct *direct;   /* the direct engine: every call goes there */
+    const struct shard_engine_ops *ops;
+    void *engine;               /* the engine's state (ops->open) */
     /* the value reserved last: added to the checksum at the next call */
     struct shard_pending pending;
     int pending_prev_have;      /* have_last/last_key before it, for unreserve */
     uint64_t pending_prev_key;
-    /* totals */
-    uint64_t committed;
-    uint32_t checksum;          /* over every settled record (committed or in txn) */
+    uint32_t checksum;          /* over every settled record */
     int have_last;
     uint64_t last_key;
-    /* streamed writeback: file ends after the last commits, and how far the
-       file is known written and dropped from the page cache */
-    off_t ends[SHARD_STREAM_LAG];
-    unsigned nends;
-    off_t dropped;
 };
 
 int shard_engine_default(void)
@@ -133,65 +104,14 @@ status shard_writer_open(const char *path, const struct shard_writer_opts *opts,
     if (!w) return FAIL(STATUS_NOMEM, "%s: out of memory", path);
     w->path = strdup(path);
     if (!w->path) { st = FAIL(STATUS_NOMEM, "%s: out of memory", path); goto fail; }
-    if ((opts ? opts->engine : shard_engine_default()) == SHARD_ENGINE_DIRECT) {
-        if ((st = shard_direct_open(path, opts, &w->direct)) != STATUS_OK) goto fail;
-        *out = w;
-        return STATUS_OK;
-    }
-    w->opts.map_size = opts && opts->map_size ? opts->map_size : (size_t)64 << 20;
-    w->opts.batch_records = opts && opts->batch_records ? opts->batch_records : 1000;
-    w->opts.batch_bytes = opts && opts->batch_bytes ? opts->batch_bytes : (size_t)16 << 20;
-    w->map_size = w->opts.map_size;
-    /* a fresh file: remove what an earlier (maybe killed) run left */
-    if (unlink(path) != 0 && errno != ENOENT) {
-        st = FAIL(STATUS_IO, "%s: cannot remove the old shard: %s", path, strerror(errno));
-        goto fail;
-    }
-    char lock[4200];
-    snprintf(lock, sizeof lock, "%s-lock", path);
-    (void)unlink(lock);
-    int rc = mdb_env_create(&w->env);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_env_create"); goto fail; }
-    rc = mdb_env_set_mapsize(w->env, w->map_size);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_env_set_mapsize"); goto fail; }
-    rc = mdb_env_open(w->env, path, MDB_NOSUBDIR | MDB_NOSYNC | MDB_NOLOCK, 0644);
-    if (rc) { st = shard_lmdb_fail(rc, path, "cannot create the shard"); goto fail; }
-    MDB_stat ms;
-    rc = mdb_env_get_fd(w->env, &w->fd);
-    if (rc == 0) rc = mdb_env_stat(w->env, &ms);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_env_stat"); goto fail; }
-    w->psize = ms.ms_psize;
-    MDB_txn *txn;
-    rc = mdb_txn_begin(w->env, NULL, 0, &txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_txn_begin"); goto fail; }
-    rc = mdb_dbi_open(txn, NULL, 0, &w->dbi);
-    if (rc == 0) rc = mdb_txn_commit(txn); else mdb_txn_abort(txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_dbi_open"); goto fail; }
+    int engine = opts ? opts->engine : shard_engine_default();
+    w->ops = engine == SHARD_ENGINE_LMDB ? &shard_engine_lmdb : &shard_engine_direct;
+    if ((st = w->ops->open(path, opts, &w->engine)) != STATUS_OK) goto fail;
     *out = w;
     return STATUS_OK;
 fail:
     shard_writer_free(w);
     return st;
-}
-
-static void shard_writer_stream(struct shard_writer *w)
-{
-    MDB_envinfo info;
-    if (mdb_env_info(w->env, &info) != 0) return;
-    off_t end = (off_t)(info.me_last_pgno + 1) * (off_t)w->psize;
-    off_t prev = w->nends ? w->ends[(w->nends - 1) % SHARD_STREAM_LAG] : 0;
-    if (end > prev) (void)sync_file_range(w->fd, prev, end - prev, SYNC_FILE_RANGE_WRITE);
-    if (w->nends >= SHARD_STREAM_LAG) {
-        off_t old = w->ends[w->nends % SHARD_STREAM_LAG];
-        if (old > w->dropped) {
-            (void)sync_file_range(w->fd, w->dropped, old - w->dropped,
-                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-            (void)posix_fadvise(w->fd, w->dropped, old - w->dropped, POSIX_FADV_DONTNEED);
-            w->dropped = old;
-        }
-    }
-    w->ends[w->nends % SHARD_STREAM_LAG] = end;
-    w->nends++;
 }
 
 /* Add the value reserved last to the content checksum (its bytes are final:
@@ -210,106 +130,12 @@ static void shard_writer_settle(struct shard_writer *w)
     p->on = 0;
 }
 
-/* Start the write transaction of a batch whose first value has `len` bytes,
- * growing the map first so that the whole batch fits: LMDB cannot grow the
- * map inside a transaction, and a MDB_MAP_FULL would lose the values already
- * written into it. */
-static status shard_writer_begin(struct shard_writer *w, size_t len)
-{
-    MDB_envinfo info;
-    int rc = mdb_env_info(w->env, &info);
-    if (rc) return shard_lmdb_fail(rc, w->path, "mdb_env_info");
-    size_t bytes = len > w->opts.batch_bytes ? len : w->opts.batch_bytes;
-    size_t room = bytes + w->opts.batch_records * SHARD_RECORD_SLACK(w->psize) + SHARD_TXN_SLACK;
-    size_t used = (info.me_last_pgno + 1) * w->psize;
-    if (used + room > w->map_size) {
-        size_t grown = w->map_size;
-        int doublings = 0;
-        for (; grown < used + room; doublings++) grown *= 2;
-        rc = mdb_env_set_mapsize(w->env, grown);
-        if (rc) return shard_lmdb_fail(rc, w->path, "growing the map");
-        w->map_size = grown;
-        w->grows += doublings;
-    }
-    rc = mdb_txn_begin(w->env, NULL, 0, &w->txn);
-    if (rc) { w->txn = NULL; return shard_lmdb_fail(rc, w->path, "mdb_txn_begin"); }
-    w->nent = 0;
-    w->txn_bytes = 0;
-    w->txn_room = room;
-    return STATUS_OK;
-}
-
 status shard_writer_flush(struct shard_writer *w)
 {
     shard_writer_settle(w);
-    if (w->direct) return shard_direct_flush(w->direct);
-    if (!w->txn) return STATUS_OK;
-    int rc = mdb_txn_commit(w->txn);          /* frees the txn whatever it returns */
-    w->txn = NULL;
-    if (rc == MDB_MAP_FULL)
-        return FAIL(STATUS_LMDB, "%s: committing a batch: map full after growing it to %zu bytes", w->path,
-                    w->map_size);
-    if (rc == EIO) {
-        /* LMDB reports a short write (the disk filled up in the middle of
-           it) as EIO: tell a full disk from a failing one by the free space */
-        struct statvfs sv;
-        if (fstatvfs(w->fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < w->txn_room)
-            return FAIL(STATUS_IO, "%s: committing a batch: no space left on device (disk full: %llu KiB free)",
-                        w->path, (unsigned long long)sv.f_bavail * sv.f_frsize / 1024);
-    }
-    if (rc) return shard_lmdb_fail(rc, w->path, "committing a batch");
-    w->committed += w->nent;
-    w->nent = 0;
-    shard_writer_stream(w);
-    return STATUS_OK;
+    return w->ops->flush(w->engine);
 }
 
-/* liblmdb engine: the value's room in the open write transaction */
-static status lmdb_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf)
-{
-    if (w->txn && w->nent > 0 &&
-        (w->nent >= w->opts.batch_records || w->txn_bytes + len > w->opts.batch_bytes ||
-         w->txn_bytes + (w->nent + 1) * SHARD_RECORD_SLACK(w->psize) + len + SHARD_TXN_SLACK > w->txn_room))
-        TRY(shard_writer_flush(w));
-    if (!w->txn) TRY(shard_writer_begin(w, len));
-    uint8_t k[8];
-    shard_key_encode(key, k);
-    MDB_val mk = { 8, k }, mv = { len, NULL };
-    int rc = mdb_put(w->txn, w->dbi, &mk, &mv, MDB_APPEND | MDB_RESERVE);
-    if (rc) {
-        mdb_txn_abort(w->txn);
-        w->txn = NULL;
-        if (rc == MDB_KEYEXIST) return FAIL(STATUS_STATE, "%s: keys not ascending (MDB_APPEND refused)", w->path);
-        if (rc == MDB_MAP_FULL)
-            return FAIL(STATUS_LMDB, "%s: map full after growing it to %zu bytes", w->path, w->map_size);
-        return shard_lmdb_fail(rc, w->path, "mdb_put");
-    }
-    w->nent++;
-    w->txn_bytes += len;
-    *buf = mv.mv_data;
-    return STATUS_OK;
-}
-
-/* liblmdb engine: delete the value reserved last from the transaction */
-static status lmdb_unreserve(struct shard_writer *w)
-{
-    ASSERT(w->txn && w->nent > 0);
-    uint8_t k[8];
-    shard_key_encode(w->pending.key, k);
-    MDB_val mk = { 8, k };
-    int rc = mdb_del(w->txn, w->dbi, &mk, NULL);
-    if (rc) {
-        mdb_txn_abort(w->txn);
-        w->txn = NULL;
-        return shard_lmdb_fail(rc, w->path, "taking back a reserved value");
-    }
-    w->nent--;
-    w->txn_bytes -= w->pending.len;
-    return STATUS_OK;
-}
-
-/* Key order, the checksum and what unreserve restores are kept here for
- * both engines; the engine only finds room for the value. */
 status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, void **buf)
 {
     if (w->have_last && key <= w->last_key)
@@ -317,7 +143,7 @@ status shard_writer_reserve(struct shard_writer *w, uint64_t key, size_t len, vo
                     (unsigned long long)key, (unsigned long long)w->last_key);
     shard_writer_settle(w);
     void *dst;
-    TRY(w->direct ? shard_direct_reserve(w->direct, key, len, &dst) : lmdb_reserve(w, key, len, &dst));
+    TRY(w->ops->reserve(w->engine, key, len, &dst));
     w->pending = (struct shard_pending){ .on = 1, .key = key, .val = dst, .len = len };
     w->pending_prev_have = w->have_last;
     w->pending_prev_key = w->last_key;
@@ -338,7 +164,7 @@ status shard_writer_unreserve(struct shard_writer *w)
 {
     ASSERT(w->pending.on);
     w->pending.on = 0;
-    TRY(w->direct ? shard_direct_unreserve(w->direct, w->pending.len) : lmdb_unreserve(w));
+    TRY(w->ops->unreserve(w->engine, w->pending.key, w->pending.len));
     w->have_last = w->pending_prev_have;        /* the key may be used again */
     w->last_key = w->pending_prev_key;
     return STATUS_OK;
@@ -354,24 +180,10 @@ status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, s
 
 status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *checksum)
 {
-    if (w->direct) {
-        shard_writer_settle(w);
-        status st = shard_direct_close(w->direct, records);
-        w->direct = NULL;
-        if (st == STATUS_OK && checksum) *checksum = w->checksum;
-        shard_writer_free(w);
-        return st;
-    }
-    status st = shard_writer_flush(w);
-    if (st == STATUS_OK) {
-        int rc = mdb_env_sync(w->env, 1);
-        if (rc) st = shard_lmdb_fail(rc, w->path, "mdb_env_sync");
-    }
-    if (st == STATUS_OK) {
-        (void)posix_fadvise(w->fd, w->dropped, 0, POSIX_FADV_DONTNEED);   /* synced: clean, droppable */
-        if (records) *records = w->committed;
-        if (checksum) *checksum = w->checksum;
-    }
+    shard_writer_settle(w);
+    status st = w->ops->close(w->engine, records);   /* frees the engine in every case */
+    w->engine = NULL;
+    if (st == STATUS_OK && checksum) *checksum = w->checksum;
     shard_writer_free(w);
     return st;
 }
@@ -379,22 +191,14 @@ status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *c
 void shard_writer_free(struct shard_writer *w)
 {
     if (!w) return;
-    shard_direct_free(w->direct);
-    if (w->txn) mdb_txn_abort(w->txn);
-    if (w->env) mdb_env_close(w->env);
+    if (w->ops) w->ops->free(w->engine);
     free(w->path);
     free(w);
 }
 
-uint64_t shard_writer_count(const struct shard_writer *w)
-{
-    return w->direct ? shard_direct_count(w->direct) : w->committed + w->nent;
-}
-size_t shard_writer_map_size(const struct shard_writer *w)
-{
-    return w->direct ? shard_direct_file_size(w->direct) : w->map_size;
-}
-int shard_writer_grows(const struct shard_writer *w) { return w->grows; }
+uint64_t shard_writer_count(const struct shard_writer *w) { return w->ops->count(w->engine); }
+size_t shard_writer_map_size(const struct shard_writer *w) { return w->ops->size(w->engine); }
+int shard_writer_grows(const struct shard_writer *w) { return w->ops->grows(w->engine); }
 
 /* ---------------------------------------------------------------- reader */
 

@@ -8,31 +8,19 @@
  * values are records (shared/record.h).
  *
  * Writer (one process owns one shard file; open it in the process that writes
- * it, never before a fork).  Two engines make the same kind of file: the
- * default builds the LMDB pages itself and writes them with O_DIRECT
- * (shard_direct.h: no page-cache copy, writes overlap decoding); the other
- * goes through liblmdb's own write path and is described here:
- *   - keys must be strictly ascending; puts use MDB_APPEND;
- *   - puts go straight into an open write transaction (MDB_APPEND |
- *     MDB_RESERVE: the caller fills the value in LMDB's own dirty pages, so
- *     a decoder can write pixels where they will be written to the file
- *     from, with no copy), committed in batches (records or bytes, whichever
- *     limit comes first);
- *   - the map grows (doubling) *before* a batch begins, to fit the whole
- *     batch (batch_bytes or the first value if larger, plus a page and a
- *     node per record and 2 MiB): LMDB cannot grow it inside a transaction,
- *     and a MDB_MAP_FULL there would lose the values already in it.  A
- *     MDB_MAP_FULL anyway (it cannot happen with these margins) is an error;
- *   - after each commit the new part of the file is sent to the disk
- *     (sync_file_range, not waited for); the part committed two batches
- *     earlier is waited for and dropped from the page cache
- *     (POSIX_FADV_DONTNEED), so writeback streams while the next batch is
- *     prepared, the page cache recycles a few batches' pages and the final
- *     sync is short.  A finished shard is not left in the page cache;
- *   - the environment is opened with MDB_NOSYNC|MDB_NOLOCK (nobody reads a
- *     shard before the manifest lists it); shard_writer_close() commits the
- *     last batch and calls mdb_env_sync(env, 1) so the data is on disk before
- *     the caller writes the manifest;
+ * it, never before a fork).  Two engines make the same kind of file
+ * (shard_engine.h): the default builds the LMDB pages itself and writes them
+ * with O_DIRECT (shard_direct.h: no page-cache copy, writes overlap
+ * decoding); the other goes through liblmdb's own write path (shard_lmdb.c:
+ * MDB_APPEND | MDB_RESERVE puts committed in batches, the map grown before
+ * each batch).  For both:
+ *   - keys must be strictly ascending;
+ *   - reserve hands out room in the engine's own buffers (the direct
+ *     engine's write chunks, LMDB's dirty pages): the caller fills the value
+ *     where it will be written to the file from, with no copy;
+ *   - nobody reads a shard before the manifest lists it; shard_writer_close()
+ *     writes what is left and syncs it to disk before the caller writes the
+ *     manifest;
  *   - the writer keeps a content checksum: CRC-32C over, for every record in
  *     key order, the 8 key bytes followed by the value bytes.  It does not
  *     depend on LMDB's page layout, so `deeper info --verify` recomputes it
@@ -75,11 +63,11 @@ enum shard_engine {
 
 struct shard_writer_opts {
     int engine;              /* enum shard_engine */
-    /* liblmdb engine */
+    /* liblmdb engine (shard_lmdb.c) */
     size_t map_size;         /* initial map size in bytes (default 64 MiB); grows by doubling */
     size_t batch_records;    /* commit after this many puts (default 1000) */
     size_t batch_bytes;      /* ... or this many value bytes (default 16 MiB) */
-    /* direct engine */
+    /* direct engine (shard_direct.c) */
     size_t chunk_bytes;      /* write buffer size (default 4 MiB; three of them) */
     int buffered_io;         /* 1: never O_DIRECT */
     unsigned max_leaf_keys;  /* tests: at most this many records per leaf (0: as many as fit) */

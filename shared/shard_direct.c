@@ -12,10 +12,8 @@
  *     them); it joins the stream when the next node does not fit;
  *   - the level list: (first key, page) of every leaf, turned into branch
  *     pages at close, level by level, until one root is left.
- * Byte layout follows liblmdb 0.9's mdb.c: native-endian page headers
- * (pgno, pad, flags, lower/upper or overflow page count), nodes with
- * lo/hi/flags/ksize then key then data, node offsets from the page start,
- * nodes 2-byte aligned, and the MDB_meta after the meta page's header.
+ * Byte layout: liblmdb 0.9's, whose constants and offsets are in
+ * lmdb_layout.h (checked against the linked liblmdb's version at open).
  */
 #include "shared/shard_direct.h"
 
@@ -30,18 +28,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* liblmdb 0.9 internals (mdb.c), the parts of the format this file writes */
-#define LM_MAGIC 0xBEEFC0DEu
-#define LM_DATA_VERSION 1u
-#define LM_P_BRANCH 0x01
-#define LM_P_LEAF 0x02
-#define LM_P_OVERFLOW 0x04
-#define LM_P_META 0x08
-#define LM_F_BIGDATA 0x01
-#define LM_PAGEHDRSZ 16u
-#define LM_NODESIZE 8u
-#define LM_P_INVALID (~(uint64_t)0)
-#define LM_EVEN(n) (((n) + 1u) & ~1u)
+#include "shared/lmdb_layout.h"
+#include "shared/shard_engine.h"
 
 #define SHARD_DIRECT_CHUNKS 3
 #define SHARD_DIRECT_CHUNK_DEFAULT ((size_t)4 << 20)
@@ -101,15 +89,15 @@ struct shard_direct {
 static void page_header(uint8_t *pg, uint64_t pgno, uint16_t flags)
 {
     uint16_t pad = 0;
-    memcpy(pg, &pgno, 8);
-    memcpy(pg + 8, &pad, 2);
-    memcpy(pg + 10, &flags, 2);
+    memcpy(pg + LM_PAGE_PGNO, &pgno, 8);
+    memcpy(pg + LM_PAGE_PAD, &pad, 2);
+    memcpy(pg + LM_PAGE_FLAGS, &flags, 2);
 }
 
 static void page_bounds(uint8_t *pg, uint16_t lower, uint16_t upper)
 {
-    memcpy(pg + 12, &lower, 2);
-    memcpy(pg + 14, &upper, 2);
+    memcpy(pg + LM_PAGE_LOWER, &lower, 2);
+    memcpy(pg + LM_PAGE_UPPER, &upper, 2);
 }
 
 /* A node at offset ofs of page pg: lo/hi/flags carry a leaf's data size or a
@@ -157,7 +145,7 @@ static int write_all(struct shard_direct *d, const uint8_t *p, size_t len, off_t
 }
 
 /* Buffered mode only: start writeback of the new range, wait for the one two
- * chunks back and drop it from the page cache (see shard.c). */
+ * chunks back and drop it from the page cache (as shard_lmdb.c does). */
 static void io_stream_buffered(struct shard_direct *d, off_t end)
 {
     if (d->odirect) return;
@@ -347,13 +335,16 @@ static status build_branches(struct shard_direct *d)
 
 /* ---------------------------------------------------------------- public */
 
-status shard_direct_open(const char *path, const struct shard_writer_opts *o, struct shard_direct **out)
+static void direct_free(void *e);
+
+static status direct_open(const char *path, const struct shard_writer_opts *o, void **out)
 {
     *out = NULL;
+    TRY(lmdb_layout_check(path));
     struct shard_direct *d = calloc(1, sizeof *d);
     if (!d) return FAIL(STATUS_NOMEM, "%s: out of memory", path);
     d->fd = -1;
-    d->psize = SHARD_DIRECT_PSIZE;
+    d->psize = LM_PSIZE;
     d->chunk_bytes = o && o->chunk_bytes ? (o->chunk_bytes + 4095) & ~(size_t)4095 : SHARD_DIRECT_CHUNK_DEFAULT;
     d->max_leaf_keys = o ? o->max_leaf_keys : 0;
     d->max_branch_keys = o ? o->max_branch_keys : 0;
@@ -390,14 +381,15 @@ status shard_direct_open(const char *path, const struct shard_writer_opts *o, st
     *out = d;
     return STATUS_OK;
 fail:
-    shard_direct_free(d);
+    direct_free(d);
     return st;
 }
 
-status shard_direct_reserve(struct shard_direct *d, uint64_t key, size_t len, void **buf)
+static status direct_reserve(void *e, uint64_t key, size_t len, void **buf)
 {
+    struct shard_direct *d = e;
     if (len > 0xffffffffu) return FAIL(STATUS_TOO_BIG, "%s: a value of %zu bytes is over LMDB's 4 GiB", d->path, len);
-    int big = len > SHARD_DIRECT_MAX_INLINE;
+    int big = len > LM_MAX_INLINE;
     unsigned nsize = LM_EVEN(LM_NODESIZE + 8 + (big ? 8u : (unsigned)len));
     int full = leaf_lower(d) + 2 + nsize > d->leaf_upper || (d->max_leaf_keys && d->leaf_n >= d->max_leaf_keys);
     if (full) TRY(leaf_emit(d));
@@ -413,7 +405,7 @@ status shard_direct_reserve(struct shard_direct *d, uint64_t key, size_t len, vo
         TRY(stream_take(d, npages, &pg, &pgno));
         page_header(pg, pgno, LM_P_OVERFLOW);
         uint32_t np32 = (uint32_t)npages;
-        memcpy(pg + 12, &np32, 4);
+        memcpy(pg + LM_PAGE_OVPAGES, &np32, 4);
         size_t tail = npages * d->psize - LM_PAGEHDRSZ - len;
         memset(pg + LM_PAGEHDRSZ + len, 0, tail);
         val = pg + LM_PAGEHDRSZ;
@@ -434,8 +426,9 @@ status shard_direct_reserve(struct shard_direct *d, uint64_t key, size_t len, vo
     return STATUS_OK;
 }
 
-status shard_direct_unreserve(struct shard_direct *d, size_t len)
+static status direct_unreserve(void *e, uint64_t key, size_t len)
 {
+    struct shard_direct *d = e;
     ASSERT(d->leaf_n > 0);
     unsigned idx = d->leaf_n - 1;
     uint16_t ofs;
@@ -457,7 +450,7 @@ status shard_direct_unreserve(struct shard_direct *d, size_t len)
     return STATUS_OK;
 }
 
-status shard_direct_flush(struct shard_direct *d) { return stream_drain(d); }
+static status direct_flush(void *e) { return stream_drain(e); }
 
 static status write_metas(struct shard_direct *d)
 {
@@ -466,29 +459,28 @@ static status write_metas(struct shard_direct *d)
     memset(m, 0, 2 * d->psize);
     /* MDB_meta: magic, version, address, mapsize, dbs[FREE, MAIN], last_pg, txnid;
      * MDB_db: pad (FREE: the page size), flags, depth, branch, leaf, overflow pages, entries, root */
-    uint8_t meta[136] = { 0 };
+    uint8_t meta[LM_META_SIZE] = { 0 };
     uint32_t magic = LM_MAGIC, version = LM_DATA_VERSION, psize = (uint32_t)d->psize;
-    uint64_t mapsize = d->next_pgno * d->psize, last_pg = d->next_pgno - 1, txnid = 1, zero = 0;
+    uint64_t mapsize = d->next_pgno * d->psize, last_pg = d->next_pgno - 1, txnid = 1;
     uint16_t free_flags = MDB_NOSUBDIR | MDB_INTEGERKEY, main_flags = 0, free_depth = 0;
-    memcpy(meta + 0, &magic, 4);
-    memcpy(meta + 4, &version, 4);
-    memcpy(meta + 16, &mapsize, 8);
-    uint8_t *fdb = meta + 24, *mdb = meta + 72;
-    memcpy(fdb + 0, &psize, 4);
-    memcpy(fdb + 4, &free_flags, 2);
-    memcpy(fdb + 6, &free_depth, 2);
+    memcpy(meta + LM_META_MAGIC, &magic, 4);
+    memcpy(meta + LM_META_VERSION, &version, 4);
+    memcpy(meta + LM_META_MAPSIZE, &mapsize, 8);
+    uint8_t *fdb = meta + LM_META_FREE_DB, *mdb = meta + LM_META_MAIN_DB;
+    memcpy(fdb + LM_DB_PAD, &psize, 4);
+    memcpy(fdb + LM_DB_FLAGS, &free_flags, 2);
+    memcpy(fdb + LM_DB_DEPTH, &free_depth, 2);
     uint64_t inval = LM_P_INVALID;
-    memcpy(fdb + 40, &inval, 8);
-    memcpy(mdb + 4, &main_flags, 2);
-    memcpy(mdb + 6, &d->depth, 2);
-    memcpy(mdb + 8, &d->branch_pages, 8);
-    memcpy(mdb + 16, &d->leaf_pages, 8);
-    memcpy(mdb + 24, &d->overflow_pages, 8);
-    memcpy(mdb + 32, &d->entries, 8);
-    memcpy(mdb + 40, &d->root, 8);
-    memcpy(meta + 120, &last_pg, 8);
-    memcpy(meta + 128, &txnid, 8);
-    (void)zero;
+    memcpy(fdb + LM_DB_ROOT, &inval, 8);
+    memcpy(mdb + LM_DB_FLAGS, &main_flags, 2);
+    memcpy(mdb + LM_DB_DEPTH, &d->depth, 2);
+    memcpy(mdb + LM_DB_BRANCH_PAGES, &d->branch_pages, 8);
+    memcpy(mdb + LM_DB_LEAF_PAGES, &d->leaf_pages, 8);
+    memcpy(mdb + LM_DB_OVERFLOW_PAGES, &d->overflow_pages, 8);
+    memcpy(mdb + LM_DB_ENTRIES, &d->entries, 8);
+    memcpy(mdb + LM_DB_ROOT, &d->root, 8);
+    memcpy(meta + LM_META_LAST_PG, &last_pg, 8);
+    memcpy(meta + LM_META_TXNID, &txnid, 8);
     for (int i = 0; i < 2; i++) {
         uint8_t *pg = m + (size_t)i * d->psize;
         page_header(pg, (uint64_t)i, LM_P_META);
@@ -499,8 +491,9 @@ static status write_metas(struct shard_direct *d)
     return err ? io_fail(d, err, "writing the meta pages") : STATUS_OK;
 }
 
-status shard_direct_close(struct shard_direct *d, uint64_t *records)
+static status direct_close(void *e, uint64_t *records)
 {
+    struct shard_direct *d = e;
     status st = leaf_emit(d);
     if (st == STATUS_OK && d->nlv > 0) {
         d->depth = 1;
@@ -514,12 +507,13 @@ status shard_direct_close(struct shard_direct *d, uint64_t *records)
         if (!d->odirect) (void)posix_fadvise(d->fd, 0, 0, POSIX_FADV_DONTNEED);   /* synced: clean, droppable */
         if (records) *records = d->entries;
     }
-    shard_direct_free(d);
+    direct_free(d);
     return st;
 }
 
-void shard_direct_free(struct shard_direct *d)
+static void direct_free(void *e)
 {
+    struct shard_direct *d = e;
     if (!d) return;
     if (d->io_started) {
         pthread_mutex_lock(&d->mu);
@@ -539,6 +533,41 @@ void shard_direct_free(struct shard_direct *d)
     free(d);
 }
 
-uint64_t shard_direct_count(const struct shard_direct *d) { return d->entries; }
-size_t shard_direct_file_size(const struct shard_direct *d) { return (size_t)(d->next_pgno * d->psize); }
-int shard_direct_uses_odirect(const struct shard_direct *d) { return d->odirect; }
+static uint64_t direct_count(const void *e) { return ((const struct shard_direct *)e)->entries; }
+static size_t direct_size(const void *e)
+{
+    const struct shard_direct *d = e;
+    return (size_t)(d->next_pgno * d->psize);
+}
+static int direct_grows(const void *e) { return 0; }
+
+const struct shard_engine_ops shard_engine_direct = {
+    .name = "direct",
+    .open = direct_open,
+    .reserve = direct_reserve,
+    .unreserve = direct_unreserve,
+    .flush = direct_flush,
+    .close = direct_close,
+    .free = direct_free,
+    .count = direct_count,
+    .size = direct_size,
+    .grows = direct_grows,
+};
+
+/* ------------------------------------------------------ the layout check */
+
+status lmdb_layout_check_version(const char *what, int major, int minor, int patch)
+{
+    if (major == LMDB_LAYOUT_MAJOR && minor == LMDB_LAYOUT_MINOR) return STATUS_OK;
+    return FAIL(STATUS_UNSUPPORTED,
+                "%s: the direct shard writer writes LMDB %d.%d's file layout but liblmdb %d.%d.%d is linked; "
+                "use DEEPER_SHARD_WRITER=lmdb",
+                what, LMDB_LAYOUT_MAJOR, LMDB_LAYOUT_MINOR, major, minor, patch);
+}
+
+status lmdb_layout_check(const char *what)
+{
+    int major = 0, minor = 0, patch = 0;
+    (void)mdb_version(&major, &minor, &patch);
+    return lmdb_layout_check_version(what, major, minor, patch);
+}

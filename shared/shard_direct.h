@@ -1,7 +1,8 @@
 /*
- * shard_direct.h — the bulk shard writer: builds the LMDB file itself and
- * streams it to disk with O_DIRECT (internal to shared/; users call the
- * shard_writer_* functions of shard.h, which forward here by default).
+ * shard_direct.h — the direct shard writer engine: builds the LMDB file
+ * itself and streams it to disk with O_DIRECT (internal to shared/; users
+ * call the shard_writer_* functions of shard.h, whose default engine this
+ * is; the engine table is in shard_engine.h).
  *
  * Why: a raw photograph record is ~562 KB.  Through liblmdb every record was
  * copied once more by the kernel into the page cache at commit (~100 us of
@@ -15,7 +16,7 @@
  * layout liblmdb produces for ascending MDB_APPEND puts:
  *   - pages 0 and 1 are the meta pages, written last (so a file cut short by
  *     a crash is refused by mdb_env_open: no valid meta);
- *   - a value of more than SHARD_DIRECT_MAX_INLINE bytes goes to overflow
+ *   - a value of more than LM_MAX_INLINE bytes goes to overflow
  *     pages (F_BIGDATA node), a smaller one inline in its leaf node;
  *   - leaves are packed full, in key order, and written to the stream as
  *     they fill (after the overflow pages of their values); branch levels
@@ -33,29 +34,9 @@
 #ifndef DEEPER_SHARD_DIRECT_H
 #define DEEPER_SHARD_DIRECT_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "shared/lmdb_layout.h"
+#include "shared/shard_engine.h"
 
-#include "shared/shard.h"
-#include "shared/status.h"
-
-/* LMDB's rule (mdb_leaf_size): a value goes to overflow pages when
- * NODESIZE + key + value exceeds me_nodemax, which is 2038 for 4 KiB pages. */
-#define SHARD_DIRECT_PSIZE 4096u
-#define SHARD_DIRECT_MAX_INLINE 2022u
-
-struct shard_direct;
-
-status shard_direct_open(const char *path, const struct shard_writer_opts *o, struct shard_direct **out);
-/* Key order, the content checksum and unreserve's bookkeeping are the
- * caller's (shard.c does them for both engines): these only place values. */
-status shard_direct_reserve(struct shard_direct *d, uint64_t key, size_t len, void **buf);
-status shard_direct_unreserve(struct shard_direct *d, size_t len);   /* the value reserved last, len bytes */
-status shard_direct_flush(struct shard_direct *d);
-status shard_direct_close(struct shard_direct *d, uint64_t *records);   /* frees d */
-void shard_direct_free(struct shard_direct *d);
-uint64_t shard_direct_count(const struct shard_direct *d);
-size_t shard_direct_file_size(const struct shard_direct *d);
-int shard_direct_uses_odirect(const struct shard_direct *d);
+/* the engine: shard_engine_direct (shard_engine.h) */
 
 #endif

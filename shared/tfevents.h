@@ -1,7 +1,7 @@
 /*
  * tfevents.h — TensorBoard event-file writer (scalars).
  *
- * Writes the file TensorBoard reads (reference/pitfalls.md §5):
+ * Writes the file TensorBoard reads (proto/checkpoint.md, "Event files"):
  * DIR/events.out.tfevents.<secs, 10 digits>.<host>.<pid>.<uid>, a sequence
  * of records framed as
  *     uint64 length (LE) | uint32 masked CRC32C(length bytes) | data | uint32 masked CRC32C(data)

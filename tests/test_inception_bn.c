@@ -4,7 +4,7 @@
  *
  * Inception v3 evaluates with BN moving statistics, decay 0.9997.  Updated
  * as a plain EMA from their initial 0 / 1, they move 8.6% of the way in 300
- * steps, so a short run from scratch evaluates at chance (issue 5).  TF 1.x
+ * steps, so a short run from scratch evaluates at chance.  TF 1.x
  * debiases them (assign_moving_average's zero_debias=True): a hidden
  * `biased` EMA from 0 and a step count, statistic = biased / (1 - d^t).
  * deeper implements this as a per-step momentum (optim_bn_momentum); these

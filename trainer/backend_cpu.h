@@ -53,7 +53,7 @@ static inline float *cpu_plane(const struct tensor *t, int64_t n, int64_t c)
 }
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C (row-major) on the calling thread:
- * oneDNN's dnnl_sgemm (chosen by measurement, README "speed-train"), or
+ * oneDNN's dnnl_sgemm (chosen by measurement, docs/benchmarks.md), or
  * OpenBLAS when built with -DDEEPER_CPU_OPENBLAS. */
 void cpu_gemm1(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);

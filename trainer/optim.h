@@ -3,7 +3,7 @@
  * L2 weight decay, exponential moving average of the weights.
  *
  * Everything follows inception_train.py with TF 1.x's RMSPropOptimizer and
- * ExponentialMovingAverage (reference/tf-inception.md §3):
+ * ExponentialMovingAverage (docs/design.md, "TF semantics"):
  *   ms  = decay*ms + (1-decay)*g^2           (ms initialised to 1)
  *   mom = momentum*mom + lr*g/sqrt(ms + eps)  (mom initialised to 0)
  *   w  -= mom

@@ -7,8 +7,8 @@
  * element strides for each axis.  Strides are what make concat free: a branch
  * of an Inception block writes into a channel slice of the block's output,
  * which is a tensor whose `c` is the branch's channel count and whose `sn`
- * is the whole output's per-sample stride (DESIGN.md, "Concat outputs are
- * views, never copies").  Fully connected data uses H = W = 1; vectors
+ * is the whole output's per-sample stride (docs/design.md, "Concat
+ * outputs are views").  Fully connected data uses H = W = 1; vectors
  * (biases, BN parameters) use N = H = W = 1 and C = length.
  *
  * A tensor never owns memory; arenas do (trainer/graph.c).  The layout a

@@ -7,8 +7,8 @@
  * towers in parallel would only fight over the same cores).  Towers on GPUs
  * run their forward/backward from one host thread each.  The default
  * reduction and broadcast go through host memory, which is free on the CPU
- * (the "copies" are memcpy between host arenas); the CUDA engineer replaces
- * the reduction with NCCL through tower_set.reduce.
+ * (the "copies" are memcpy between host arenas); the CUDA backend replaces
+ * the reduction with NCCL through tower_set.reduce (tower_cuda.c).
  */
 #include <math.h>
 #include <pthread.h>

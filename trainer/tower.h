@@ -12,7 +12,7 @@
  *      the CPU, which shares its cores between them; on GPUs one host thread
  *      per tower);
  *   2. reduce: tower 0's gradient arena += every other tower's (the CUDA
- *      backend may replace this with NCCL through tower_set.allreduce);
+ *      backend replaces this with NCCL through tower_set.reduce);
  *   3. tower 0: RMSProp with grad_scale 1/N, EMA;
  *   4. broadcast: tower 0's weights (trainable part) and the last tower's BN
  *      statistics to every tower.
@@ -31,7 +31,7 @@
 struct tower_set;
 
 /* Optional replacement for steps 2+4's transport: sum the gradient arenas of
- * all towers into tower 0 (ctx is tower_set.allreduce_ctx). */
+ * all towers into tower 0 (ctx is tower_set.reduce_ctx). */
 typedef status (*tower_reduce_fn)(struct tower_set *ts, void *ctx);
 
 struct tower_set {

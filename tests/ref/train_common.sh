@@ -5,7 +5,7 @@
 #   fmnist_dataset OUT NTRAIN NVAL  the same, ingested into a deeper dataset at OUT
 #   skip_unless_fmnist              exit 77 when the dataset package is missing
 #   skip_unless_gpu                 exit 77 when nvidia-smi lists no GPU
-# DEEPER_FMNIST and DEEPER_PY (set by scripts/gpu-run on the device machine) override where
+# DEEPER_FMNIST and DEEPER_PY (set by scripts/gpu-run on the GPU machine) override where
 # Fashion-MNIST and a Python with numpy live.
 FMNIST=${DEEPER_FMNIST:-/usr/share/datasets/fashion-mnist}
 PY=${DEEPER_PY:-/usr/bin/python3}

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""augment_torchvision.py — the torchvision peer for scripts/bench/augment.
+"""augment_torchvision.py — the torchvision peer for scripts/bench/augment/run.
 
 Times the torchvision equivalent of Inception's training distortions on one
 core (torch.set_num_threads(1)):

@@ -1,5 +1,5 @@
 /*
- * train_cpu_deeper.c — the deeper half of scripts/bench/train_cpu: NielsenNet
+ * train_cpu_deeper.c — the deeper half of scripts/bench/train_cpu/run: NielsenNet
  * training steps on synthetic 28x28x1 batches (fixed pixels and labels, so
  * input handling costs nothing), timed after warm-up.  Prints one line:
  *   deeper: batch 64, 2 threads, 200 steps, 3456.7 images/s (18.5 ms/step), loss 2.30 -> 1.20

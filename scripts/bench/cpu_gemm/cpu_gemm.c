@@ -1,6 +1,6 @@
 /*
  * cpu_gemm.c — the measurement behind the CPU backend's choice of GEMM
- * library (scripts/bench/cpu_gemm builds and runs it): OpenBLAS cblas_sgemm against
+ * library (scripts/bench/cpu_gemm/run builds and runs it): OpenBLAS cblas_sgemm against
  * oneDNN dnnl_sgemm on the shapes NielsenNet's training step uses, one
  * thread each (the backend parallelises above the GEMM), CPU time per call,
  * best of several repetitions (the build machine is shared).

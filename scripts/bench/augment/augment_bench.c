@@ -1,5 +1,5 @@
 /*
- * augment_bench.c — measurement helper for scripts/bench/augment (built by
+ * augment_bench.c — measurement helper for scripts/bench/augment/run (built by
  * that script against build/lib*.a; not part of `make`).
  *
  *   augment_bench distort DATA_DIR BATCHES IMAGE_SIZE [jpeg_scale]

@@ -1,5 +1,5 @@
 /*
- * train_gpu_deeper.c — deeper's half of scripts/bench/train_gpu: training
+ * train_gpu_deeper.c — deeper's half of scripts/bench/train_gpu/run: training
  * steps of a registered model (default Inception v3, 299x299x3, 1000
  * classes, batch 128) on synthetic input, on the CUDA backend, timed after
  * warm-up (the first steps include cuDNN's algorithm search).  The pixels
@@ -13,7 +13,7 @@
  * prints one line:
  *   deeper inception_v3 cuda batch 128 size 299 gpus 1: 1234.5 images/s (median of 5 x 10 steps; loss 6.9)
  *
- * scripts/gpu-build compiles it into build/gpu/bin/; scripts/bench/train_gpu
+ * scripts/gpu-build compiles it into build/gpu/bin/; scripts/bench/train_gpu/run
  * runs it.
  */
 #include <stdio.h>

@@ -18,7 +18,7 @@ and prints how far the running statistics have moved from their initial
 
 Preprocessing follows `deeper eval`: central crop 0.875 (TF's integer
 offsets), bilinear resize to the model's size, [-1, 1], gray repeated into
-three channels.  It is a diagnostic for scripts/bench/inception_fmnist, not a
+three channels.  It is a diagnostic for scripts/bench/inception_fmnist/run, not a
 test.
 
 Usage: inception_bn_diag.py CHECKPOINT.safetensors [NVAL] [IMAGE_SIZE]

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""train_cpu_torch.py — the PyTorch half of scripts/bench/train_cpu: the same
+"""train_cpu_torch.py — the PyTorch half of scripts/bench/train_cpu/run: the same
 NielsenNet (conv 20 5x5 same + pool, conv 40 5x5 valid + pool, fc 1000 +
 dropout 0.5, fc 1000 + dropout 0.5, fc 10; ReLU), the same synthetic batch,
 torch.optim.RMSprop, label smoothing 0.1, 2 threads.  Prints one line.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""inception_cpu_torch.py -- the PyTorch peer that scripts/bench/inception_cpu runs.
+"""inception_cpu_torch.py -- the PyTorch peer that scripts/bench/inception_cpu/run runs.
 
 Trains torchvision's inception_v3 (aux head on, random init, 1001 classes,
 TF's loss: label smoothing 0.1 + 0.4 x aux) with RMSprop on random uint8

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torch_inception_bench.py - the PyTorch peer for scripts/bench/train_gpu.
+"""torch_inception_bench.py - the PyTorch peer for scripts/bench/train_gpu/run.
 
 Trains torchvision's inception_v3 (aux head on, as deeper's model) on
 synthetic input and prints one line per mode:

@@ -1,5 +1,5 @@
 /*
- * inception_cpu_deeper.c — the deeper half of scripts/bench/inception_cpu:
+ * inception_cpu_deeper.c — the deeper half of scripts/bench/inception_cpu/run:
  * Inception v3 training steps (TF recipe: aux head at >= 299, dropout 0.8,
  * RMSProp, weight decay, EMA) on the CPU backend, on a fixed synthetic uint8
  * batch so input handling costs nothing, timed after one warm-up step.
