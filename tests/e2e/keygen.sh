@@ -15,7 +15,7 @@ grep -Eq '^    public-key = ".{40}"$' keys/w1.key
 grep -Eq '^    secret-key = ".{40}"$' keys/w1.key_secret
 ! grep -q secret-key keys/w1.key
 pub=$(sed -n 's/^    public-key = "\(.*\)"$/\1/p' keys/w1.key)
-grep -q "public key $pub" out.txt
+grep -qF "public key $pub" out.txt
 before=$(md5sum keys/w1.key_secret)
 rc=0; "$D" keygen --name w1 keys 2> err.txt || rc=$?
 test $rc -ne 0
