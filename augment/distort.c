@@ -67,19 +67,52 @@ static int generate_random_crop(int W, int H, float min_rel, float max_rel, floa
     return 1;
 }
 
-struct box distort_crop_sample(const struct crop_params *p, int height, int width, struct rng *r)
+/* TF's SatisfiesOverlapConstraints: some box (in pixels, zero-area ones
+ * skipped) has at least min_covered of its area inside the crop. */
+static int crop_covers(const struct box *c, const int (*px)[4], int n, float min_covered)
+{
+    for (int i = 0; i < n; i++) {
+        int ymin = px[i][0], xmin = px[i][1], ymax = px[i][2], xmax = px[i][3];
+        float area = (float)(xmax - xmin) * (float)(ymax - ymin);
+        if (area <= 0.0f) continue;
+        int iy0 = c->y > ymin ? c->y : ymin, ix0 = c->x > xmin ? c->x : xmin;
+        int iy1 = c->y + c->h < ymax ? c->y + c->h : ymax, ix1 = c->x + c->w < xmax ? c->x + c->w : xmax;
+        float inter = (iy1 > iy0 && ix1 > ix0) ? (float)(iy1 - iy0) * (float)(ix1 - ix0) : 0.0f;
+        if (inter / area >= min_covered) return 1;
+    }
+    return 0;
+}
+
+struct box distort_crop_sample_boxes(const struct crop_params *p, int height, int width, const float *boxes,
+                                     int nboxes, struct rng *r)
 {
     struct box whole = { 0, 0, height, width };
-    const float object_area = (float)height * (float)width;   /* the whole-image box */
+    enum { MAXB = 64 };
+    int px[MAXB][4], n = 0;
+    if (nboxes <= 0 || !boxes) {
+        px[0][0] = 0; px[0][1] = 0; px[0][2] = height; px[0][3] = width;   /* the whole image is the box */
+        n = 1;
+    } else {
+        /* corners to pixels as the kernel does: int(ymin * H), int(xmin * W), ... */
+        for (int i = 0; i < nboxes && n < MAXB; i++, n++) {
+            px[n][0] = (int)(boxes[4 * i + 0] * height);
+            px[n][1] = (int)(boxes[4 * i + 1] * width);
+            px[n][2] = (int)(boxes[4 * i + 2] * height);
+            px[n][3] = (int)(boxes[4 * i + 3] * width);
+        }
+    }
     for (int i = 0; i < p->max_attempts; i++) {
         float ar = rng_uniform(r) * (p->aspect_hi - p->aspect_lo) + p->aspect_lo;
         struct box b;
         if (!generate_random_crop(width, height, p->area_lo, p->area_hi, ar, r, &b)) continue;
-        /* intersection with the whole image is the crop itself */
-        float covered = (float)(b.h * b.w) / object_area;
-        if (covered >= p->min_object_covered) return b;
+        if (crop_covers(&b, (const int (*)[4])px, n, p->min_object_covered)) return b;
     }
     return whole;
+}
+
+struct box distort_crop_sample(const struct crop_params *p, int height, int width, struct rng *r)
+{
+    return distort_crop_sample_boxes(p, height, width, NULL, 0, r);
 }
 
 struct box distort_crop_central(int height, int width, float fraction)
@@ -578,13 +611,19 @@ static status grow(void **p, size_t *have, size_t want)
 void distort_plan(const struct distort_config *cfg, int h, int w, int c, uint64_t epoch, uint64_t id,
                   struct distort_info *info)
 {
+    distort_plan_boxes(cfg, h, w, c, NULL, 0, epoch, id, info);
+}
+
+void distort_plan_boxes(const struct distort_config *cfg, int h, int w, int c, const float *boxes, int nboxes,
+                        uint64_t epoch, uint64_t id, struct distort_info *info)
+{
     memset(info, 0, sizeof *info);
     struct rng r;
     if (cfg->eval) {
         info->crop = distort_crop_central(h, w, cfg->central_fraction);
     } else if (cfg->crop) {
         rng_init(&r, cfg->seed, rng_stream(epoch, id, RNG_WHAT_CROP));
-        info->crop = distort_crop_sample(&cfg->crop_p, h, w, &r);
+        info->crop = distort_crop_sample_boxes(&cfg->crop_p, h, w, boxes, nboxes, &r);
     } else {
         info->crop = (struct box){ 0, 0, h, w };
     }

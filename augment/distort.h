@@ -54,6 +54,16 @@ void crop_params_default(struct crop_params *p);
  * whole image if none does. */
 struct box distort_crop_sample(const struct crop_params *p, int height, int width, struct rng *r);
 
+/* The same with the example's object boxes (nboxes x 4 floats: ymin, xmin,
+ * ymax, xmax, normalised; TF's image/object/bbox): corners become pixels as
+ * int(ymin*H) ..., and a crop is accepted when it covers at least
+ * min_object_covered of some box's area (boxes of zero pixel area are
+ * skipped; at most 64 boxes are considered).  No boxes: the whole image is
+ * the box (use_image_if_no_bounding_boxes), exactly distort_crop_sample.
+ * After max_attempts failures: the whole image. */
+struct box distort_crop_sample_boxes(const struct crop_params *p, int height, int width, const float *boxes,
+                                     int nboxes, struct rng *r);
+
 /* TF's central_crop(fraction): start = int((H - fraction*H) / 2), size = H - 2*start, per axis. */
 struct box distort_crop_central(int height, int width, float fraction);
 
@@ -144,6 +154,11 @@ struct distort_info {
  * flip, colour factors.  Deterministic in (cfg->seed, epoch, id). */
 void distort_plan(const struct distort_config *cfg, int h, int w, int c, uint64_t epoch, uint64_t id,
                   struct distort_info *info);
+
+/* distort_plan with the example's object boxes for the crop (see
+ * distort_crop_sample_boxes); NULL/0: the whole image. */
+void distort_plan_boxes(const struct distort_config *cfg, int h, int w, int c, const float *boxes, int nboxes,
+                        uint64_t epoch, uint64_t id, struct distort_info *info);
 
 /* Scale a plan's crop box from an h x w image to the sh x sw image that was
  * actually decoded (JPEG DCT scaling); the box stays inside the image. */

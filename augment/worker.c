@@ -177,7 +177,11 @@ static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label
         return STATUS_CORRUPT;
     }
     struct distort_info info;
-    distort_plan(&w->cfg.dc, (int)rec.height, (int)rec.width, (int)rec.channels, r.epoch, key, &info);
+    float boxes[4 * 64];   /* the record's object boxes steer the crop, as TF's image/object/bbox */
+    int nboxes = rec.num_boxes < 64 ? (int)rec.num_boxes : 64;
+    for (int b = 0; b < nboxes; b++) record_box_get(&rec, (uint32_t)b, boxes + 4 * b);
+    distort_plan_boxes(&w->cfg.dc, (int)rec.height, (int)rec.width, (int)rec.channels, boxes, nboxes, r.epoch, key,
+                       &info);
     const uint8_t *px = rec.payload;
     int h = (int)rec.height, wd = (int)rec.width;
     if (rec.storage == RECORD_JPEG) {

@@ -17,6 +17,12 @@
  *      manifest.json, each written atomically; the manifest last.
  * Before step 3 the previous manifest is removed (with a directory fsync), so
  * a kill at any moment leaves either no manifest or the previous dataset.
+ *
+ * Variants: the inputs may come from lists instead of a walk (lists.c), with
+ * object boxes (boxes.c); a task of several (tasks.c) writes only its shards
+ * and, instead of step 5, its completion record, and `--finalize` does step
+ * 5 for all of them; `--append` (append.c) numbers new shards after the
+ * dataset's and extends its manifest instead of replacing the dataset.
  */
 #ifndef DEEPER_INGEST_H
 #define DEEPER_INGEST_H
@@ -48,6 +54,13 @@ struct ingest_opts {
     int decode_only;          /* benchmark aid: decode every file once, write nothing */
     const char *command;      /* the command line, for the manifest */
     int quiet;
+    /* tasks over machines (tasks.c): num_tasks 0 = one ingest writing the manifest itself */
+    int num_tasks, task_index;          /* task_index -1 = not given */
+    const char *finalize;               /* --finalize DIR: check the tasks' work, write the manifest */
+    const char *write_file_list, *file_list;   /* listing written once / read by every task (lists.c) */
+    const char *train_list, *validation_list;   /* path<TAB>label or path,label lines (lists.c) */
+    int append;                         /* add new shards to an existing dataset (append.c) */
+    const char *bounding_box_file;      /* TF's process_bounding_boxes.py CSV (boxes.c) */
 };
 
 /* One input image. */
@@ -56,6 +69,8 @@ struct ingest_item {
     char *name;               /* source name stored in the record: "class/file" or "file.gz:123" */
     int32_t class_idx;        /* 0..nclasses-1 */
     uint32_t mnist_index;     /* MNIST: index into the subset's images */
+    float *boxes;             /* --bounding_box_file: nboxes x (ymin, xmin, ymax, xmax), owned */
+    uint32_t nboxes;
 };
 
 /* A rejected input (listing or decoding). */
@@ -118,6 +133,10 @@ struct ingest_shard_result {
     int done;
 };
 
+/* One line of rejected.txt with its sort key (listing rejections of subset k
+ * sort as 2k, decoding rejections as 2k+1, then by id). */
+struct ingest_rej_line { int subset; uint64_t id; char *text; };
+
 /* Shared between the parent and the workers (MAP_SHARED). */
 struct ingest_shared {
     uint64_t processed[INGEST_MAX_PROCS];   /* items handled, per worker (atomic stores) */
@@ -137,6 +156,12 @@ struct ingest_ctx {
     int njobs;
     struct ingest_shared *shared;
     int nprocs;
+    int *local;               /* the jobs this process writes (all of them, or one task's) */
+    int nlocal;
+    int task, ntasks;         /* ntasks 0: not a task run */
+    uint32_t plan;            /* fingerprint of the listing, shuffle and options (tasks.c) */
+    uint64_t first_ids[2];    /* per subset: the id of its first item (non-zero when appending) */
+    int generation;           /* appending: the dataset version being written (>= 2), else 0 */
 };
 
 /* Run worker `p`'s jobs (jobs p, p+nprocs, ...).  Rejections go to
@@ -148,5 +173,48 @@ status ingest_decode_only(struct ingest_ctx *c);
 
 /* run.c: the whole ingest. */
 status ingest_run(const struct ingest_opts *o);
+/* Write rejected.txt (from v, sorted here), labels.txt and manifest.json,
+ * the manifest last; *accepted counts the records. */
+status ingest_outputs_write(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n, uint64_t *accepted);
+void ingest_rej_lines_free(struct ingest_rej_line *v, size_t n);
+
+void ingest_rej_lines_sort(struct ingest_rej_line *v, size_t n);
+
+/* append.c: --append.  open: load the dataset, take its classes, storage,
+ * channels and numbering; ids: each subset's first new id (after run_list);
+ * finish: the old manifest plus the new shards as the next dataset_version,
+ * rejected.txt extended. */
+status ingest_append_open(struct ingest_ctx *c, struct ingest_opts *o, struct manifest **old);
+status ingest_append_check_folders(const struct ingest_ctx *c, const char *const *dirs, int ndirs);
+status ingest_append_ids(struct ingest_ctx *c, const struct manifest *old);
+status ingest_append_finish(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n, struct manifest *old,
+                            uint64_t *accepted);
+
+/* boxes.c: attach the boxes of --bounding_box_file to the listed items
+ * (matched by the file's base name, as TF's build_imagenet_data does). */
+status ingest_boxes_attach(const char *csv, struct ingest_ctx *c);
+
+/* tasks.c: tasks over machines. */
+/* Fill num_tasks/task_index from SLURM_ARRAY_TASK_ID/_COUNT (less
+ * SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX + DEEPER_NUM_TASKS when the
+ * flags are absent; check the pair. */
+status ingest_tasks_resolve(struct ingest_opts *o);
+/* Name of task i's completion record. */
+void ingest_task_record_name(int task, int ntasks, char *buf, size_t cap);
+/* The fingerprint of what every task must agree on. */
+uint32_t ingest_plan_fingerprint(const struct ingest_ctx *c);
+/* Write this task's completion record (atomically, after its shards). */
+status ingest_task_record_write(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n);
+/* --finalize DIR. */
+status ingest_finalize(const char *dir, const struct ingest_opts *o);
+
+/* lists.c: file lists. */
+status ingest_file_list_write(const char *path, const struct ingest_ctx *c);
+status ingest_file_list_read(const char *path, struct ingest_ctx *c, const char *const names[2], const int shards[2]);
+/* --train_list/--validation_list: lists[k] (NULL = none) for subsets names[k]. */
+status ingest_lists_load(const struct ingest_opts *o, const char *const lists[2], const char *const names[2],
+                         const int shards[2], struct ingest_ctx *c);
+/* Undo ingest_escape; returns the length. */
+size_t ingest_unescape(char *s);
 
 #endif

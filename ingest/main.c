@@ -15,7 +15,7 @@
 int main(int argc, char **argv)
 {
     struct ingest_opts o = { .train_shards = 2, .validation_shards = 2, .num_threads = 2, .seed = 12345,
-                             .jpeg_quality = 95, .max_pixels = 178956970 };
+                             .jpeg_quality = 95, .max_pixels = 178956970, .task_index = -1 };
     const char *store = "raw", *profile = "";
     const struct flag flags[] = {
         { "train_directory", FLAG_STRING, &o.train_directory, "training images: DIR/<class>/<image files>", NULL },
@@ -45,6 +45,24 @@ int main(int argc, char **argv)
         { "max_examples", FLAG_INT64, &o.max_examples, "take at most N images per subset (0: all)", NULL },
         { "decode_only", FLAG_BOOL, &o.decode_only, "benchmark: decode every input once, write nothing", NULL },
         { "quiet", FLAG_BOOL, &o.quiet, "no progress or per-shard lines", NULL },
+        { "train_list", FLAG_STRING, &o.train_list, "training images from a list: path<TAB>label or path,label "
+                                                    "lines (labels: class names, see --labels_file)", NULL },
+        { "validation_list", FLAG_STRING, &o.validation_list, "validation images from a list, same form", NULL },
+        { "write_file_list", FLAG_STRING, &o.write_file_list, "list the inputs into FILE once and stop (for "
+                                                              "--file_list in every task)", NULL },
+        { "file_list", FLAG_STRING, &o.file_list, "read the inputs from a --write_file_list FILE instead of "
+                                                  "walking the folders", NULL },
+        { "num_tasks", FLAG_INT, &o.num_tasks, "split the ingest into N tasks (machines); default from "
+                                               "SLURM_ARRAY_TASK_COUNT or DEEPER_NUM_TASKS", NULL },
+        { "task_index", FLAG_INT, &o.task_index, "which task this is, 0..N-1: writes only its shards and a "
+                                                 "completion record; default from SLURM_ARRAY_TASK_ID (less "
+                                                 "SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX", NULL },
+        { "finalize", FLAG_STRING, &o.finalize, "after every task: check DIR's shards and write its manifest", NULL },
+        { "bounding_box_file", FLAG_STRING, &o.bounding_box_file, "object boxes, TF's process_bounding_boxes.py CSV: "
+                                                                  "file name,xmin,ymin,xmax,ymax (normalised), any "
+                                                                  "number of lines per image", NULL },
+        { "append", FLAG_BOOL, &o.append, "add the inputs to the dataset in --output_directory as new shards "
+                                          "(existing shards untouched, new dataset version)", NULL },
     };
     const struct flags_spec spec = {
         .prog = "deeper ingest",
@@ -52,7 +70,9 @@ int main(int argc, char **argv)
         .summary = "Decodes a class-per-folder image tree (JPEG/PNG/WebP, by content) or MNIST idx files into\n"
                    "sharded LMDB files, in parallel worker processes, with a deterministic shuffle.  Bad files\n"
                    "are rejected one line each and listed in OUTPUT/rejected.txt; manifest.json is written\n"
-                   "last, so an interrupted run never looks like a complete dataset.",
+                   "last, so an interrupted run never looks like a complete dataset.  With --num_tasks and\n"
+                   "--task_index (or a Slurm job array / Kubernetes Indexed Job) each machine writes its share\n"
+                   "of the shards; --finalize DIR then checks them and writes the manifest.",
         .flags = flags, .nflags = FLAGS_COUNT(flags), .min_positional = 0, .max_positional = 0,
     };
     status st = flags_parse(&spec, argc, argv, NULL, NULL);
@@ -66,6 +86,7 @@ int main(int argc, char **argv)
         st = FAIL(STATUS_USAGE, "--channels %d: expected 0, 1 or 3", o.channels);
     if (st == STATUS_OK && (o.jpeg_quality < 1 || o.jpeg_quality > 100))
         st = FAIL(STATUS_USAGE, "--jpeg_quality %d: expected 1..100", o.jpeg_quality);
+    if (st == STATUS_OK && !o.finalize && !o.write_file_list) st = ingest_tasks_resolve(&o);
     if (st == STATUS_OK && (o.resize_short < 0 || o.max_pixels < 0 || o.max_examples < 0 || o.seed < 0))
         st = FAIL(STATUS_USAGE, "--resize_short, --max_pixels, --max_examples and --seed must not be negative");
     char *command = NULL;

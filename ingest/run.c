@@ -55,27 +55,52 @@ static void run_fsync_dir(const char *dir)
     if (fd >= 0) { fsync(fd); close(fd); }
 }
 
-/* Make the directory "not a dataset": remove the manifest first (durably),
- * then the shards and side files of any earlier run. */
-static status run_clear_output(const char *dir)
+/* Is n a shard file name ("<subset>-NNNNN-of-MMMMM.mdb", "-lock" allowed)? */
+static int run_is_shard_name(const char *n)
 {
+    const char *dash = strstr(n, "-of-");
+    if (!dash || dash - n < 7) return 0;
+    int a, b, len = 0;
+    if (sscanf(dash - 6, "-%5d-of-%5d.mdb%n", &a, &b, &len) != 2 || !len) return 0;
+    const char *end = dash - 6 + len;
+    return *end == 0 || !strcmp(end, "-lock");
+}
+
+/* Make the directory "not a dataset": remove the manifest first (durably),
+ * then the shards and side files of any earlier run.  A task removes only its
+ * own shards and side files (the other tasks write theirs meanwhile); an
+ * append removes nothing but its own unfinished shards. */
+static status run_clear_output(struct ingest_ctx *c)
+{
+    const char *dir = c->o->output_directory;
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
-    if (unlink(path) != 0 && errno != ENOENT)
-        return FAIL(STATUS_IO, "%s: cannot remove the old manifest: %s", path, strerror(errno));
-    run_fsync_dir(dir);
+    if (!c->generation) {
+        snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_FILE);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return FAIL(STATUS_IO, "%s: cannot remove the old manifest: %s", path, strerror(errno));
+        run_fsync_dir(dir);
+    }
+    if (c->ntasks || c->generation) {
+        for (int q = 0; q < c->nlocal; q++) {
+            snprintf(path, sizeof path, "%s/%s", dir, c->jobs[c->local[q]].file);
+            if (unlink(path) != 0 && errno != ENOENT) return FAIL(STATUS_IO, "%s: cannot remove: %s", path, strerror(errno));
+        }
+        if (c->ntasks) {
+            char rec[64];
+            ingest_task_record_name(c->task, c->ntasks, rec, sizeof rec);
+            snprintf(path, sizeof path, "%s/%s", dir, rec);
+            if (unlink(path) != 0 && errno != ENOENT) return FAIL(STATUS_IO, "%s: cannot remove: %s", path, strerror(errno));
+        }
+        return STATUS_OK;
+    }
     DIR *d = opendir(dir);
     if (!d) return FAIL(STATUS_IO, "%s: %s", dir, strerror(errno));
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *n = de->d_name;
-        char subset[128];
-        int a, b, len = 0;
-        int shard = sscanf(n, "%127[^-]-%5d-of-%5d.mdb%n", subset, &a, &b, &len) == 3 &&
-                    (n[len] == 0 || !strcmp(n + len, "-lock"));
         int side = !strncmp(n, ".rejected-", 10) || !strcmp(n, "manifest.json.tmp") ||
-                   !strcmp(n, "rejected.txt.tmp") || !strcmp(n, "labels.txt.tmp");
-        if (shard || side) {
+                   !strcmp(n, "rejected.txt.tmp") || !strcmp(n, "labels.txt.tmp") || !strncmp(n, "ingest-task-", 12);
+        if (run_is_shard_name(n) || side) {
             snprintf(path, sizeof path, "%s/%s", dir, n);
             if (unlink(path) != 0 && errno != ENOENT) {
                 closedir(d);
@@ -91,10 +116,16 @@ static status run_list(struct ingest_ctx *c)
 {
     const struct ingest_opts *o = c->o;
     int mnist = o->train_images || o->validation_images;
+    int nkinds = !!mnist + !!(o->train_directory || o->validation_directory) + !!o->file_list +
+                 !!(o->train_list || o->validation_list);
+    if (nkinds > 1)
+        return FAIL(STATUS_USAGE, "give one kind of input: image folders (--train_directory/--validation_directory), "
+                                  "--file_list, --train_list/--validation_list, or MNIST files (--train_images/...)");
     if (mnist && (o->train_directory || o->validation_directory))
         return FAIL(STATUS_USAGE, "give either image folders (--train_directory/--validation_directory) or "
                                   "MNIST files (--train_images/...), not both");
-    if (!mnist && !o->train_directory && !o->validation_directory)
+    if (!mnist && !o->train_directory && !o->validation_directory && !o->file_list && !o->train_list &&
+        !o->validation_list)
         return FAIL(STATUS_USAGE, "nothing to ingest: give --train_directory and/or --validation_directory, "
                                   "or --train_images/--train_labels (MNIST idx files)");
     static const char *names[2] = { "validation", "train" };   /* TF processes validation first */
@@ -119,8 +150,8 @@ static status run_list(struct ingest_ctx *c)
             for (uint32_t i = 0; i < s->mnist->n; i++)
                 if (s->mnist->labels[i] > maxlab) maxlab = s->mnist->labels[i];
         }
-        if (o->labels_file) {
-            TRY(ingest_classes_load(o->labels_file, &c->classes));
+        if (c->classes.n || o->labels_file) {
+            if (!c->classes.n) TRY(ingest_classes_load(o->labels_file, &c->classes));
             if (maxlab >= c->classes.n)
                 return FAIL(STATUS_USAGE, "the MNIST labels go up to %d but --labels_file %s names %d classes", maxlab,
                             o->labels_file, c->classes.n);
@@ -136,11 +167,18 @@ static status run_list(struct ingest_ctx *c)
             }
             (void)cap;
         }
+    } else if (o->file_list) {
+        if (o->labels_file) return FAIL(STATUS_USAGE, "--file_list carries its classes: drop --labels_file");
+        TRY(ingest_file_list_read(o->file_list, c, names, shards));
+    } else if (o->train_list || o->validation_list) {
+        const char *lists[2] = { o->validation_list, o->train_list };
+        TRY(ingest_lists_load(o, lists, names, shards, c));
     } else {
         const char *given[2];
         int ng = 0;
         for (int k = 0; k < 2; k++) if (dirs[k]) given[ng++] = dirs[k];
-        if (o->labels_file) TRY(ingest_classes_load(o->labels_file, &c->classes));
+        if (c->classes.n) TRY(ingest_append_check_folders(c, given, ng));   /* appending: the dataset's classes */
+        else if (o->labels_file) TRY(ingest_classes_load(o->labels_file, &c->classes));
         else TRY(ingest_classes_discover(given, ng, &c->classes));
         for (int k = 0; k < 2; k++) {
             if (!dirs[k]) continue;
@@ -179,7 +217,7 @@ static status run_plan(struct ingest_ctx *c)
         if (!perm || !shuffled) { free(perm); free(shuffled); return FAIL(STATUS_NOMEM, "out of memory"); }
         for (size_t i = 0; i < s->n; i++) perm[i] = (uint32_t)i;
         struct rng r;
-        rng_init(&r, (uint64_t)c->o->seed, rng_stream(RNG_WHAT_INGEST, (uint64_t)k, 0));
+        rng_init(&r, (uint64_t)c->o->seed, rng_stream(RNG_WHAT_INGEST, (uint64_t)k, (uint64_t)c->generation));
         rng_shuffle_u32(&r, perm, (uint32_t)s->n);
         for (size_t i = 0; i < s->n; i++) shuffled[i] = s->items[perm[i]];
         free(s->items);
@@ -190,11 +228,20 @@ static status run_plan(struct ingest_ctx *c)
             struct ingest_shard_job *job = &c->jobs[c->njobs++];
             job->subset = k;
             job->index = j;
-            job->lo = (uint64_t)s->n * (uint64_t)j / (uint64_t)s->nshards;
-            job->hi = (uint64_t)s->n * (uint64_t)(j + 1) / (uint64_t)s->nshards;
-            TRY(shard_file_name(s->name, j, s->nshards, job->file, sizeof job->file));
+            job->lo = c->first_ids[k] + (uint64_t)s->n * (uint64_t)j / (uint64_t)s->nshards;
+            job->hi = c->first_ids[k] + (uint64_t)s->n * (uint64_t)(j + 1) / (uint64_t)s->nshards;
+            char stem[160];
+            if (c->generation) snprintf(stem, sizeof stem, "%s-v%d", s->name, c->generation);
+            else snprintf(stem, sizeof stem, "%s", s->name);
+            TRY(shard_file_name(stem, j, s->nshards, job->file, sizeof job->file));
         }
     }
+    /* a task writes the jobs j with j % ntasks == task, whatever the number of threads */
+    c->local = calloc((size_t)(c->njobs ? c->njobs : 1), sizeof *c->local);
+    if (!c->local) return FAIL(STATUS_NOMEM, "out of memory");
+    for (int j = 0; j < c->njobs; j++)
+        if (!c->ntasks || j % c->ntasks == c->task) c->local[c->nlocal++] = j;
+    c->plan = ingest_plan_fingerprint(c);
     return STATUS_OK;
 }
 
@@ -205,7 +252,7 @@ static void run_on_signal(int sig) { (void)sig; run_stop = 1; }
 static status run_workers(struct ingest_ctx *c)
 {
     uint64_t total = 0;
-    for (int k = 0; k < c->nsubsets; k++) total += c->subsets[k].n;
+    for (int q = 0; q < c->nlocal; q++) total += c->jobs[c->local[q]].hi - c->jobs[c->local[q]].lo;
     size_t shsize = sizeof(struct ingest_shared) + (size_t)c->njobs * sizeof(struct ingest_shard_result);
     c->shared = mmap(NULL, shsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (c->shared == MAP_FAILED) { c->shared = NULL; return FAIL(STATUS_NOMEM, "mmap of %zu bytes failed", shsize); }
@@ -284,41 +331,48 @@ static status run_workers(struct ingest_ctx *c)
     return st;
 }
 
-struct rej_line { int subset; uint64_t id; char *text; };
+void ingest_rej_lines_free(struct ingest_rej_line *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(v[i].text);
+    free(v);
+}
 
 static int cmp_rej(const void *a, const void *b)
 {
-    const struct rej_line *x = a, *y = b;
+    const struct ingest_rej_line *x = a, *y = b;
     if (x->subset != y->subset) return x->subset < y->subset ? -1 : 1;
     if (x->id != y->id) return x->id < y->id ? -1 : 1;
     return strcmp(x->text, y->text);
 }
 
-/* Gather listing and worker rejections into rejected.txt:
- * "<subset>\t<escaped name>\t<reason>" lines, by subset then id. */
-static status run_write_rejected(struct ingest_ctx *c, uint64_t *count)
+void ingest_rej_lines_sort(struct ingest_rej_line *v, size_t n)
 {
-    struct rej_line *v = NULL;
+    if (n) qsort(v, n, sizeof *v, cmp_rej);
+}
+
+/* Gather the listing rejections (a task other than 0 leaves them to task 0)
+ * and the workers' into "<subset>\t<escaped name>\t<reason>" lines. */
+static status run_collect_rejected(struct ingest_ctx *c, struct ingest_rej_line **out, size_t *count)
+{
+    struct ingest_rej_line *v = NULL;
     size_t n = 0, cap = 0;
     status st = STATUS_OK;
     char *line = NULL;
     size_t lcap = 0;
 #define PUSH(sub, ident, txt) do { if (n == cap) { cap = cap ? cap * 2 : 64; \
-        struct rej_line *nv_ = realloc(v, cap * sizeof *v); if (!nv_) { st = FAIL(STATUS_NOMEM, "out of memory"); goto done; } v = nv_; } \
+        struct ingest_rej_line *nv_ = realloc(v, cap * sizeof *v); if (!nv_) { st = FAIL(STATUS_NOMEM, "out of memory"); goto done; } v = nv_; } \
         v[n].subset = (sub); v[n].id = (ident); v[n].text = (txt); if (!v[n].text) { st = FAIL(STATUS_NOMEM, "out of memory"); goto done; } n++; } while (0)
-    for (int k = 0; k < c->nsubsets; k++)
+    for (int k = 0; k < c->nsubsets && c->task == 0; k++)
         for (size_t i = 0; i < c->subsets[k].nrejects; i++) {
             const struct ingest_reject *r = &c->subsets[k].rejects[i];
             char esc[2048], buf[3000];
             ingest_escape(r->name, strlen(r->name), esc, sizeof esc);
             snprintf(buf, sizeof buf, "%s\t%s\t%s\n", c->subsets[k].name, esc, r->reason);
-            PUSH(k, (uint64_t)i, strdup(buf));   /* listing rejections first, in walk order */
-            v[n - 1].id = i;
-            v[n - 1].subset = k * 2;
+            PUSH(k * 2, (uint64_t)i, strdup(buf));   /* listing rejections first, in walk order */
         }
     for (int p = 0; p < c->nprocs; p++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/.rejected-%d.tmp", c->o->output_directory, p);
+        snprintf(path, sizeof path, "%s/.rejected-%d-%d.tmp", c->o->output_directory, c->task, p);
         FILE *f = fopen(path, "r");
         if (!f) continue;
         ssize_t len;
@@ -335,22 +389,28 @@ static status run_write_rejected(struct ingest_ctx *c, uint64_t *count)
         fclose(f);
         unlink(path);
     }
-    if (n) qsort(v, n, sizeof *v, cmp_rej);
+done:
+    free(line);
+    if (st != STATUS_OK) { ingest_rej_lines_free(v, n); v = NULL; n = 0; }
+    *out = v;
+    *count = n;
+    return st;
+#undef PUSH
+}
+
+/* rejected.txt: the lines sorted by subset, listing before decoding, then id. */
+static status run_write_rejected(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n)
+{
+    ingest_rej_lines_sort(v, n);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += strlen(v[i].text);
     char *all = malloc(total + 1);
-    if (!all) { st = FAIL(STATUS_NOMEM, "out of memory"); goto done; }
+    if (!all) return FAIL(STATUS_NOMEM, "out of memory");
     size_t o = 0;
     for (size_t i = 0; i < n; i++) { size_t l = strlen(v[i].text); memcpy(all + o, v[i].text, l); o += l; }
-    st = manifest_write_atomic(c->o->output_directory, "rejected.txt", all, o);
+    status st = manifest_write_atomic(c->o->output_directory, "rejected.txt", all, o);
     free(all);
-    *count = n;
-done:
-    for (size_t i = 0; i < n; i++) free(v[i].text);
-    free(v);
-    free(line);
     return st;
-#undef PUSH
 }
 
 static status run_write_labels(struct ingest_ctx *c)
@@ -434,64 +494,108 @@ done:
     return st;
 }
 
+status ingest_outputs_write(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n, uint64_t *accepted)
+{
+    TRY(run_write_rejected(c, v, n));
+    TRY(run_write_labels(c));
+    return run_write_manifest(c, accepted);
+}
+
 static void run_free(struct ingest_ctx *c)
 {
     for (int k = 0; k < c->nsubsets; k++) ingest_subset_free(&c->subsets[k]);
     free(c->subsets);
     ingest_classes_free(&c->classes);
     free(c->jobs);
+    free(c->local);
     if (c->shared) {
         size_t shsize = sizeof(struct ingest_shared) + (size_t)c->njobs * sizeof(struct ingest_shard_result);
         munmap(c->shared, shsize);
     }
 }
 
-status ingest_run(const struct ingest_opts *o)
+status ingest_run(const struct ingest_opts *opts)
 {
-    struct ingest_ctx c = { .o = o };
+    struct ingest_opts oo = *opts;   /* an append takes storage, channels and numbering from the dataset */
+    const struct ingest_opts *o = &oo;
+    struct ingest_ctx c = { .o = o, .task = o->num_tasks ? o->task_index : 0, .ntasks = o->num_tasks };
+    struct manifest *old = NULL;
+    struct ingest_rej_line *rej = NULL;
+    size_t nrej = 0;
     status st;
     double t0 = log_now();
+    if (o->finalize) return ingest_finalize(o->finalize, o);
     if (o->num_threads < 1 || o->num_threads > INGEST_MAX_PROCS) {
         st = FAIL(STATUS_USAGE, "--num_threads %d: expected 1..%d", o->num_threads, INGEST_MAX_PROCS);
         goto done;
     }
-    if (!o->decode_only && !o->output_directory) {
+    int listing_only = o->write_file_list != NULL;
+    if (!o->decode_only && !listing_only && !o->output_directory) {
         st = FAIL(STATUS_USAGE, "--output_directory is required");
         goto done;
     }
+    if (listing_only && (o->num_tasks || o->append)) {
+        st = FAIL(STATUS_USAGE, "--write_file_list only lists the inputs: run it once, without tasks or --append");
+        goto done;
+    }
+    if (o->append && (o->num_tasks || o->file_list)) {
+        st = FAIL(STATUS_USAGE, "--append runs as one ingest (no --num_tasks) on folders, lists or MNIST files");
+        goto done;
+    }
+    if (o->append && (st = ingest_append_open(&c, &oo, &old)) != STATUS_OK) goto done;
     /* a fatal output problem is reported before any listing work */
-    if (!o->decode_only && (st = run_mkdirs(o->output_directory)) != STATUS_OK) goto done;
+    if (!o->decode_only && !listing_only && (st = run_mkdirs(o->output_directory)) != STATUS_OK) goto done;
     if ((st = run_list(&c)) != STATUS_OK) goto done;
     c.channels = o->channels ? o->channels : (c.subsets[0].mnist ? 1 : 3);
-    uint64_t listed = 0, list_rej = 0;
+    uint64_t listed = 0;
     for (int k = 0; k < c.nsubsets; k++) {
         listed += c.subsets[k].n;
-        list_rej += c.subsets[k].nrejects;
         log_info("%s: %zu candidate images in %d class(es)%s", c.subsets[k].name, c.subsets[k].n, c.classes.n,
                  c.subsets[k].nrejects ? " (some rejected while listing)" : "");
     }
+    if (listing_only) {
+        if ((st = ingest_file_list_write(o->write_file_list, &c)) == STATUS_OK)
+            printf("file list: %llu images in %d subset(s) written to %s\n", (unsigned long long)listed, c.nsubsets,
+                   o->write_file_list);
+        goto done;
+    }
     if (o->decode_only) { st = ingest_decode_only(&c); goto done; }
+    if (o->bounding_box_file && (st = ingest_boxes_attach(o->bounding_box_file, &c)) != STATUS_OK) goto done;
+    if (old && (st = ingest_append_ids(&c, old)) != STATUS_OK) goto done;
     if ((st = run_plan(&c)) != STATUS_OK) goto done;
-    c.nprocs = o->num_threads < c.njobs ? o->num_threads : c.njobs;
-    if ((st = run_clear_output(o->output_directory)) != STATUS_OK) goto done;
-    log_info("Writing %llu images in %d shard(s) with %d worker process(es) to %s", (unsigned long long)listed,
-             c.njobs, c.nprocs, o->output_directory);
+    c.nprocs = o->num_threads < c.nlocal ? o->num_threads : c.nlocal;
+    if ((st = run_clear_output(&c)) != STATUS_OK) goto done;
+    if (c.ntasks)
+        log_info("Task %d of %d: writing %d of the %d shard(s) with %d worker process(es) to %s", c.task, c.ntasks,
+                 c.nlocal, c.njobs, c.nprocs, o->output_directory);
+    else
+        log_info("Writing %llu images in %d shard(s) with %d worker process(es) to %s", (unsigned long long)listed,
+                 c.njobs, c.nprocs, o->output_directory);
     if ((st = run_workers(&c)) != STATUS_OK) goto done;
-    uint64_t rejected = 0, accepted = 0;
-    if ((st = run_write_rejected(&c, &rejected)) != STATUS_OK) goto done;
-    if ((st = run_write_labels(&c)) != STATUS_OK) goto done;
-    if ((st = run_write_manifest(&c, &accepted)) != STATUS_OK) goto done;
+    if ((st = run_collect_rejected(&c, &rej, &nrej)) != STATUS_OK) goto done;
+    uint64_t accepted = 0;
+    if (c.ntasks) {
+        if ((st = ingest_task_record_write(&c, rej, nrej)) != STATUS_OK) goto done;
+        for (int q = 0; q < c.nlocal; q++) accepted += c.shared->results[c.local[q]].records;
+        printf("task %d of %d: %llu images in %d shard(s); run `deeper ingest --finalize %s` after every task\n",
+               c.task, c.ntasks, (unsigned long long)accepted, c.nlocal, o->output_directory);
+        goto done;
+    }
+    if (old) st = ingest_append_finish(&c, rej, nrej, old, &accepted);
+    else st = ingest_outputs_write(&c, rej, nrej, &accepted);
+    if (st != STATUS_OK) goto done;
     double dt = log_now() - t0;
     log_info("Finished writing all %llu images in data set (%llu rejected, %.1f s, %.1f images/s).",
-             (unsigned long long)accepted, (unsigned long long)rejected, dt, dt > 0 ? accepted / dt : 0.0);
+             (unsigned long long)accepted, (unsigned long long)nrej, dt, dt > 0 ? accepted / dt : 0.0);
     for (int k = 0; k < c.nsubsets; k++) {
         uint64_t n = 0;
         for (int j = 0; j < c.njobs; j++) if (c.jobs[j].subset == k) n += c.shared->results[j].records;
         printf("%s: %llu images in %d shard(s)\n", c.subsets[k].name, (unsigned long long)n, c.subsets[k].nshards);
     }
-    printf("rejected: %llu (listed in %s/rejected.txt)\n", (unsigned long long)rejected, o->output_directory);
-    (void)list_rej;
+    printf("rejected: %llu (listed in %s/rejected.txt)\n", (unsigned long long)nrej, o->output_directory);
 done:
+    ingest_rej_lines_free(rej, nrej);
+    manifest_free(old);
     run_free(&c);
     return st;
 }

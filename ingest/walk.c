@@ -138,7 +138,7 @@ status ingest_subset_add(struct ingest_subset *s, char *path, char *name, int32_
         s->items = p;
         s->cap = nc;
     }
-    s->items[s->n++] = (struct ingest_item){ path, name, cls, mnist_index };
+    s->items[s->n++] = (struct ingest_item){ .path = path, .name = name, .class_idx = cls, .mnist_index = mnist_index };
     return STATUS_OK;
 }
 
@@ -165,7 +165,7 @@ status ingest_subset_reject(struct ingest_subset *s, const char *name, const cha
 
 void ingest_subset_free(struct ingest_subset *s)
 {
-    for (size_t i = 0; i < s->n; i++) { free(s->items[i].path); free(s->items[i].name); }
+    for (size_t i = 0; i < s->n; i++) { free(s->items[i].path); free(s->items[i].name); free(s->items[i].boxes); }
     free(s->items);
     for (size_t i = 0; i < s->nrejects; i++) { free(s->rejects[i].name); free(s->rejects[i].reason); }
     free(s->rejects);

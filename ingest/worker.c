@@ -179,7 +179,7 @@ static int worker_raw_inplace(struct worker *w, struct shard_writer *sw, const s
     void *dst;
     if ((*fatal = shard_writer_reserve(sw, id, *size, &dst)) != STATUS_OK) return -1;
     if ((*fatal = record_encode_header(r, dst, *size)) != STATUS_OK) return -1;
-    size_t off = record_payload_offset(r->name_len);
+    size_t off = record_payload_offset(r);
     struct image_decode_opts dopt = { .channels = w->c->channels, .max_pixels = (uint64_t)o->max_pixels };
     struct image img;
     if (image_decode_to(w->file, n, &dopt, (uint8_t *)dst + off, r->payload_len, &img) != STATUS_OK ||
@@ -189,8 +189,7 @@ static int worker_raw_inplace(struct worker *w, struct shard_writer *sw, const s
         return -1;
     }
     uint32_t pcrc = crc32c((uint8_t *)dst + off, r->payload_len);
-    record_set_crc(dst, pcrc);
-    shard_writer_value_crc(sw, crc32c_combine(crc32c(dst, off), pcrc, r->payload_len));
+    shard_writer_value_crc(sw, record_seal(dst, *size, pcrc));
     return 1;
 }
 
@@ -207,14 +206,15 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
     memset(res, 0, sizeof *res);
     res->min_h = res->min_w = INT32_MAX;
     for (uint64_t id = job->lo; id < job->hi; id++) {
-        const struct ingest_item *it = &s->items[id];
+        const struct ingest_item *it = &s->items[id - c->first_ids[job->subset]];   /* ids of an append start past the old ones */
         struct image img = { 0 };
         size_t file_len = 0;
         int plain_jpeg = 0;
         char reason[600];
         if (o->storage == RECORD_RAW && !s->mnist) {
             struct record r = { .label = it->class_idx + (o->background_class ? 1 : 0), .storage = RECORD_RAW,
-                                .name = it->name, .name_len = strlen(it->name) };
+                                .name = it->name, .name_len = strlen(it->name), .num_boxes = it->nboxes,
+                                .boxes_in = it->boxes };
             size_t size = 0;
             int got = worker_raw_inplace(w, sw, it, id, &r, &size, reason, sizeof reason, &st);
             if (st != STATUS_OK) break;
@@ -228,7 +228,8 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
             struct record r = { .label = it->class_idx + (o->background_class ? 1 : 0),
                                 .height = (uint32_t)img.height, .width = (uint32_t)img.width,
                                 .channels = (uint32_t)img.channels, .storage = o->storage,
-                                .name = it->name, .name_len = strlen(it->name) };
+                                .name = it->name, .name_len = strlen(it->name), .num_boxes = it->nboxes,
+                                .boxes_in = it->boxes };
             uint8_t *enc = NULL;
             size_t enc_len = 0;
             if (o->storage == RECORD_RAW) {
@@ -253,10 +254,10 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
             size_t size = record_encoded_size(&r);
             void *dst;
             st = shard_writer_reserve(sw, id, size, &dst);
-            if (st == STATUS_OK) st = record_encode(&r, dst, size, NULL);
+            if (st == STATUS_OK) st = record_encode_header(&r, dst, size);
             if (st == STATUS_OK) {
-                size_t off = record_payload_offset(r.name_len);
-                shard_writer_value_crc(sw, crc32c_combine(crc32c(dst, off), r.crc, r.payload_len));
+                memcpy((uint8_t *)dst + record_payload_offset(&r), r.payload, r.payload_len);
+                shard_writer_value_crc(sw, record_seal(dst, size, crc32c(r.payload, r.payload_len)));
             }
             free(enc);
             image_free(&img);
@@ -291,12 +292,12 @@ status ingest_worker_run(struct ingest_ctx *c, int p)
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
     char rpath[PATH_MAX];
-    snprintf(rpath, sizeof rpath, "%s/.rejected-%d.tmp", c->o->output_directory, p);
+    snprintf(rpath, sizeof rpath, "%s/.rejected-%d-%d.tmp", c->o->output_directory, c->task, p);
     w.rej = fopen(rpath, "w");
     if (!w.rej) return FAIL(STATUS_IO, "%s: cannot create: %s", rpath, strerror(errno));
     status st = STATUS_OK;
-    for (int j = p; j < c->njobs && st == STATUS_OK; j += c->nprocs)
-        st = worker_shard(&w, &c->jobs[j], &c->shared->results[j]);
+    for (int q = p; q < c->nlocal && st == STATUS_OK; q += c->nprocs)
+        st = worker_shard(&w, &c->jobs[c->local[q]], &c->shared->results[c->local[q]]);
     if (fclose(w.rej) != 0 && st == STATUS_OK)
         st = FAIL(STATUS_IO, "%s: write failed: %s", rpath, strerror(errno));
     free(w.file);

@@ -58,6 +58,8 @@ void manifest_free(struct manifest *m)
     free(m->made.command);
     free(m->made.date);
     free(m->made.program);
+    for (int i = 0; i < m->nappends; i++) { free(m->appends[i].command); free(m->appends[i].date); }
+    free(m->appends);
     free(m);
 }
 
@@ -137,6 +139,17 @@ status manifest_to_json(const struct manifest *m, char **out)
     }
     cJSON_AddStringToObject(made, "date", m->made.date ? m->made.date : "");
     cJSON_AddStringToObject(made, "program", m->made.program ? m->made.program : "");
+    if (m->dataset_version > 1) {
+        cJSON_AddItemToObject(root, "dataset_version", num(m->dataset_version));
+        cJSON *ap = cJSON_AddArrayToObject(root, "appended");
+        for (int i = 0; i < m->nappends; i++) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddItemToObject(a, "version", num(m->appends[i].version));
+            cJSON_AddStringToObject(a, "command", m->appends[i].command ? m->appends[i].command : "");
+            cJSON_AddStringToObject(a, "date", m->appends[i].date ? m->appends[i].date : "");
+            cJSON_AddItemToArray(ap, a);
+        }
+    }
     char *text = cJSON_Print(root);
     if (!text) st = FAIL(STATUS_NOMEM, "manifest: out of memory while printing JSON");
     cJSON_Delete(root);
@@ -433,6 +446,23 @@ status manifest_from_json(const char *text, const char *what, struct manifest **
         }
     } else if ((st = get_uint(&c, made, "made.", "seed", EXACT_MAX, &m->made.seed)) != STATUS_OK) {
         goto done;
+    }
+    m->dataset_version = 1;
+    if (cJSON_GetObjectItemCaseSensitive(root, "dataset_version")) {
+        if ((st = get_int(&c, root, "", "dataset_version", INT_MAX, &m->dataset_version)) != STATUS_OK) goto done;
+        if (m->dataset_version < 1) { st = FAIL(STATUS_FORMAT, "%s: dataset_version is 0", what); goto done; }
+        const cJSON *ap = cJSON_GetObjectItemCaseSensitive(root, "appended"), *a;
+        if (ap && !cJSON_IsArray(ap)) { st = FAIL(STATUS_FORMAT, "%s: appended is not an array", what); goto done; }
+        int na = cJSON_GetArraySize(ap);
+        m->appends = calloc((size_t)(na ? na : 1), sizeof *m->appends);
+        if (!m->appends) { st = FAIL(STATUS_NOMEM, "%s: out of memory", what); goto done; }
+        cJSON_ArrayForEach(a, ap) {
+            struct manifest_append *e = &m->appends[m->nappends++];
+            if ((st = get_int(&c, a, "appended[].", "version", INT_MAX, &e->version)) != STATUS_OK ||
+                (st = get_str(&c, a, "appended[].", "command", &e->command)) != STATUS_OK ||
+                (st = get_str(&c, a, "appended[].", "date", &e->date)) != STATUS_OK)
+                goto done;
+        }
     }
 done:
     cJSON_Delete(root);

@@ -14,7 +14,8 @@
  * content checksum, see shard.h), storage (raw|jpeg), image facts (channels,
  * min/max height and width), the augmentation profile the dataset asks for
  * (photo|small|digits|none, flip, color), and how it was made (command line, seed,
- * date, program version).
+ * date, program version), and for a dataset grown with --append its
+ * dataset_version and each append's command and date.
  *
  * manifest_load validates everything it reads and stops at the first problem
  * with one message naming the file, the field and what is wrong.  Strings are
@@ -82,6 +83,12 @@ struct manifest {
     } made;
     int nsubsets;
     struct manifest_subset *subsets;
+    int dataset_version;              /* 1 as ingested; +1 per `deeper ingest --append` (0 read as 1) */
+    int nappends;
+    struct manifest_append {          /* one per append, oldest first */
+        int version;                  /* the dataset_version it made */
+        char *command, *date;
+    } *appends;
 };
 
 /* Number of logits a model needs: nclasses + label_offset. */

@@ -75,7 +75,9 @@ static void make_dataset(int n_train, int n_val, int bad_id)
             for (int i = lo; i < hi; i++, id++) {
                 uint8_t px[IMG_H * IMG_W * 3], buf[1024];
                 for (int p = 0; p < IMG_H * IMG_W * 3; p++) px[p] = (uint8_t)(id * 31 + p * 7);
-                struct record r = { (int32_t)(id % 3), IMG_H, IMG_W, 3, RECORD_RAW, "x.png", 5, px, sizeof px, 0 };
+                struct record r = { .label = (int32_t)(id % 3), .height = IMG_H, .width = IMG_W, .channels = 3,
+                                    .storage = RECORD_RAW, .name = "x.png", .name_len = 5, .payload = px,
+                                    .payload_len = sizeof px };
                 size_t len;
                 cr_assert_eq(record_encode(&r, buf, sizeof buf, &len), STATUS_OK);
                 if ((int64_t)id == bad_id) buf[len - 1] ^= 0x55;   /* payload byte: CRC mismatch */

@@ -96,14 +96,38 @@ Test(image, jpeg_truncated_and_corrupt_are_errors)
         cr_assert_neq(st, STATUS_OK, "truncated to %zu of %zu bytes accepted", cut, n);
         cr_assert_null(img.pixels);
     }
-    /* clobber the middle of the entropy-coded data with an early EOI */
+    /* clobber the middle of the entropy-coded data (after SOS) with an early EOI */
+    size_t sos = 0;
+    for (size_t i = 2; i + 1 < n && !sos; i++)
+        if (jpg[i] == 0xFF && jpg[i + 1] == 0xDA) sos = i;
+    cr_assert_gt(sos, 0);
     uint8_t *bad = malloc(n);
     memcpy(bad, jpg, n);
-    bad[n / 2] = 0xFF;
-    bad[n / 2 + 1] = 0xD9;
+    bad[sos + (n - sos) / 2] = 0xFF;
+    bad[sos + (n - sos) / 2 + 1] = 0xD9;
     cr_assert_eq(image_decode(bad, n, NULL, &img), STATUS_DECODE, "corrupt scan accepted");
     cr_assert(strstr(status_msg(), "jpeg"), "%s", status_msg());
     free(bad);
+    free(jpg);
+    free(src);
+}
+
+/* A file whose header fails must not make the next, valid JPEG fail too. */
+Test(image, jpeg_after_a_bad_header_decodes)
+{
+    uint8_t *src = pattern(20, 30, 3), *jpg;
+    size_t n;
+    cr_assert_eq(image_encode_jpeg(src, 20, 30, 3, 90, &jpg, &n), STATUS_OK);
+    static const uint8_t bad[] = { 0xFF, 0xD8, 0xFF, 'n', 'o', 't', ' ', 'a', ' ', 'j', 'p', 'e', 'g' };
+    struct image img;
+    cr_assert_eq(image_decode(bad, sizeof bad, NULL, &img), STATUS_DECODE);
+    status st = image_decode(jpg, n, NULL, &img);
+    cr_assert_eq(st, STATUS_OK, "valid JPEG after a bad one: %s", status_msg());
+    cr_assert_eq(img.width, 30);
+    image_free(&img);
+    struct image_info info;
+    cr_assert_eq(image_probe(bad, sizeof bad, &info), STATUS_DECODE);
+    cr_assert_eq(image_probe(jpg, n, &info), STATUS_OK, "probe after a bad one: %s", status_msg());
     free(jpg);
     free(src);
 }
