@@ -26,6 +26,7 @@
 #include "shared/augment_flags.h" /* defines: the --flip/--color/--crop switches */
 #include "shared/flags.h"      /* defines: flags_parse */
 #include "shared/image.h"      /* defines: image_encode_png (--dump) */
+#include "shared/curve.h"      /* defines: curve_opts, curve_policy_check */
 #include "shared/log.h"        /* defines: log_info, log_now */
 #include "shared/manifest.h"   /* defines: manifest_load, augmentation profile */
 #include "shared/status.h"     /* defines: status, FAIL, status_report */
@@ -43,6 +44,7 @@ struct opts {
     int color_ordering, sndhwm, jpeg_scale, quiet;
     double exit_grace_secs;
     int64_t seed, start_batch;
+    struct curve_opts curve;
 };
 
 static status settle_switches(const struct opts *o, const struct manifest *m, struct distort_config *dc)
@@ -109,7 +111,7 @@ static status stream_batches(struct worker *w, const struct opts *o, const struc
     struct sender_config sc = {
         .endpoint = o->bind[0] ? o->bind : o->connect, .bind = o->bind[0] != 0, .sndhwm = o->sndhwm,
         .linger_ms = 1000, .max_n = (uint32_t)o->batch_size, .h = (uint32_t)dc->out_h,
-        .w = (uint32_t)dc->out_w, .c = (uint32_t)dc->out_c,
+        .w = (uint32_t)dc->out_w, .c = (uint32_t)dc->out_c, .curve = &o->curve,
     };
     struct sender *s = NULL;
     TRY(sender_new(&sc, &s));
@@ -237,7 +239,14 @@ static status run(int argc, char **argv)
         { "name", FLAG_STRING, &o.name, "--dispatcher: this worker's name in the consumer's log (default host:pid)", NULL },
         { "connect", FLAG_STRING, &o.connect, "plain PUSH stream to this endpoint (tcp://host:port, ipc://path) for "
                                               "third-party consumers; the consumer binds", NULL },
-        { "bind", FLAG_STRING, &o.bind, "bind this endpoint instead; consumers connect", NULL },
+        { "bind", FLAG_STRING, &o.bind, "bind this endpoint instead; consumers connect (tcp needs keys or --insecure)", NULL },
+        { "curve_secret_key", FLAG_STRING, &o.curve.secret_key, "CURVE: this worker's NAME.key_secret (`deeper keygen`)", NULL },
+        { "curve_server_key", FLAG_STRING, &o.curve.server_key, "CURVE, with --dispatcher or --connect: the consumer's "
+                                                                "public NAME.key", NULL },
+        { "authorized_keys", FLAG_STRING, &o.curve.authorized_keys, "CURVE, with --bind: directory of the consumers' "
+                                                                     "public NAME.key files admitted", NULL },
+        { "insecure", FLAG_BOOL, &o.curve.insecure, "allow --bind on tcp without CURVE keys (anyone reaching the port "
+                                                    "gets the batches)", NULL },
         { "batch_size", FLAG_INT, &o.batch_size, "examples per batch", &o.batch_size_set },
         { "image_size", FLAG_INT, &o.image_size, "output height and width", &o.image_size_set },
         { "input_queue_memory_factor", FLAG_INT, &o.queue_factor, "shuffle buffer = this x 1024 records", NULL },
@@ -281,6 +290,11 @@ static status run(int argc, char **argv)
         return FAIL(STATUS_USAGE, "give --dispatcher ENDPOINT, --connect ENDPOINT, --bind ENDPOINT or --dump N");
     if (!!o.connect[0] + !!o.bind[0] + !!o.dispatcher[0] > 1)
         return FAIL(STATUS_USAGE, "--dispatcher, --connect and --bind are exclusive");
+    if (o.connect[0] || o.bind[0] || o.dispatcher[0]) {
+        TRY(curve_opts_check(&o.curve, o.bind[0] != 0));
+        if (o.bind[0]) TRY(curve_policy_check(o.bind, curve_opts_enabled(&o.curve), o.curve.insecure));
+        if (o.curve.insecure) log_warn("--insecure: %s without CURVE authentication", o.bind[0] ? o.bind : o.connect);
+    }
     if (o.dispatcher[0] && o.dump <= 0) return run_dispatched(&o);
     if (o.image_size < 1 || o.image_size > (int)WIRE_MAX_SIDE) return FAIL(STATUS_USAGE, "--image_size %d out of range", o.image_size);
     if (o.sndhwm < 1 || o.sndhwm > 1000) return FAIL(STATUS_USAGE, "--sndhwm %d out of range", o.sndhwm);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "shared/log.h"
 #include "shared/stream.h"
 
 struct pool_entry {
@@ -29,7 +30,10 @@ struct pool_entry {
 struct sender {
     struct sender_config cfg;
     void *ctx, *sock, *mon;
+    struct curve_server *curve;   /* binding with keys: ZAP handler (it also counts the peers) */
     int peers;
+    int refusals;                 /* CURVE handshakes the consumer refused */
+    double refusal_logged;
     struct pool_entry *entries;
     int *free_stack, nfree;
     pthread_mutex_t mu;
@@ -86,17 +90,26 @@ status sender_new(const struct sender_config *cfg, struct sender **out)
     }
     s->ctx = zmq_ctx_new();
     if (!s->ctx) { st = FAIL(STATUS_ZMQ, "sender: zmq_ctx_new: %s", zmq_strerror(zmq_errno())); goto fail; }
+    if (curve_opts_enabled(cfg->curve) && cfg->bind &&
+        (st = curve_server_new(s->ctx, cfg->curve, "sender", 0, &s->curve)) != STATUS_OK)
+        goto fail;
     s->sock = zmq_socket(s->ctx, ZMQ_PUSH);
     if (!s->sock) { st = FAIL(STATUS_ZMQ, "sender: zmq_socket: %s", zmq_strerror(zmq_errno())); goto fail; }
     int hwm = s->cfg.sndhwm, linger = s->cfg.linger_ms ? s->cfg.linger_ms : 1000, tmo = 100;
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s->sock, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
-    {
+    if (s->curve) st = curve_server_apply(s->curve, s->sock);     /* its monitor counts the peers */
+    else if (curve_opts_enabled(cfg->curve)) st = curve_client_apply(s->sock, cfg->curve);
+    if (st != STATUS_OK) goto fail;
+    if (!s->curve) {
         /* socket monitor: counts connected consumers (sender_peers/drain) */
         char mon_ep[64];
         snprintf(mon_ep, sizeof mon_ep, "inproc://deeper-sender-monitor-%p", (void *)s);
-        if (zmq_socket_monitor(s->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                     (curve_opts_enabled(cfg->curve) ? ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH : 0);
+        if (zmq_socket_monitor(s->sock, mon_ep, events) != 0 ||
             !(s->mon = zmq_socket(s->ctx, ZMQ_PAIR)) || zmq_connect(s->mon, mon_ep) != 0) {
             st = FAIL(STATUS_ZMQ, "sender: socket monitor: %s", zmq_strerror(zmq_errno()));
             goto fail;
@@ -154,6 +167,7 @@ status sender_send(struct sender *s, struct send_buf *b, volatile sig_atomic_t *
     for (;;) {
         if (zmq_send(s->sock, hdr, sizeof hdr, ZMQ_SNDMORE) == (int)sizeof hdr) break;
         int err = zmq_errno();
+        if (err == EAGAIN) (void)sender_peers(s);   /* says so when the consumer refuses our keys */
         if (err != EAGAIN && err != EINTR) {
             sender_discard(s, b);
             return FAIL(STATUS_ZMQ, "send: %s", zmq_strerror(err));
@@ -189,6 +203,7 @@ status sender_send(struct sender *s, struct send_buf *b, volatile sig_atomic_t *
 
 int sender_peers(struct sender *s)
 {
+    if (s->curve) return curve_server_peers(s->curve);
     for (;;) {
         uint8_t ev[6];
         int n = zmq_recv(s->mon, ev, sizeof ev, ZMQ_DONTWAIT);
@@ -202,6 +217,16 @@ int sender_peers(struct sender *s)
         }
         if (n < 2) continue;
         uint16_t e = (uint16_t)(ev[0] | (ev[1] << 8));
+        if (e & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
+            double now = log_now();   /* the first refusal, then one line a minute */
+            if (s->refusals++ == 0 || now - s->refusal_logged >= 60) {
+                s->refusal_logged = now;
+                log_warn("sender: %s refused our CURVE handshake (%s; %d so far); retrying", s->cfg.endpoint,
+                         e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "our key is not in its --authorized_keys"
+                                                              : "is --curve_server_key its public key?", s->refusals);
+            }
+        }
         if (e == ZMQ_EVENT_CONNECTED || e == ZMQ_EVENT_ACCEPTED) s->peers++;
         else if (e == ZMQ_EVENT_DISCONNECTED && s->peers > 0) s->peers--;
     }
@@ -229,6 +254,7 @@ void sender_free(struct sender **sp)
     if (s->sock) zmq_socket_monitor(s->sock, NULL, 0);
     if (s->mon) zmq_close(s->mon);
     if (s->sock) zmq_close(s->sock);
+    curve_server_free(&s->curve);
     if (s->ctx) zmq_ctx_term(s->ctx);   /* waits up to LINGER, then every frame is freed */
     if (s->entries)
         for (int i = 0; i < s->cfg.pool; i++) free(s->entries[i].mem);

@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "shared/curve.h"
 #include "shared/status.h"
 #include "shared/wire.h"
 
@@ -34,6 +35,9 @@ struct sender_config {
     int pool;               /* buffers (default sndhwm + 2) */
     int linger_ms;          /* ZMQ_LINGER at close (default 1000) */
     uint32_t max_n, h, w, c;
+    const struct curve_opts *curve; /* with a secret key: CURVE server when binding (ZAP handler
+                               admitting curve->authorized_keys), client when connecting
+                               (curve->server_key); NULL or no key: plain (shared/curve.h) */
 };
 
 struct send_buf {

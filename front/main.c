@@ -27,7 +27,7 @@ static void front_usage(const char *dir)
     printf("usage: deeper COMMAND [flags]\n\n"
            "Turns a folder of images into a trained image classifier.\n\n"
            "commands:\n");
-    const char *order[] = { "ingest", "info", "augment", "train", "eval", "classify", "export" };
+    const char *order[] = { "ingest", "info", "augment", "train", "eval", "classify", "export", "keygen" };
     const char *what[] = {
         "decode images (class folders or MNIST idx files) into sharded LMDB",
         "describe a dataset directory (--verify re-reads every record)",
@@ -36,6 +36,7 @@ static void front_usage(const char *dir)
         "precision @ 1 / recall @ 5 of a checkpoint on a validation subset",
         "top-5 classes for image files",
         "write a checkpoint's EMA weights under torchvision's names",
+        "write a CURVE key pair for authenticated remote workers",
     };
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         char path[PATH_MAX + 64];

@@ -49,6 +49,7 @@ struct stream_receiver {
     struct stream_config cfg;
     struct stream_allocator alloc;
     void *ctx;
+    struct curve_server *curve;             /* bind with keys: the ZAP handler, bound before any socket */
     void **socks;                           /* one, or one per worker (per_worker mode) */
     int nsocks, per_worker, depth;
     int *held;                              /* per_worker: slots holding worker i's batches */
@@ -417,11 +418,17 @@ static status open_socket(struct stream_receiver *r, const char *eps, void **out
     void *sock = zmq_socket(r->ctx, ZMQ_PULL);
     if (!sock) return FAIL(STATUS_ZMQ, "stream: zmq_socket: %s", zmq_strerror(zmq_errno()));
     int linger = 0, hwm = r->cfg.rcvhwm;
-    int64_t maxmsg = (int64_t)(r->pixels_cap > WIRE_HEADER_SIZE ? r->pixels_cap : WIRE_HEADER_SIZE);
+    /* the limit applies to frames as they travel: CURVE handshake commands
+     * (up to a few hundred bytes) and encrypted frames (plain size + 33) too */
+    int64_t maxmsg = (int64_t)(r->pixels_cap > WIRE_HEADER_SIZE ? r->pixels_cap : WIRE_HEADER_SIZE) + 1024;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    status st = stream_socket_attach(sock, eps, !r->cfg.connect, "stream", r->endpoint, sizeof r->endpoint);
+    status st = STATUS_OK;
+    if (r->curve) st = curve_server_apply(r->curve, sock);
+    else if (curve_opts_enabled(r->cfg.curve)) st = curve_client_apply(sock, r->cfg.curve);
+    if (st != STATUS_OK) { zmq_close(sock); return st; }
+    st = stream_socket_attach(sock, eps, !r->cfg.connect, "stream", r->endpoint, sizeof r->endpoint);
     if (st != STATUS_OK) { zmq_close(sock); return st; }
     *out = sock;
     return STATUS_OK;
@@ -509,6 +516,9 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
 
     r->ctx = zmq_ctx_new();
     if (!r->ctx) { st = FAIL(STATUS_ZMQ, "stream: zmq_ctx_new: %s", zmq_strerror(zmq_errno())); goto fail; }
+    if (curve_opts_enabled(cfg->curve) && !cfg->connect &&
+        (st = curve_server_new(r->ctx, cfg->curve, "stream", 1, &r->curve)) != STATUS_OK)
+        goto fail;
     if ((st = open_sockets(r)) != STATUS_OK) goto fail;
     if (pthread_create(&r->thread, NULL, receive_thread, r) != 0) { st = FAIL(STATUS_NOMEM, "stream: pthread_create"); goto fail; }
     r->thread_started = 1;
@@ -624,6 +634,7 @@ void stream_receiver_free(struct stream_receiver **rp)
         for (int i = 0; i < r->cfg.pool_size; i++) close_pix(r, i);
     for (int i = 0; r->socks && i < r->nsocks; i++)
         if (r->socks[i]) zmq_close(r->socks[i]);
+    curve_server_free(&r->curve);           /* only once no socket can handshake */
     if (r->ctx) zmq_ctx_term(r->ctx);
     unlink_ipc_files(r->bound);
     free(r->bound);

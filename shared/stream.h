@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/curve.h"
 #include "shared/status.h"
 #include "shared/wire.h"
 
@@ -86,6 +87,10 @@ struct stream_config {
                                high-water mark and memory stays bounded.  Take batches with
                                stream_receiver_next_from.  0 (default): one socket, any order */
     int per_worker_depth;   /* batches held per worker (default 2); pool_size >= W x depth */
+    const struct curve_opts *curve; /* with a secret key: CURVE server (bind: ZAP handler admitting
+                               curve->authorized_keys and the receiver's own key) or client
+                               (connect: curve->server_key); NULL or no key: plain (see
+                               shared/curve.h; the caller applies curve_policy_check) */
 };
 
 /* A config with defaults filled in (endpoint NULL; set shape and max_n). */

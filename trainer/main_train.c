@@ -85,9 +85,14 @@ int main(int argc, char **argv)
           "debias the batch-norm moving statistics as TF 1.x does (--nobatchnorm_zero_debias: plain EMA from 0 / 1)", NULL },
         { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (0: remote workers, needs --listen)", NULL },
         { "listen", FLAG_STRING, &c.listen, "also accept remote workers (deeper augment --dispatcher) here, "
-                                            "e.g. tcp://*:5555", NULL },
+                                            "e.g. tcp://*:5555 (tcp needs CURVE keys or --insecure)", NULL },
         { "worker_timeout", FLAG_DOUBLE, &c.worker_timeout, "seconds a worker may be silent before its split "
                                                             "goes to another (default 5)", NULL },
+        { "curve_secret_key", FLAG_STRING, &c.curve.secret_key, "CURVE: this consumer's NAME.key_secret (`deeper keygen`)", NULL },
+        { "authorized_keys", FLAG_STRING, &c.curve.authorized_keys, "CURVE: directory of the workers' public NAME.key "
+                                                                    "files; only those workers are admitted", NULL },
+        { "insecure", FLAG_BOOL, &c.curve.insecure, "allow --listen on tcp without CURVE keys (any host reaching the "
+                                                    "port can feed batches)", NULL },
         { "input_queue_memory_factor", FLAG_INT, &c.input_queue_memory_factor, "shuffle buffer of each worker = factor x 1024 records", NULL },
         { 0 }, { 0 }, { 0 }, { 0 }, { 0 }, { 0 },   /* --flip/--no_flip, --color/--no_color, --crop/--no_crop */
         { "save_interval_steps", FLAG_INT, &c.save_interval_steps, "checkpoint every N steps (and always at the end)", NULL },

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "shared/augment_flags.h"
+#include "shared/curve.h"
 #include "shared/status.h"
 
 /* Bits of train_config.given: which model-default hyperparameters were
@@ -56,6 +57,7 @@ struct train_config {
     int num_preprocess_threads;         /* local workers; 0 with listen: remote */
     const char *listen;                 /* endpoint to bind for remote workers */
     double worker_timeout;              /* seconds a worker may be silent before its lease goes (0: 5) */
+    struct curve_opts curve;            /* --curve_secret_key/--authorized_keys/--insecure for listen */
     int save_interval_steps;
     int64_t seed;
     int fresh;
