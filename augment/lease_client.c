@@ -27,6 +27,9 @@ struct client {
     const struct lease_client_config *cfg;
     volatile sig_atomic_t *stop;
     void *zctx, *sock;
+    void *mon;                  /* CURVE: the DEALER's handshake failures */
+    int refusals;
+    double refusal_logged;
     int registered;
     uint64_t session;
     struct dproto_registered run;
@@ -251,6 +254,32 @@ static status make_batch(struct client *c)
     return STATUS_OK;
 }
 
+/* CURVE: one line when the consumer refuses our handshake, then one a minute. */
+static void refusals_drain(struct client *c)
+{
+    if (!c->mon) return;
+    for (;;) {
+        uint8_t ev[6];
+        char where[256];
+        int n = zmq_recv(c->mon, ev, sizeof ev, ZMQ_DONTWAIT);
+        if (n < 0) return;
+        (void)zmq_recv(c->mon, where, sizeof where, 0);
+        if (n < 6) continue;
+        uint16_t e = (uint16_t)(ev[0] | (ev[1] << 8));
+        uint32_t value = (uint32_t)ev[2] | ((uint32_t)ev[3] << 8) | ((uint32_t)ev[4] << 16) | ((uint32_t)ev[5] << 24);
+        double now = log_now();
+        if (c->refusals++ == 0 || now - c->refusal_logged >= 60) {
+            char why[200];
+            if (e == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) snprintf(why, sizeof why, "our key is not in its --authorized_keys");
+            else snprintf(why, sizeof why, "is --curve_server_key its public key, and does it run with keys? event 0x%x, "
+                          "value 0x%x", e, value);
+            c->refusal_logged = now;
+            log_warn("worker %s: the consumer at %s refused our CURVE handshake (%s; %d so far); retrying",
+                     c->cfg->reg.name, c->cfg->endpoint, why, c->refusals);
+        }
+    }
+}
+
 static status open_socket(struct client *c)
 {
     c->zctx = zmq_ctx_new();
@@ -260,7 +289,8 @@ static status open_socket(struct client *c)
     uint8_t id[9] = { 'w' };
     if (getrandom(id + 1, 8, 0) != 8) for (int i = 1; i < 9; i++) id[i] = (uint8_t)rand();
     int linger = 200, hwm = 64, imm = 1, ivl = 100, ivl_max = 1000;
-    int64_t maxmsg = MAX_CONSUMER_MSG;
+    int curve = c->cfg->curve && curve_opts_enabled(c->cfg->curve);
+    int64_t maxmsg = MAX_CONSUMER_MSG + (curve ? CURVE_FRAME_MARGIN : 0);
     zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, sizeof id);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -268,7 +298,17 @@ static status open_socket(struct client *c)
     zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (c->cfg->secure_socket) TRY(c->cfg->secure_socket(c->sock, c->cfg->secure_ctx));
+    if (curve) {
+        TRY(curve_client_apply(c->sock, c->cfg->curve));
+        char ep[64];
+        snprintf(ep, sizeof ep, "inproc://deeper-lease-monitor-%p", (void *)c);
+        int zero = 0;
+        if (zmq_socket_monitor(c->sock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+            !(c->mon = zmq_socket(c->zctx, ZMQ_PAIR)) || zmq_connect(c->mon, ep) != 0)
+            return FAIL(STATUS_ZMQ, "worker: socket monitor: %s", zmq_strerror(zmq_errno()));
+        zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero);
+    }
     if (zmq_connect(c->sock, c->cfg->endpoint) != 0)
         return FAIL(STATUS_ZMQ, "--dispatcher %s: %s", c->cfg->endpoint, zmq_strerror(errno));
     return STATUS_OK;
@@ -299,6 +339,7 @@ status lease_client_run(const struct lease_client_config *cfg, volatile sig_atom
         if (c.lease && !c.held && c.next >= c.end) { c.done = c.lease; c.lease = 0; c.requested = 0; }
         int busy = c.registered && c.lease && !c.held && c.next < c.end;
         service(&c, busy ? 0 : 50);
+        refusals_drain(&c);
         double now = log_now();
         if (now - last_log >= 30) {
             log_info("worker %s: %" PRIu64 " batches sent in %" PRIu64 " leases", cfg->reg.name, c.sent, c.leases);
@@ -314,6 +355,7 @@ status lease_client_run(const struct lease_client_config *cfg, volatile sig_atom
              c.bad ? " (malformed messages from the consumer were ignored)" : "");
 done:
     drop_held(&c);
+    if (c.mon) zmq_close(c.mon);
     if (c.sock) zmq_close(c.sock);
     if (c.zctx) zmq_ctx_term(c.zctx);
     worker_free(&c.w);

@@ -14,8 +14,8 @@
  * broke) the client drops its lease and registers again, by itself, for as
  * long as it runs; a REFUSED ends the run with the consumer's reason.
  *
- * Security hook: cfg.secure_socket, when set, is called on the DEALER before
- * it connects (CURVE client keys go there); NULL leaves the socket plain.
+ * Security: with cfg.curve holding keys (shared/curve.h), the DEALER is a
+ * CURVE client of the consumer's key before it connects; otherwise plain.
  */
 #ifndef DEEPER_AUGMENT_LEASE_CLIENT_H
 #define DEEPER_AUGMENT_LEASE_CLIENT_H
@@ -23,6 +23,7 @@
 #include <signal.h>
 
 #include "augment/worker.h"
+#include "shared/curve.h"
 #include "shared/dispatch_proto.h"
 #include "shared/status.h"
 
@@ -32,8 +33,7 @@ struct lease_client_config {
     /* open (or reopen, when the settings changed) the example stream for a run */
     status (*open)(const struct dproto_registered *run, void *ctx, struct worker **out);
     void *open_ctx;
-    status (*secure_socket)(void *sock, void *ctx);   /* NULL: plain socket */
-    void *secure_ctx;
+    const struct curve_opts *curve;       /* NULL or no keys: plain socket */
 };
 
 /* Run until *stop is set (STATUS_OK) or the consumer refuses us (STATUS_USAGE,

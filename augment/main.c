@@ -189,7 +189,7 @@ static status open_for_run(const struct dproto_registered *r, void *ctx, struct 
 
 static status run_dispatched(const struct opts *o)
 {
-    struct lease_client_config lc = { .endpoint = o->dispatcher, .open = open_for_run };
+    struct lease_client_config lc = { .endpoint = o->dispatcher, .open = open_for_run, .curve = &o->curve };
     struct dispatched d = { o };
     lc.open_ctx = &d;
     struct dproto_register *r = &lc.reg;

@@ -444,6 +444,21 @@ static const char *conn_addr(struct curve_server *cs, int fd)
     return "(address unknown)";
 }
 
+void curve_handshake_describe(uint16_t event, uint32_t value, char *buf, size_t n)
+{
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        snprintf(buf, n, "ZAP refused it (status %u)", value);
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        snprintf(buf, n, "the peer does not use CURVE (a worker without --curve_secret_key/--curve_server_key?)");
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+        snprintf(buf, n, "CURVE handshake does not decrypt: the peer's --curve_server_key is not this server's public key");
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        snprintf(buf, n, "handshake protocol error 0x%x", value);
+    else
+        snprintf(buf, n, "the peer hung up during the handshake (%s): it does not use CURVE, or not this server's key",
+                 strerror((int)value));
+}
+
 /* One monitor event of watch w. */
 static void watch_serve(struct curve_server *cs, struct watch *w)
 {
@@ -468,23 +483,12 @@ static void watch_serve(struct curve_server *cs, struct watch *w)
         w->pending_skip = 0;
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-        snprintf(w->pending, sizeof w->pending, "ZAP refused it (status %u)", value);
+        curve_handshake_describe(event, value, w->pending, sizeof w->pending);
         w->pending_skip = 1;    /* logged by zap_serve with the key */
         break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-            snprintf(w->pending, sizeof w->pending, "the peer does not use CURVE (a worker without "
-                     "--curve_secret_key/--curve_server_key?)");
-        else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
-            snprintf(w->pending, sizeof w->pending, "CURVE handshake does not decrypt: the peer's "
-                     "--curve_server_key is not this server's public key");
-        else
-            snprintf(w->pending, sizeof w->pending, "handshake protocol error 0x%x", value);
-        w->pending_skip = 0;
-        break;
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-        snprintf(w->pending, sizeof w->pending, "the peer hung up during the CURVE handshake (%s): it does not use "
-                 "CURVE, or not this server's key", strerror((int)value));
+        curve_handshake_describe(event, value, w->pending, sizeof w->pending);
         w->pending_skip = 0;
         break;
     default:
@@ -554,7 +558,7 @@ fail:
     return st;
 }
 
-status curve_server_apply(struct curve_server *cs, void *sock)
+status curve_server_secure(struct curve_server *cs, void *sock)
 {
     ASSERT(cs && cs->started);
     int one = 1;
@@ -564,6 +568,12 @@ status curve_server_apply(struct curve_server *cs, void *sock)
         return FAIL(STATUS_ZMQ, "%s: CURVE server options: %s", cs->who, zmq_strerror(zmq_errno()));
     /* where the library has it (draft API), also fail closed if the handler ever went away */
     (void)zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one);
+    return STATUS_OK;
+}
+
+status curve_server_apply(struct curve_server *cs, void *sock)
+{
+    TRY(curve_server_secure(cs, sock));
     pthread_mutex_lock(&cs->mu);
     status st = STATUS_OK;
     if (cs->nwatch >= CURVE_MAX_WATCH) { st = FAIL(STATUS_TOO_BIG, "%s: more than %d CURVE sockets", cs->who, CURVE_MAX_WATCH); goto done; }

@@ -44,6 +44,9 @@
 #include "shared/status.h"
 
 #define CURVE_KEY_Z85_LEN 40
+/* What CURVE adds to a frame on the wire (a 33-byte box) with room for the
+ * handshake's larger messages: add it to ZMQ_MAXMSGSIZE of a CURVE socket. */
+#define CURVE_FRAME_MARGIN 1024
 
 /* What the command line gave (every field may be NULL / 0). */
 struct curve_opts {
@@ -105,6 +108,13 @@ status curve_server_new(void *ctx, const struct curve_opts *o, const char *who, 
  * zmq_bind.  At most 16 sockets per server. */
 status curve_server_apply(struct curve_server *cs, void *sock);
 
+/* Only the CURVE server options of curve_server_apply, no monitor: for a
+ * socket that has a monitor of its own (libzmq allows one per socket); that
+ * monitor can word handshake failures with curve_handshake_describe. */
+status curve_server_secure(struct curve_server *cs, void *sock);
+/* One line's reason for a monitor event ZMQ_EVENT_HANDSHAKE_FAILED_* with
+ * its value, into buf. */
+void curve_handshake_describe(uint16_t event, uint32_t value, char *buf, size_t n);
 /* The server's public key (Z85).  Borrowed. */
 const char *curve_server_public_key(const struct curve_server *cs);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "shared/curve.h"
 #include "shared/log.h"
 
 #define MAX_FDS 65536
@@ -145,7 +146,11 @@ void conn_watch_drain(struct conn_watch *w)
         } else {
             w->failed++;
             const char *a = fd >= 0 && fd < MAX_FDS && w->addr[fd][0] ? w->addr[fd] : "a peer";
-            if (allowed(w)) log_warn("handshake with %s failed (event 0x%x, value %d) [%" PRIu64 " in all]", a, event, value, w->failed);
+            char why[200];
+            curve_handshake_describe(event, (uint32_t)value, why, sizeof why);
+            /* a key refused by the ZAP handler has its line there, with the key */
+            if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && allowed(w))
+                log_warn("refused %s: %s [%" PRIu64 " refused handshakes in all]", a, why, w->failed);
         }
     }
 }

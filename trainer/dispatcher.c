@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "shared/curve.h"
 #include "shared/dispatch_proto.h"
 #include "shared/log.h"
 #include "trainer/dispatch_check.h"
@@ -74,6 +75,7 @@ struct dispatcher {
     struct dispatcher_config cfg;
     char endpoints[1024];
     void *zctx, *sock;
+    struct curve_server *cs;        /* CURVE: the ZAP handler, NULL when plain */
     struct conn_watch *conns;
     int wake_fd;
     pthread_t thread;
@@ -725,16 +727,19 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
     if (d->wake_fd < 0) { st = FAIL(STATUS_IO, "eventfd: %s", strerror(errno)); goto fail; }
     d->zctx = zmq_ctx_new();
     if (!d->zctx) { st = FAIL(STATUS_ZMQ, "zmq_ctx_new: %s", zmq_strerror(errno)); goto fail; }
+    /* the ZAP handler is bound before the socket exists: it can never fail open */
+    int curve = c->curve && curve_opts_enabled(c->curve);
+    if (curve && (st = curve_server_new(d->zctx, c->curve, "dispatcher", 1, &d->cs)) != STATUS_OK) goto fail;
     d->sock = zmq_socket(d->zctx, ZMQ_ROUTER);
     if (!d->sock) { st = FAIL(STATUS_ZMQ, "zmq_socket: %s", zmq_strerror(errno)); goto fail; }
     int one = 1, zero = 0, hwm = 8;
-    int64_t maxmsg = (int64_t)d->max_msg;
+    int64_t maxmsg = (int64_t)d->max_msg + (curve ? CURVE_FRAME_MARGIN : 0);
     zmq_setsockopt(d->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(d->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(d->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(d->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if ((st = conn_watch_new(d->zctx, d->sock, c->max_connections, &d->conns)) != STATUS_OK) goto fail;
-    if (c->secure_socket && (st = c->secure_socket(d->sock, c->secure_ctx)) != STATUS_OK) goto fail;
+    if (curve && (st = curve_server_secure(d->cs, d->sock)) != STATUS_OK) goto fail;
     char last[256];
     if ((st = stream_socket_attach(d->sock, c->endpoints, 1, "dispatcher", last, sizeof last)) != STATUS_OK) goto fail;
     /* every endpoint as bound (wildcard ports resolved) */
@@ -848,6 +853,7 @@ void dispatcher_free(struct dispatcher **pd)
             if (d->slots[i].full) zmq_msg_close(&d->slots[i].msg);
     if (d->sock) zmq_close(d->sock);
     conn_watch_free(&d->conns);
+    curve_server_free(&d->cs);
     if (d->zctx) zmq_ctx_term(d->zctx);
     if (d->wake_fd >= 0) close(d->wake_fd);
     if (d->dump) fclose(d->dump);

@@ -61,9 +61,10 @@ struct dispatcher_config {
     int max_connections;            /* open connections at once; default 2 x max_workers */
     const struct stream_allocator *alloc;   /* buffers of the batch handed out; NULL: malloc */
     const char *dump_ids;           /* debugging: append "index epoch id..." per batch consumed */
-    /* hook: make a server socket secure (CURVE) before it binds; NULL: plain */
-    status (*secure_socket)(void *sock, void *ctx);
-    void *secure_ctx;
+    /* CURVE (shared/curve.h): with keys, only workers whose public keys are
+     * in curve->authorized_keys (and holders of the consumer's own pair, its
+     * local workers) get past the handshake; NULL or no keys: plain */
+    const struct curve_opts *curve;
 };
 
 struct dispatcher_config dispatcher_config_default(void);

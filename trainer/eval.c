@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shared/curve.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
 #include "shared/signals.h"
@@ -119,6 +120,13 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if (c->num_preprocess_threads < 0 || (c->num_preprocess_threads == 0 && !c->listen))
         return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 1 (0 only with --listen)");
     TRY(augment_flags_check(&c->augment));
+    if (c->listen) {
+        TRY(curve_opts_check(&c->curve, 1));
+        TRY(curve_policy_check(c->listen, curve_opts_enabled(&c->curve), c->curve.insecure));
+        if (c->curve.insecure) log_warn("--insecure: %s accepts batches from anyone who reaches it", c->listen);
+    } else if (curve_opts_enabled(&c->curve) || c->curve.insecure) {
+        return FAIL(STATUS_USAGE, "--curve_secret_key/--insecure go with --listen");
+    }
     /* loading: a stop ends the process at once (nothing to save) */
     signals_stop_now("deeper eval", "loading");
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
@@ -178,12 +186,18 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     augment_flags_tristate(&c->augment, &dc.flip, &dc.color, &dc.crop);
     if (c->worker_timeout > 0) dc.worker_timeout_ms = (int)(c->worker_timeout * 1000);
     dc.dump_ids = getenv("DEEPER_DUMP_IDS");
+    dc.curve = c->listen ? &c->curve : NULL;
     if ((st = dproto_dataset_identity(c->data_dir, &dc.manifest_crc, &dc.manifest_len, &dc.records)) != STATUS_OK)
         goto done;
     if ((st = dispatcher_new(&dc, &disp)) != STATUS_OK) goto done;
     if (W > 0) {
         if ((st = workers_sibling_exe("augment", &exe)) != STATUS_OK) goto done;
-        const char *common[] = { "--data_dir", c->data_dir, "--quiet", NULL };
+        /* with CURVE the dispatcher's socket takes only keyed peers: local workers hold the consumer's own pair */
+        const char *common[] = { "--data_dir", c->data_dir, "--quiet", NULL, NULL, NULL, NULL, NULL };
+        if (dc.curve && curve_opts_enabled(dc.curve)) {
+            common[3] = "--curve_secret_key"; common[4] = dc.curve->secret_key;
+            common[5] = "--curve_server_key"; common[6] = dc.curve->secret_key;
+        }
         if ((st = workers_start_dispatched(&workers, exe, common, W, ipc_ep, eval_worker_name, NULL)) != STATUS_OK)
             goto done;
     }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "shared/augment_flags.h"
+#include "shared/curve.h"
 #include "shared/status.h"
 
 struct eval_config {
@@ -29,7 +30,8 @@ struct eval_config {
     int num_preprocess_threads;
     int threads;
     const char *listen;             /* also accept remote workers here (tcp://...) */
-    double worker_timeout;          /* seconds (0: 5) */
+    double worker_timeout;
+    struct curve_opts curve;        /* --curve_secret_key/--authorized_keys/--insecure for listen */          /* seconds (0: 5) */
     struct augment_flags augment;   /* passed on to the workers as given */
 };
 

@@ -20,6 +20,10 @@ int main(int argc, char **argv)
         { "batch_size", FLAG_INT, &c.batch_size, "examples per batch", NULL },
         { "num_preprocess_threads", FLAG_INT, &c.num_preprocess_threads, "local `deeper augment` worker processes (eval mode)", NULL },
         { "listen", FLAG_STRING, &c.listen, "also accept remote workers (deeper augment --dispatcher) here, e.g. tcp://*:5556", NULL },
+        { "curve_secret_key", FLAG_STRING, &c.curve.secret_key, "CURVE: this consumer's NAME.key_secret (`deeper keygen`)", NULL },
+        { "authorized_keys", FLAG_STRING, &c.curve.authorized_keys, "CURVE: directory of the workers' public NAME.key "
+                                                                    "files; only those workers are admitted", NULL },
+        { "insecure", FLAG_BOOL, &c.curve.insecure, "allow --listen on tcp without CURVE keys", NULL },
         { "worker_timeout", FLAG_DOUBLE, &c.worker_timeout, "seconds a worker may be silent before its split goes to another (default 5)", NULL },
         { "device", FLAG_STRING, &c.device, "cpu, cuda or auto (CUDA when a GPU exists)", NULL },
         { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },

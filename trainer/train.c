@@ -476,6 +476,7 @@ status train_run(const struct train_config *cin)
     dc.num_classes = classes;
     if (c->worker_timeout > 0) dc.worker_timeout_ms = (int)(c->worker_timeout * 1000);
     dc.dump_ids = getenv("DEEPER_DUMP_IDS");
+    dc.curve = c->listen ? &c->curve : NULL;
     if ((st = dproto_dataset_identity(c->data_dir, &dc.manifest_crc, &dc.manifest_len, &dc.records)) != STATUS_OK)
         goto done;
     struct stream_allocator host_mem;   /* the backend's host buffers (pinned on GPUs) */
@@ -487,7 +488,12 @@ status train_run(const struct train_config *cin)
 
     if (W > 0) {
         if ((st = workers_sibling_exe("augment", &exe)) != STATUS_OK) goto done;
-        const char *common[] = { "--data_dir", c->data_dir, "--quiet", NULL };
+        /* with CURVE the dispatcher's socket takes only keyed peers: local workers hold the consumer's own pair */
+        const char *common[] = { "--data_dir", c->data_dir, "--quiet", NULL, NULL, NULL, NULL, NULL };
+        if (dc.curve && curve_opts_enabled(dc.curve)) {
+            common[3] = "--curve_secret_key"; common[4] = dc.curve->secret_key;
+            common[5] = "--curve_server_key"; common[6] = dc.curve->secret_key;
+        }
         if ((st = workers_start_dispatched(&workers, exe, common, W, ipc_ep, worker_extra, &wargs)) != STATUS_OK)
             goto done;
         ic.w = workers;

@@ -12,7 +12,7 @@ A="$DEEPER_BIN/deeper-augment"
 port=$(free_port)
 ep="tcp://127.0.0.1:$port"
 DEEPER_DUMP_IDS=eval.ids "$DEEPER_BIN/deeper" eval --data_dir data --checkpoint_dir run --eval_dir ev --run_once \
-  --num_preprocess_threads 0 --listen "$ep" --batch_size 8 --worker_timeout 1 --threads 1 > eval.out 2> eval.log &
+  --num_preprocess_threads 0 --listen "$ep" --insecure --batch_size 8 --worker_timeout 1 --threads 1 > eval.out 2> eval.log &
 te=$!; PIDS+=($te)
 "$A" --data_dir data --dispatcher "$ep" --name victim 2> victim.log & victim=$!; PIDS+=($victim)
 wait_lines eval.ids 3

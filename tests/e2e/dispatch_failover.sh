@@ -16,7 +16,7 @@ A="$DEEPER_BIN/deeper-augment"
 
 # a: one worker
 port=$(free_port)
-DEEPER_DUMP_IDS=a.ids "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "tcp://127.0.0.1:$port" 2> a.log &
+DEEPER_DUMP_IDS=a.ids "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "tcp://127.0.0.1:$port" --insecure 2> a.log &
 ta=$!; PIDS+=($ta)
 "$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w0 2> a-w0.log & PIDS+=($!)
 wait $ta
@@ -24,7 +24,7 @@ once_per_epoch a.ids 600
 
 # b: three workers, one killed mid-epoch, one more joins afterwards
 port=$(free_port)
-DEEPER_DUMP_IDS=b.ids "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "tcp://127.0.0.1:$port" 2> b.log &
+DEEPER_DUMP_IDS=b.ids "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "tcp://127.0.0.1:$port" --insecure 2> b.log &
 tb=$!; PIDS+=($tb)
 for i in 1 2 3; do
   "$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w$i 2> b-w$i.log & PIDS+=($!)

@@ -15,7 +15,7 @@ cd "$TMPDIR"
 fmnist_dataset data 600 50
 port=$(free_port)
 ep="tcp://127.0.0.1:$port"
-"$DEEPER_BIN/deeper" train --data_dir data --train_dir run --num_preprocess_threads 0 --listen "$ep" \
+"$DEEPER_BIN/deeper" train --data_dir data --train_dir run --num_preprocess_threads 0 --listen "$ep" --insecure \
   --max_steps 60 --batch_size 16 --log_every 5 --threads 1 --worker_timeout 15 2> train.log &
 tpid=$!; PIDS+=($tpid)
 "$PY" - "$port" > hostile.log <<'PYEOF'

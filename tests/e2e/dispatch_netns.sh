@@ -29,13 +29,13 @@ common=(--data_dir data --model nielsennet --batch_size 16 --num_preprocess_thre
 A="$DEEPER_BIN/deeper-augment"
 ep=tcp://10.213.7.1:5555
 
-DEEPER_DUMP_IDS=a.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "$ep" 2> a.log &
+DEEPER_DUMP_IDS=a.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "$ep" --insecure 2> a.log &
 ta=$!; PIDS+=($ta)
 ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w0 2> a-w0.log & w0=$!; PIDS+=($w0)
 wait $ta
 kill $w0; wait $w0 || true
 
-DEEPER_DUMP_IDS=b.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" 2> b.log &
+DEEPER_DUMP_IDS=b.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --insecure 2> b.log &
 tb=$!; PIDS+=($tb)
 for i in 1 2 3; do ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w$i 2> b-w$i.log & PIDS+=($!); done
 wait_lines b.ids 8

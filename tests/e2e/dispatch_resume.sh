@@ -18,14 +18,14 @@ A="$DEEPER_BIN/deeper-augment"
 # b: two remote workers; the trainer is killed after its step-20 checkpoint and restarted
 port=$(free_port)
 ep="tcp://127.0.0.1:$port"
-"$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --save_interval_steps 20 2> b1.log &
+"$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --insecure --save_interval_steps 20 2> b1.log &
 tb=$!; PIDS+=($tb)
 "$A" --data_dir data --dispatcher "$ep" --name w1 2> w1.log & PIDS+=($!)
 "$A" --data_dir data --dispatcher "$ep" --name w2 2> w2.log & PIDS+=($!)
 wait_grep "saved checkpoint b/model.ckpt-20" b1.log 120
 kill -9 $tb; wait $tb 2>/dev/null || true
 rm -f b/model.ckpt-40.safetensors
-"$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" 2> b2.log
+"$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --insecure 2> b2.log
 grep -q "resuming from .*model.ckpt-20.safetensors at step 20" b2.log
 grep -q "worker w1 .* joined" b2.log
 grep -q "worker w2 .* joined" b2.log

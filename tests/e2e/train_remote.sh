@@ -13,7 +13,7 @@ fmnist_dataset other 500 50
 port=$(free_port)
 ep="tcp://127.0.0.1:$port"
 "$DEEPER_BIN/deeper" train --data_dir data --train_dir run --num_preprocess_threads 0 \
-  --listen "$ep" --max_steps 8 --batch_size 16 --log_every 4 2> train.log &
+  --listen "$ep" --insecure --max_steps 8 --batch_size 16 --log_every 4 2> train.log &
 tpid=$!; PIDS+=($tpid)
 
 # refusals: each worker exits non-zero with one line naming the field

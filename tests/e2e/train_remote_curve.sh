@@ -10,7 +10,8 @@ skip_unless_fmnist
 cd "$TMPDIR"
 fmnist_dataset data 600 50
 D="$DEEPER_BIN/deeper"
-port=$(( 20000 + RANDOM % 20000 ))
+source "$DEEPER_ROOT/tests/e2e/dispatch_lib.bash"
+port=$(free_port)
 ep="tcp://127.0.0.1:$port"
 
 # 1. no keys, no --insecure: refused at start, one line naming the endpoint
@@ -31,16 +32,15 @@ mkdir -m 700 authorized && cp keys/good.key authorized/
   --curve_secret_key keys/trainer.key_secret --authorized_keys authorized \
   --max_steps 8 --batch_size 16 --log_every 4 2> train.log &
 tpid=$!
-common=(--data_dir data --subset train --batch_size 16 --image_size 28 --num_workers 1 --connect "$ep"
-        --curve_server_key keys/trainer.key)
-"$D" augment "${common[@]}" --worker 0 --curve_secret_key keys/bad.key_secret 2> bad.log &
+common=(--data_dir data --dispatcher "$ep" --curve_server_key keys/trainer.key)
+"$D" augment "${common[@]}" --curve_secret_key keys/bad.key_secret 2> bad.log &
 bpid=$!
 # the unlisted worker is refused (logged by the trainer) while no step is taken
 for _ in $(seq 100); do grep -q "refused peer" train.log && break; sleep 0.1; done
 grep -q "refused peer 127.0.0.1.*is not in --authorized_keys" train.log || { cat train.log; exit 1; }
 sleep 1
 if grep -q "step [0-9]*, loss" train.log; then echo "trained on the unlisted worker's batches"; exit 1; fi
-"$D" augment "${common[@]}" --worker 0 --curve_secret_key keys/good.key_secret 2> good.log &
+"$D" augment "${common[@]}" --curve_secret_key keys/good.key_secret 2> good.log &
 gpid=$!
 rc=0; wait $tpid || rc=$?
 kill $bpid $gpid 2>/dev/null || true; wait $bpid $gpid 2>/dev/null || true
@@ -49,7 +49,11 @@ test $rc -eq 0
 grep -q "CURVE on" train.log
 # the refused worker said so too
 grep -q "refused our CURVE handshake (our key is not in its --authorized_keys" bad.log || { cat bad.log; exit 1; }
-grep -q "step 8, loss = " train.log
+grep -q "step 8, loss = .*workers 1, dropped 0" train.log
+# a trainer with keys and its own local workers: they hold its key pair and get in
+"$D" train --data_dir data --train_dir run2 --num_preprocess_threads 2 --listen "tcp://127.0.0.1:$(free_port)" \
+  --curve_secret_key keys/trainer.key_secret --authorized_keys authorized --max_steps 4 --batch_size 16 --log_every 2 2> local.log
+grep -q "step 4, loss = .*workers 2" local.log || { cat local.log; exit 1; }
 test -f run/model.ckpt-8.safetensors
 # rate-limited: the refused worker retried for seconds, at most 5 lines per 10 s
 n=$(grep -c "refused peer" train.log); test "$n" -le 10 || { echo "$n refusal lines"; exit 1; }

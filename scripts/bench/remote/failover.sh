@@ -20,7 +20,7 @@ run() {   # $1 scenario
   local port ep tpid victim t_kill
   port=$(free_port); ep="tcp://127.0.0.1:$port"
   DEEPER_DISPATCH_TRACE=1 "$DEEPER_BIN/deeper" train --data_dir data --train_dir run-$1 --fresh --num_preprocess_threads 0 \
-    --listen "$ep" --max_steps 120 --batch_size 16 --log_every 1 --threads 1 --worker_timeout "$TO" 2> $1.log &
+    --listen "$ep" --insecure --max_steps 120 --batch_size 16 --log_every 1 --threads 1 --worker_timeout "$TO" 2> $1.log &
   tpid=$!
   "$A" --data_dir data --dispatcher "$ep" --name victim --quiet 2>/dev/null & victim=$!
   [ "$1" = two ] && { "$A" --data_dir data --dispatcher "$ep" --name other --quiet 2>/dev/null & }

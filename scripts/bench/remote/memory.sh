@@ -15,7 +15,7 @@ cd "$TMPDIR"
 fmnist_dataset data 2000 50 >/dev/null 2>&1
 port=$(free_port); ep="tcp://127.0.0.1:$port"
 DEEPER_DISPATCH_PAUSE=0:30 "$DEEPER_BIN/deeper-train" --data_dir data --train_dir run --num_preprocess_threads 0 \
-  --listen "$ep" --max_steps 2 --batch_size $BS --image_size $IS --log_every 1 --threads 1 2> train.log &
+  --listen "$ep" --insecure --max_steps 2 --batch_size $BS --image_size $IS --log_every 1 --threads 1 2> train.log &
 tpid=$!
 rss() { awk '/VmRSS/ {print $2}' /proc/$tpid/status; }
 wait_grep "pausing the consumer" train.log 120 >/dev/null
