@@ -8,6 +8,22 @@
  * cursor (k = index into order, i = index in that shard) walks the worker's
  * range [lo, hi).  Shard keys are loaded lazily (shard_reader_keys) the
  * first time a shard is read, so fast-forwarding never touches LMDB.
+ *
+ * Bad records: a record that fails its checks (CRC, structure, boxes, a
+ * label outside the manifest's classes, channels other than the manifest's,
+ * a JPEG that does not decode, a key the shard lost) is skipped, counted in
+ * bad_records and logged with its shard and key (the first 100; then one
+ * line saying further ones are only counted).  The slot it would have taken
+ * is filled by the next reference of the same sequence, so a train batch is
+ * always full and the sequence of references (shuffle included) does not
+ * depend on which records are bad: every later batch holds the same
+ * examples, shifted by one position per bad record met so far.  A worker
+ * restarted at --start_batch replays references only (it reads nothing), so
+ * its batches start at reference start_batch*batch_size: with k bad records
+ * before that point they are shifted by k positions from those of the
+ * uninterrupted run (same examples, same order).  An eval pass sends every
+ * good record once; its END_OF_PASS count is what it sent, which lets eval
+ * report how many of the subset's records were skipped.
  */
 #include "augment/worker.h"
 
@@ -174,6 +190,10 @@ static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label
     }
     if ((int)rec.channels != w->data_c) {
         note_bad(w, s, key, "channel count differs from the manifest");
+        return STATUS_CORRUPT;
+    }
+    if (record_check_label(&rec, w->m->label_offset, manifest_num_labels(w->m)) != STATUS_OK) {
+        note_bad(w, s, key, status_msg());
         return STATUS_CORRUPT;
     }
     struct distort_info info;
