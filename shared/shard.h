@@ -46,7 +46,15 @@
  *   - a struct shard_txn is a read transaction with a cursor; it is used by
  *     one thread at a time (any thread, thanks to MDB_NOTLS).  Values returned
  *     by get/next point into the map (zero-copy) and stay valid until the
- *     transaction is reset or ended.
+ *     transaction is reset or ended;
+ *   - a damaged file can make LMDB hand out a key or value that lies outside
+ *     the file (a flipped length or overflow page number), which would crash
+ *     whoever reads it.  get/next/seek check every key and value against the
+ *     part of the map the file backs (mdb_env_info's map, cut to the file
+ *     size) and return STATUS_CORRUPT naming the record instead; the cursor
+ *     has then moved onto that record, so next() goes on after it.  Damage
+ *     LMDB itself detects (a bad page number or page type) comes back as
+ *     STATUS_LMDB and leaves the cursor unusable.
  */
 #ifndef DEEPER_SHARD_H
 #define DEEPER_SHARD_H
