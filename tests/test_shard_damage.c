@@ -256,14 +256,16 @@ Test(shard_damage, random_bit_flips_never_crash_and_never_pass_silently, .timeou
     int flips = getenv("DEEPER_FLIPS") ? atoi(getenv("DEEPER_FLIPS")) : FLIPS;
     for (int i = 0; i < flips; i++) {
         size_t bit = (size_t)(((uint64_t)rng_below(&g, 1u << 16) << 16 | rng_below(&g, 1u << 16)) % (orig_len * 8));
+        if (getenv("DEEPER_FLIP_BIT")) bit = (size_t)strtoull(getenv("DEEPER_FLIP_BIT"), NULL, 10);   /* replay one */
         memcpy(d, orig, orig_len);
         d[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         put_copy(d);
         int rc = run_child();
         if (rc == 0) detected++;
         else if (rc == 1) harmless++;
-        else if (rc == 2) { silent++; printf("silent damage: flip of bit %zu (byte %zu)\n", bit % 8, bit / 8); }
-        else { crashed++; printf("crash (signal %d): flip of bit %zu (byte %zu)\n", rc - 100, bit % 8, bit / 8); }
+        else if (rc == 2) { silent++; printf("silent damage: flip of bit %zu (DEEPER_FLIP_BIT=%zu)\n", bit % 8, bit); }
+        else { crashed++; printf("crash (signal %d): flip of bit %zu of byte %zu (DEEPER_FLIP_BIT=%zu)\n", rc - 100, bit % 8,
+                                 bit / 8, bit); }
     }
     printf("bit flips over a %zu-byte shard: %d flips, %d detected, %d harmless, %d silent, %d crashes\n", orig_len,
            flips, detected, harmless, silent, crashed);
