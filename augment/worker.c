@@ -84,6 +84,8 @@ struct worker {
     struct jpeg_decoder *jd;
     struct worker_stats st;
     int bad_logged;
+    uint64_t bad_in_row;        /* bad records met since the last good one */
+    char last_bad[300];         /* "record K in SHARD: reason" of the last one */
 };
 
 /* ------------------------------------------------------------------ cursor */
@@ -146,6 +148,7 @@ static struct ref shuffle_take(struct worker *w, int prefetch)
 static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key, const char *why)
 {
     w->st.bad_records++;
+    snprintf(w->last_bad, sizeof w->last_bad, "record %" PRIu64 " in %.150s: %.120s", key, s->path, why);
     if (w->bad_logged < WORKER_BAD_LOG_MAX) {
         w->bad_logged++;
         log_warn("skipping bad record %" PRIu64 " in %s: %s", key, s->path, why);
@@ -250,6 +253,8 @@ status worker_open(const struct worker_config *cfg, struct worker **out)
     if (st != STATUS_OK) goto fail;
     w->sub = manifest_subset_find(w->m, cfg->subset);
     if (!w->sub) { st = FAIL(STATUS_NOT_FOUND, "%s: the dataset has no subset '%s'", cfg->data_dir, cfg->subset); goto fail; }
+    /* before this worker opens its shards (one reader per file per process) */
+    if ((st = manifest_check_records(w->m, cfg->data_dir)) != STATUS_OK) goto fail;
     w->nshards = w->sub->nshards;
     w->data_c = w->m->image.channels;
     if (w->nshards < 1 || w->sub->count == 0) {
@@ -325,8 +330,16 @@ static status next_train(struct worker *w, struct send_buf *b)
         struct ref r = shuffle_take(w, 1);
         if (n == 0) epoch = r.epoch;
         status st = fetch(w, r, b->pixels + (size_t)n * w->image_bytes, &b->labels[n], &b->ids[n]);
-        if (st == STATUS_CORRUPT) continue;
+        if (st == STATUS_CORRUPT) {
+            /* a whole epoch's share without one good record: nothing will ever come */
+            if (++w->bad_in_row >= w->hi - w->lo)
+                return FAIL(STATUS_CORRUPT, "every one of this worker's %" PRIu64 " records of subset '%s' in a row "
+                            "is bad (the last: %s); the dataset or its manifest is damaged", w->hi - w->lo,
+                            w->cfg.subset, w->last_bad);
+            continue;
+        }
         if (st != STATUS_OK) return st;
+        w->bad_in_row = 0;
         n++;
     }
     uint32_t flags = (w->cfg.dc.out_c == 3 && w->data_c == 1) ? WIRE_FLAG_GRAY_EXPAND : 0;

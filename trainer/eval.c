@@ -107,6 +107,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *sub = manifest_subset_find(man, c->subset);
     if (!sub || sub->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no %s subset", c->data_dir, c->subset); goto done; }
+    if ((st = manifest_check_records(man, c->data_dir)) != STATUS_OK) goto done;
 
     int64_t step;
     if ((st = checkpoint_latest(c->checkpoint_dir, &ckpt_path, &step)) != STATUS_OK) {
