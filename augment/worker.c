@@ -46,6 +46,8 @@ struct shard_state {
     struct shard_txn *txn;
     uint64_t *keys;             /* loaded lazily */
     uint64_t count;
+    int damaged;                /* its LMDB tree failed shard_check_file: every record is bad */
+    char why[300];
     char path[4096];
 };
 
@@ -145,6 +147,8 @@ static struct ref shuffle_take(struct worker *w, int prefetch)
 
 /* ------------------------------------------------------------------- fetch */
 
+/* key: the record's key, or its position in the shard when the shard is
+ * damaged (its keys cannot be read) */
 static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key, const char *why)
 {
     w->st.bad_records++;
@@ -156,10 +160,20 @@ static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key
     }
 }
 
-/* The shard's keys, loaded on first use. */
+/* The shard's keys, loaded on first use, after a walk of its tree (liblmdb
+ * would read a damaged page blindly): STATUS_CORRUPT when the shard is
+ * damaged, for every record of it. */
 static status shard_keys_ready(struct shard_state *s)
 {
     if (s->keys) return STATUS_OK;
+    if (s->damaged) return FAIL(STATUS_CORRUPT, "%s", s->why);
+    status st = shard_check_file(s->path, 0, NULL, NULL);
+    if (st == STATUS_CORRUPT) {
+        s->damaged = 1;
+        snprintf(s->why, sizeof s->why, "%s", status_msg());
+        return st;
+    }
+    TRY(st);
     uint64_t n = 0;
     TRY(shard_reader_keys(s->rd, &s->keys, &n));
     if (n != s->count)
@@ -179,7 +193,12 @@ static void prefetch_ref(struct worker *w, struct ref r)
 static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label, uint64_t *id)
 {
     struct shard_state *s = &w->sh[r.shard];
-    TRY(shard_keys_ready(s));
+    status ks = shard_keys_ready(s);
+    if (ks == STATUS_CORRUPT) {     /* a damaged shard: its records are bad, by position */
+        note_bad(w, s, r.index, status_msg());
+        return STATUS_CORRUPT;
+    }
+    TRY(ks);
     uint64_t key = s->keys[r.index];
     const void *val;
     size_t len;

@@ -434,44 +434,50 @@ static status shard_reader_env_open(struct shard_reader *r, unsigned extra)
 /* Where LMDB mapped the file: every value handed out must lie in the map and
  * inside the file (a damaged length or page number can make LMDB point
  * anywhere).  liblmdb does not say where its map is (mdb_env_info's
- * me_mapaddr is only the fixed-map address, 0 here), so the mapping of this
- * file (device and inode) is looked up in /proc/self/maps; the part checked
- * is the mapping cut to the file size. */
-static status shard_reader_map_bounds(struct shard_reader *r)
+ * me_mapaddr is only the fixed-map address, 0 here), so the mappings of this
+ * file (device and inode) are looked up in /proc/self/maps before and after
+ * the environment is opened: ours is the new one (the file may be mapped
+ * already by another reader of it in this process).  The part checked is the
+ * mapping cut to the file size.  Nothing here reads a page of the file. */
+#define SHARD_MAPS_MAX 16
+struct shard_maps { int n; uintptr_t lo[SHARD_MAPS_MAX], hi[SHARD_MAPS_MAX]; };
+
+static status shard_maps_of(const char *path, const struct stat *sb, struct shard_maps *out)
+{
+    out->n = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return FAIL(STATUS_IO, "%s: cannot read /proc/self/maps to find the shard's map: %s", path,
+                        strerror(errno));
+    char line[4096 + 128];
+    while (fgets(line, sizeof line, f) && out->n < SHARD_MAPS_MAX) {
+        unsigned long long lo, hi, off, ino;
+        unsigned maj, min;
+        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &ino) != 6) continue;
+        if (ino != (unsigned long long)sb->st_ino || maj != major(sb->st_dev) || min != minor(sb->st_dev) || off)
+            continue;
+        out->lo[out->n] = (uintptr_t)lo;
+        out->hi[out->n++] = (uintptr_t)hi;
+    }
+    fclose(f);
+    return STATUS_OK;
+}
+
+static status shard_reader_map_bounds(struct shard_reader *r, const struct shard_maps *before)
 {
     mdb_filehandle_t fd;
     struct stat sb;
     int rc = mdb_env_get_fd(r->env, &fd);
     if (rc) return shard_lmdb_fail(rc, r->path, "mdb_env_get_fd");
     if (fstat(fd, &sb) != 0) return FAIL(STATUS_IO, "%s: %s", r->path, strerror(errno));
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f) return FAIL(STATUS_IO, "%s: cannot read /proc/self/maps to find the shard's map: %s", r->path,
-                        strerror(errno));
-    /* the same file mapped twice in this process (another reader of it):
-       ours holds the first key LMDB hands out (when it hands one out) */
-    uintptr_t probe = 0;
-    MDB_txn *txn;
-    if (mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn) == 0) {
-        MDB_cursor *c;
-        MDB_val k, v;
-        if (mdb_cursor_open(txn, r->dbi, &c) == 0) {
-            if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0) probe = (uintptr_t)k.mv_data;
-            mdb_cursor_close(c);
-        }
-        mdb_txn_abort(txn);
+    struct shard_maps now;
+    TRY(shard_maps_of(r->path, &sb, &now));
+    for (int i = 0; i < now.n && !r->map_lo; i++) {
+        int old = 0;
+        for (int j = 0; j < before->n; j++) old |= before->lo[j] == now.lo[i];
+        if (old) continue;
+        r->map_lo = now.lo[i];
+        r->map_hi = now.hi[i] - now.lo[i] < (uint64_t)sb.st_size ? now.hi[i] : now.lo[i] + (uintptr_t)sb.st_size;
     }
-    char line[4096 + 128];
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long lo, hi, off, ino;
-        unsigned maj, min;
-        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &ino) != 6) continue;
-        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || min != minor(sb.st_dev) || off != 0)
-            continue;
-        if (r->map_lo && !(probe >= lo && probe < hi)) continue;   /* keep the first unless this one holds the probe */
-        r->map_lo = (uintptr_t)lo;
-        r->map_hi = (uintptr_t)(hi - lo < (unsigned long long)sb.st_size ? hi : lo + (unsigned long long)sb.st_size);
-    }
-    fclose(f);
     if (!r->map_lo) return FAIL(STATUS_IO, "%s: the shard's map is not in /proc/self/maps", r->path);
     return STATUS_OK;
 }
@@ -483,11 +489,14 @@ status shard_reader_open(const char *path, struct shard_reader **out)
     if (!r) return FAIL(STATUS_NOMEM, "%s: out of memory", path);
     r->path = strdup(path);
     if (!r->path) { st = FAIL(STATUS_NOMEM, "%s: out of memory", path); goto fail; }
-    if (access(path, R_OK) != 0) {
+    struct stat sb;
+    if (access(path, R_OK) != 0 || stat(path, &sb) != 0) {
         st = errno == ENOENT ? FAIL(STATUS_NOT_FOUND, "%s: no such shard", path)
                              : FAIL(STATUS_IO, "%s: %s", path, strerror(errno));
         goto fail;
     }
+    struct shard_maps before;
+    if ((st = shard_maps_of(path, &sb, &before)) != STATUS_OK) goto fail;
     st = shard_reader_env_open(r, 0);
     if (st != STATUS_OK) {
         /* a read-only directory: the lock file cannot be made; shards listed
@@ -507,7 +516,7 @@ status shard_reader_open(const char *path, struct shard_reader **out)
     mdb_txn_abort(txn);
     if (rc) { st = shard_lmdb_fail(rc, path, "reading the database"); goto fail; }
     r->count = ms.ms_entries;
-    if ((st = shard_reader_map_bounds(r)) != STATUS_OK) goto fail;
+    if ((st = shard_reader_map_bounds(r, &before)) != STATUS_OK) goto fail;
     *out = r;
     return STATUS_OK;
 fail:
