@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,51 +435,64 @@ static status shard_reader_env_open(struct shard_reader *r, unsigned extra)
 /* Where LMDB mapped the file: every value handed out must lie in the map and
  * inside the file (a damaged length or page number can make LMDB point
  * anywhere).  liblmdb does not say where its map is (mdb_env_info's
- * me_mapaddr is only the fixed-map address, 0 here), so the mappings of this
- * file (device and inode) are looked up in /proc/self/maps before and after
- * the environment is opened: ours is the new one (the file may be mapped
- * already by another reader of it in this process).  The part checked is the
- * mapping cut to the file size.  Nothing here reads a page of the file. */
-#define SHARD_MAPS_MAX 16
-struct shard_maps { int n; uintptr_t lo[SHARD_MAPS_MAX], hi[SHARD_MAPS_MAX]; };
+ * me_mapaddr is only the fixed-map address, 0 here), so after the
+ * environment is opened the mappings of this file (device and inode) are
+ * looked up in /proc/self/maps: ours is the one no other open reader of this
+ * process owns (the registry below).  The part checked is the mapping cut to
+ * the file size.  Nothing here reads a page of the file.  Opens are
+ * serialised so two readers of one file opening at once cannot take each
+ * other's map. */
+static pthread_mutex_t shard_maps_mu = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t *shard_maps_owned;     /* map starts of the open readers */
+static size_t shard_maps_n, shard_maps_cap;
 
-static status shard_maps_of(const char *path, const struct stat *sb, struct shard_maps *out)
+static int shard_maps_is_owned(uintptr_t lo)
 {
-    out->n = 0;
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f) return FAIL(STATUS_IO, "%s: cannot read /proc/self/maps to find the shard's map: %s", path,
-                        strerror(errno));
-    char line[4096 + 128];
-    while (fgets(line, sizeof line, f) && out->n < SHARD_MAPS_MAX) {
-        unsigned long long lo, hi, off, ino;
-        unsigned maj, min;
-        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &ino) != 6) continue;
-        if (ino != (unsigned long long)sb->st_ino || maj != major(sb->st_dev) || min != minor(sb->st_dev) || off)
-            continue;
-        out->lo[out->n] = (uintptr_t)lo;
-        out->hi[out->n++] = (uintptr_t)hi;
-    }
-    fclose(f);
-    return STATUS_OK;
+    for (size_t i = 0; i < shard_maps_n; i++)
+        if (shard_maps_owned[i] == lo) return 1;
+    return 0;
 }
 
-static status shard_reader_map_bounds(struct shard_reader *r, const struct shard_maps *before)
+static status shard_reader_map_bounds(struct shard_reader *r)
 {
     mdb_filehandle_t fd;
     struct stat sb;
     int rc = mdb_env_get_fd(r->env, &fd);
     if (rc) return shard_lmdb_fail(rc, r->path, "mdb_env_get_fd");
     if (fstat(fd, &sb) != 0) return FAIL(STATUS_IO, "%s: %s", r->path, strerror(errno));
-    struct shard_maps now;
-    TRY(shard_maps_of(r->path, &sb, &now));
-    for (int i = 0; i < now.n && !r->map_lo; i++) {
-        int old = 0;
-        for (int j = 0; j < before->n; j++) old |= before->lo[j] == now.lo[i];
-        if (old) continue;
-        r->map_lo = now.lo[i];
-        r->map_hi = now.hi[i] - now.lo[i] < (uint64_t)sb.st_size ? now.hi[i] : now.lo[i] + (uintptr_t)sb.st_size;
+    if (shard_maps_n == shard_maps_cap) {
+        size_t cap = shard_maps_cap ? 2 * shard_maps_cap : 64;
+        uintptr_t *p = realloc(shard_maps_owned, cap * sizeof *p);
+        if (!p) return FAIL(STATUS_NOMEM, "%s: out of memory", r->path);
+        shard_maps_owned = p;
+        shard_maps_cap = cap;
     }
-    if (!r->map_lo) return FAIL(STATUS_IO, "%s: the shard's map is not in /proc/self/maps", r->path);
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return FAIL(STATUS_IO, "%s: cannot read /proc/self/maps to find the shard's map: %s", r->path,
+                        strerror(errno));
+    char line[4096 + 128], inode[32];
+    snprintf(inode, sizeof inode, " %llu ", (unsigned long long)sb.st_ino);
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, off, ino;
+        unsigned maj, min;
+        if (!strstr(line, inode)) continue;   /* cheap: a process with many shards has many lines */
+        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &ino) != 6) continue;
+        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || min != minor(sb.st_dev) || off)
+            continue;
+        if (shard_maps_is_owned((uintptr_t)lo)) continue;
+        found++;
+        r->map_lo = (uintptr_t)lo;
+        r->map_hi = (uintptr_t)(hi - lo < (unsigned long long)sb.st_size ? hi : lo + (unsigned long long)sb.st_size);
+    }
+    fclose(f);
+    if (found != 1) {
+        r->map_lo = r->map_hi = 0;
+        return FAIL(STATUS_IO, "%s: %s", r->path, found ? "mapped more than once in this process (another open "
+                    "environment of the file): cannot tell which map is this reader's" : "its map is not in "
+                    "/proc/self/maps");
+    }
+    shard_maps_owned[shard_maps_n++] = r->map_lo;
     return STATUS_OK;
 }
 
@@ -489,34 +503,38 @@ status shard_reader_open(const char *path, struct shard_reader **out)
     if (!r) return FAIL(STATUS_NOMEM, "%s: out of memory", path);
     r->path = strdup(path);
     if (!r->path) { st = FAIL(STATUS_NOMEM, "%s: out of memory", path); goto fail; }
-    struct stat sb;
-    if (access(path, R_OK) != 0 || stat(path, &sb) != 0) {
+    if (access(path, R_OK) != 0) {
         st = errno == ENOENT ? FAIL(STATUS_NOT_FOUND, "%s: no such shard", path)
                              : FAIL(STATUS_IO, "%s: %s", path, strerror(errno));
         goto fail;
     }
-    struct shard_maps before;
-    if ((st = shard_maps_of(path, &sb, &before)) != STATUS_OK) goto fail;
+    pthread_mutex_lock(&shard_maps_mu);
     st = shard_reader_env_open(r, 0);
     if (st != STATUS_OK) {
         /* a read-only directory: the lock file cannot be made; shards listed
            in a manifest never change, so reading without locks is safe */
         st = shard_reader_env_open(r, MDB_NOLOCK);
-        if (st != STATUS_OK) goto fail;
     } else {
         int dead = 0;
         mdb_reader_check(r->env, &dead);
     }
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_txn_begin"); goto fail; }
-    rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
-    MDB_stat ms;
-    if (rc == 0) rc = mdb_stat(txn, r->dbi, &ms);
-    mdb_txn_abort(txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "reading the database"); goto fail; }
-    r->count = ms.ms_entries;
-    if ((st = shard_reader_map_bounds(r, &before)) != STATUS_OK) goto fail;
+    if (st == STATUS_OK) {
+        MDB_txn *txn;
+        MDB_stat ms;
+        int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
+        if (rc) {
+            st = shard_lmdb_fail(rc, path, "mdb_txn_begin");
+        } else {
+            rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
+            if (rc == 0) rc = mdb_stat(txn, r->dbi, &ms);
+            mdb_txn_abort(txn);
+            if (rc) st = shard_lmdb_fail(rc, path, "reading the database");
+            else r->count = ms.ms_entries;
+        }
+    }
+    if (st == STATUS_OK) st = shard_reader_map_bounds(r);
+    pthread_mutex_unlock(&shard_maps_mu);
+    if (st != STATUS_OK) goto fail;
     *out = r;
     return STATUS_OK;
 fail:
@@ -527,7 +545,13 @@ fail:
 void shard_reader_free(struct shard_reader *r)
 {
     if (!r) return;
+    if (r->map_lo) pthread_mutex_lock(&shard_maps_mu);   /* unmapped and unlisted together */
     if (r->env) mdb_env_close(r->env);
+    if (r->map_lo) {
+        for (size_t i = 0; i < shard_maps_n; i++)
+            if (shard_maps_owned[i] == r->map_lo) { shard_maps_owned[i] = shard_maps_owned[--shard_maps_n]; break; }
+        pthread_mutex_unlock(&shard_maps_mu);
+    }
     free(r->path);
     free(r);
 }
