@@ -11,8 +11,9 @@
  *
  * Bad records: a record that fails its checks (CRC, structure, boxes, a
  * label outside the manifest's classes, channels other than the manifest's,
- * a JPEG that does not decode, a key the shard lost) is skipped, counted in
- * bad_records and logged with its shard and key (the first 100; then one
+ * a JPEG that does not decode, a key the shard lost, a value outside the
+ * file; every record, by position, of a shard whose LMDB tree is damaged) is
+ * skipped, counted in bad_records and logged with its shard and key (the first 100; then one
  * line saying further ones are only counted).  The slot it would have taken
  * is filled by the next reference of the same sequence, so a train batch is
  * always full and the sequence of references (shuffle included) does not
@@ -168,17 +169,18 @@ static status shard_keys_ready(struct shard_state *s)
     if (s->keys) return STATUS_OK;
     if (s->damaged) return FAIL(STATUS_CORRUPT, "%s", s->why);
     status st = shard_check_file(s->path, 0, NULL, NULL);
-    if (st == STATUS_CORRUPT) {
+    uint64_t n = 0;
+    if (st == STATUS_OK) st = shard_reader_keys(s->rd, &s->keys, &n);
+    if (st == STATUS_OK && n != s->count) {
+        free(s->keys);
+        s->keys = NULL;
+        st = FAIL(STATUS_CORRUPT, "%s: %" PRIu64 " keys, manifest lists %" PRIu64 " records", s->path, n, s->count);
+    }
+    if (st == STATUS_CORRUPT) {      /* once: every record of the shard is bad from now on */
         s->damaged = 1;
         snprintf(s->why, sizeof s->why, "%s", status_msg());
-        return st;
     }
-    TRY(st);
-    uint64_t n = 0;
-    TRY(shard_reader_keys(s->rd, &s->keys, &n));
-    if (n != s->count)
-        return FAIL(STATUS_CORRUPT, "%s: %" PRIu64 " keys, manifest lists %" PRIu64 " records", s->path, n, s->count);
-    return STATUS_OK;
+    return st;
 }
 
 /* Start reading a record that will be fetched soon (errors surface in fetch). */
@@ -204,6 +206,7 @@ static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label
     size_t len;
     status st = shard_txn_get(s->txn, key, &val, &len);
     if (st == STATUS_NOT_FOUND) { note_bad(w, s, key, "key vanished"); return STATUS_CORRUPT; }
+    if (st == STATUS_CORRUPT) { note_bad(w, s, key, status_msg()); return st; }   /* a value outside the file */
     if (st != STATUS_OK) return st;
     struct record rec;
     if (record_decode(val, len, 1, &rec) != STATUS_OK) {

@@ -650,8 +650,9 @@ static status shard_txn_out(struct shard_txn *t, const MDB_val *mk, const MDB_va
 {
     if (mk->mv_size != 8)
         return FAIL(STATUS_CORRUPT, "%s: key of %zu bytes (expected 8)", t->r->path, mk->mv_size);
-    if (!shard_value_inside(t->r, mk) || !shard_value_inside(t->r, mv)) return shard_value_outside(t->r, mk, mv);
-    if (key) *key = shard_key_decode(mk->mv_data);
+    if (!shard_value_inside(t->r, mk)) return shard_value_outside(t->r, mk, mk);
+    if (key) *key = shard_key_decode(mk->mv_data);    /* set even when the value is refused */
+    if (!shard_value_inside(t->r, mv)) return shard_value_outside(t->r, mk, mv);
     if (val) *val = mv->mv_data;
     if (len) *len = mv->mv_size;
     return STATUS_OK;
@@ -715,9 +716,11 @@ status shard_reader_keys(struct shard_reader *r, uint64_t **keys, uint64_t *n)
     if (!k) { shard_txn_end(t); return FAIL(STATUS_NOMEM, "%s: out of memory for %llu keys", r->path,
                                             (unsigned long long)cap); }
     for (;;) {
-        uint64_t key;
+        uint64_t key = UINT64_MAX;
         st = shard_txn_next(t, &key, NULL, NULL);
         if (st == STATUS_NOT_FOUND) { st = STATUS_OK; break; }
+        /* a value outside the file is its reader's to refuse: keep its key */
+        if (st == STATUS_CORRUPT && key != UINT64_MAX) st = STATUS_OK;
         if (st != STATUS_OK) break;
         if (got == cap) {
             void *p = realloc(k, cap * 2 * sizeof *k);

@@ -51,8 +51,10 @@
  *     the file (a flipped length or overflow page number), which would crash
  *     whoever reads it.  get/next/seek check every key and value against the
  *     part of the map the file backs (mdb_env_info's map, cut to the file
- *     size) and return STATUS_CORRUPT naming the record instead; the cursor
- *     has then moved onto that record, so next() goes on after it.  Damage
+ *     size) and return STATUS_CORRUPT naming the record instead (next and
+ *     seek still set *key when the key itself is inside); the cursor
+ *     has then moved onto that record, so next() goes on after it;
+ *     shard_reader_keys lists such a record's key.  Damage
  *     LMDB itself detects (a bad page number or page type) comes back as
  *     STATUS_LMDB and leaves the cursor unusable.
  */
