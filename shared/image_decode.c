@@ -402,8 +402,12 @@ status image_decode_to(const void *data, size_t n, const struct image_decode_opt
     memset(out, 0, sizeof *out);
     if (image_sniff(data, n) == IMAGE_FORMAT_JPEG) {
         struct image_info info;
-        TRY(image_jpeg_probe(data, n, &info));
-        if (!info.cmyk) return image_jpeg_decode(data, n, o, dst, cap, out);
+        tjhandle tj;
+        TRY(image_tj_new(&tj));   /* one handle for the header and the pixels of this image */
+        status st = image_jpeg_header(tj, data, n, &info);
+        if (st == STATUS_OK && !info.cmyk) st = image_jpeg_decode_with(tj, data, n, o, dst, cap, out);
+        tjDestroy(tj);
+        if (st != STATUS_OK || !info.cmyk) return st;
     }
     struct image tmp;
     TRY(image_decode(data, n, o, &tmp));

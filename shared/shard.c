@@ -13,11 +13,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "shared/crc32c.h"
@@ -207,6 +210,7 @@ struct shard_reader {
     MDB_env *env;
     MDB_dbi dbi;
     uint64_t count;
+    uintptr_t map_lo, map_hi;   /* the mapped bytes that are backed by the file */
 };
 
 struct shard_txn {
@@ -232,6 +236,70 @@ static status shard_reader_env_open(struct shard_reader *r, unsigned extra)
     return STATUS_OK;
 }
 
+/* Where LMDB mapped the file: every value handed out must lie in the map and
+ * inside the file (a damaged length or page number can make LMDB point
+ * anywhere).  liblmdb does not say where its map is (mdb_env_info's
+ * me_mapaddr is only the fixed-map address, 0 here), so after the
+ * environment is opened the mappings of this file (device and inode) are
+ * looked up in /proc/self/maps: ours is the one no other open reader of this
+ * process owns (the registry below).  The part checked is the mapping cut to
+ * the file size.  Nothing here reads a page of the file.  Opens are
+ * serialised so two readers of one file opening at once cannot take each
+ * other's map. */
+static pthread_mutex_t shard_maps_mu = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t *shard_maps_owned;     /* map starts of the open readers */
+static size_t shard_maps_n, shard_maps_cap;
+
+static int shard_maps_is_owned(uintptr_t lo)
+{
+    for (size_t i = 0; i < shard_maps_n; i++)
+        if (shard_maps_owned[i] == lo) return 1;
+    return 0;
+}
+
+static status shard_reader_map_bounds(struct shard_reader *r)
+{
+    mdb_filehandle_t fd;
+    struct stat sb;
+    int rc = mdb_env_get_fd(r->env, &fd);
+    if (rc) return shard_lmdb_fail(rc, r->path, "mdb_env_get_fd");
+    if (fstat(fd, &sb) != 0) return FAIL(STATUS_IO, "%s: %s", r->path, strerror(errno));
+    if (shard_maps_n == shard_maps_cap) {
+        size_t cap = shard_maps_cap ? 2 * shard_maps_cap : 64;
+        uintptr_t *p = realloc(shard_maps_owned, cap * sizeof *p);
+        if (!p) return FAIL(STATUS_NOMEM, "%s: out of memory", r->path);
+        shard_maps_owned = p;
+        shard_maps_cap = cap;
+    }
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return FAIL(STATUS_IO, "%s: cannot read /proc/self/maps to find the shard's map: %s", r->path,
+                        strerror(errno));
+    char line[4096 + 128], inode[32];
+    snprintf(inode, sizeof inode, " %llu ", (unsigned long long)sb.st_ino);
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, off, ino;
+        unsigned maj, min;
+        if (!strstr(line, inode)) continue;   /* cheap: a process with many shards has many lines */
+        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &ino) != 6) continue;
+        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || min != minor(sb.st_dev) || off)
+            continue;
+        if (shard_maps_is_owned((uintptr_t)lo)) continue;
+        found++;
+        r->map_lo = (uintptr_t)lo;
+        r->map_hi = (uintptr_t)(hi - lo < (unsigned long long)sb.st_size ? hi : lo + (unsigned long long)sb.st_size);
+    }
+    fclose(f);
+    if (found != 1) {
+        r->map_lo = r->map_hi = 0;
+        return FAIL(STATUS_IO, "%s: %s", r->path, found ? "mapped more than once in this process (another open "
+                    "environment of the file): cannot tell which map is this reader's" : "its map is not in "
+                    "/proc/self/maps");
+    }
+    shard_maps_owned[shard_maps_n++] = r->map_lo;
+    return STATUS_OK;
+}
+
 status shard_reader_open(const char *path, struct shard_reader **out)
 {
     status st;
@@ -244,25 +312,33 @@ status shard_reader_open(const char *path, struct shard_reader **out)
                              : FAIL(STATUS_IO, "%s: %s", path, strerror(errno));
         goto fail;
     }
+    pthread_mutex_lock(&shard_maps_mu);
     st = shard_reader_env_open(r, 0);
     if (st != STATUS_OK) {
         /* a read-only directory: the lock file cannot be made; shards listed
            in a manifest never change, so reading without locks is safe */
         st = shard_reader_env_open(r, MDB_NOLOCK);
-        if (st != STATUS_OK) goto fail;
     } else {
         int dead = 0;
         mdb_reader_check(r->env, &dead);
     }
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_txn_begin"); goto fail; }
-    rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
-    MDB_stat ms;
-    if (rc == 0) rc = mdb_stat(txn, r->dbi, &ms);
-    mdb_txn_abort(txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "reading the database"); goto fail; }
-    r->count = ms.ms_entries;
+    if (st == STATUS_OK) {
+        MDB_txn *txn;
+        MDB_stat ms;
+        int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
+        if (rc) {
+            st = shard_lmdb_fail(rc, path, "mdb_txn_begin");
+        } else {
+            rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
+            if (rc == 0) rc = mdb_stat(txn, r->dbi, &ms);
+            mdb_txn_abort(txn);
+            if (rc) st = shard_lmdb_fail(rc, path, "reading the database");
+            else r->count = ms.ms_entries;
+        }
+    }
+    if (st == STATUS_OK) st = shard_reader_map_bounds(r);
+    pthread_mutex_unlock(&shard_maps_mu);
+    if (st != STATUS_OK) goto fail;
     *out = r;
     return STATUS_OK;
 fail:
@@ -273,7 +349,13 @@ fail:
 void shard_reader_free(struct shard_reader *r)
 {
     if (!r) return;
+    if (r->map_lo) pthread_mutex_lock(&shard_maps_mu);   /* unmapped and unlisted together */
     if (r->env) mdb_env_close(r->env);
+    if (r->map_lo) {
+        for (size_t i = 0; i < shard_maps_n; i++)
+            if (shard_maps_owned[i] == r->map_lo) { shard_maps_owned[i] = shard_maps_owned[--shard_maps_n]; break; }
+        pthread_mutex_unlock(&shard_maps_mu);
+    }
     free(r->path);
     free(r);
 }
@@ -335,6 +417,22 @@ static void shard_value_prefetch(const void *val, size_t len)
     (void)madvise((void *)a, e - a, MADV_WILLNEED);
 }
 
+/* Does the value lie inside the file's part of the map? */
+static int shard_value_inside(const struct shard_reader *r, const MDB_val *mv)
+{
+    uintptr_t p = (uintptr_t)mv->mv_data;
+    return p >= r->map_lo && p <= r->map_hi && mv->mv_size <= r->map_hi - p;
+}
+
+static status shard_value_outside(const struct shard_reader *r, const MDB_val *mk, const MDB_val *mv)
+{
+    char key[32] = "?";
+    if (mk && mk->mv_size == 8 && shard_value_inside(r, mk)) snprintf(key, sizeof key, "%llu", (unsigned long long)shard_key_decode(mk->mv_data));
+    return FAIL(STATUS_CORRUPT, "%s: record %s: value of %zu bytes at offset %lld lies outside the %llu-byte file "
+                "(damaged shard)", r->path, key, mv->mv_size, (long long)((intptr_t)mv->mv_data - (intptr_t)r->map_lo),
+                (unsigned long long)(r->map_hi - r->map_lo));
+}
+
 status shard_txn_get(struct shard_txn *t, uint64_t key, const void **val, size_t *len)
 {
     uint8_t k[8];
@@ -344,6 +442,7 @@ status shard_txn_get(struct shard_txn *t, uint64_t key, const void **val, size_t
     if (rc == MDB_NOTFOUND)
         return FAIL(STATUS_NOT_FOUND, "%s: no record %llu", t->r->path, (unsigned long long)key);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_get");
+    if (!shard_value_inside(t->r, &mv)) return shard_value_outside(t->r, &mk, &mv);
     if (val) shard_value_prefetch(mv.mv_data, mv.mv_size);
     if (val) *val = mv.mv_data;
     if (len) *len = mv.mv_size;
@@ -355,7 +454,9 @@ static status shard_txn_out(struct shard_txn *t, const MDB_val *mk, const MDB_va
 {
     if (mk->mv_size != 8)
         return FAIL(STATUS_CORRUPT, "%s: key of %zu bytes (expected 8)", t->r->path, mk->mv_size);
-    if (key) *key = shard_key_decode(mk->mv_data);
+    if (!shard_value_inside(t->r, mk)) return shard_value_outside(t->r, mk, mk);
+    if (key) *key = shard_key_decode(mk->mv_data);    /* set even when the value is refused */
+    if (!shard_value_inside(t->r, mv)) return shard_value_outside(t->r, mk, mv);
     if (val) *val = mv->mv_data;
     if (len) *len = mv->mv_size;
     return STATUS_OK;
@@ -366,7 +467,8 @@ void shard_txn_prefetch(struct shard_txn *t, uint64_t key)
     uint8_t k[8];
     shard_key_encode(key, k);
     MDB_val mk = { 8, k }, mv;
-    if (mdb_get(t->txn, t->r->dbi, &mk, &mv) == 0) shard_value_prefetch(mv.mv_data, mv.mv_size);
+    if (mdb_get(t->txn, t->r->dbi, &mk, &mv) == 0 && shard_value_inside(t->r, &mv))
+        shard_value_prefetch(mv.mv_data, mv.mv_size);
 }
 
 status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size_t *len)
@@ -378,14 +480,15 @@ status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size
     t->positioned = 1;
     /* a scan of big records: start reading the next one while this one is
      * used (this one was started by the previous call, unless it was the first) */
-    if (val && mv.mv_size >= SHARD_PREFETCH_MIN && mk.mv_size == 8) {
+    if (val && mv.mv_size >= SHARD_PREFETCH_MIN && mk.mv_size == 8 && shard_value_inside(t->r, &mv) &&
+        shard_value_inside(t->r, &mk)) {
         if (mv.mv_data != t->ahead) shard_value_prefetch(mv.mv_data, mv.mv_size);
         uint64_t id = shard_key_decode(mk.mv_data);
         uint8_t k[8];
         shard_key_encode(id + 1, k);
         MDB_val pk = { 8, k }, pv;
         if (id != UINT64_MAX && (t->peek || mdb_cursor_open(t->txn, t->r->dbi, &t->peek) == 0) &&
-            mdb_cursor_get(t->peek, &pk, &pv, MDB_SET_RANGE) == 0) {
+            mdb_cursor_get(t->peek, &pk, &pv, MDB_SET_RANGE) == 0 && shard_value_inside(t->r, &pv)) {
             shard_value_prefetch(pv.mv_data, pv.mv_size);
             t->ahead = pv.mv_data;
         }
@@ -403,7 +506,7 @@ status shard_txn_seek(struct shard_txn *t, uint64_t key, uint64_t *found, const 
                                         (unsigned long long)key);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_cursor_get");
     t->positioned = 1;
-    if (val) shard_value_prefetch(mv.mv_data, mv.mv_size);
+    if (val && shard_value_inside(t->r, &mv)) shard_value_prefetch(mv.mv_data, mv.mv_size);
     return shard_txn_out(t, &mk, &mv, found, val, len);
 }
 
@@ -417,9 +520,11 @@ status shard_reader_keys(struct shard_reader *r, uint64_t **keys, uint64_t *n)
     if (!k) { shard_txn_end(t); return FAIL(STATUS_NOMEM, "%s: out of memory for %llu keys", r->path,
                                             (unsigned long long)cap); }
     for (;;) {
-        uint64_t key;
+        uint64_t key = UINT64_MAX;
         st = shard_txn_next(t, &key, NULL, NULL);
         if (st == STATUS_NOT_FOUND) { st = STATUS_OK; break; }
+        /* a value outside the file is its reader's to refuse: keep its key */
+        if (st == STATUS_CORRUPT && key != UINT64_MAX) st = STATUS_OK;
         if (st != STATUS_OK) break;
         if (got == cap) {
             void *p = realloc(k, cap * 2 * sizeof *k);

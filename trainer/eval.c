@@ -7,6 +7,9 @@
  * (dispatcher.h) in index order: the pass is batches 0 .. ceil(N/B)-1 of
  * the eval stream, each leased to some worker and re-leased when its worker
  * dies, so a worker killed mid-pass costs time, not examples.
+ * Records the workers skip as bad (each named in their log) leave their
+ * slot empty: the result line says how many of the subset's records were
+ * skipped, and precision is over the examples evaluated.
  */
 #include "trainer/eval.h"
 
@@ -132,6 +135,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *sub = manifest_subset_find(man, c->subset);
     if (!sub || sub->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no %s subset", c->data_dir, c->subset); goto done; }
+    if ((st = manifest_check_records(man, c->data_dir)) != STATUS_OK) goto done;
 
     int64_t step;
     if ((st = checkpoint_latest(c->checkpoint_dir, &ckpt_path, &step)) != STATUS_OK) {
@@ -240,18 +244,26 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     res->precision1 = res->examples ? (double)res->top1 / (double)res->examples : 0;
     res->recall5 = res->examples ? (double)res->top5 / (double)res->examples : 0;
     if (res->duplicates) log_warn("ignored %" PRIu64 " duplicate examples (counted once)", res->duplicates);
-    if (res->examples != sub->count) {
+    /* the pass is every batch of the subset, each once (re-leased when its worker
+       died): what is missing are bad records the workers skipped */
+    if (res->examples > sub->count) {
         st = FAIL(STATUS_STATE, "the pass covered %" PRIu64 " examples, the %s subset has %" PRIu64,
                   res->examples, c->subset, sub->count);
         goto done;
     }
-    char when[40];
+    res->skipped = sub->count - res->examples;
+    if (res->skipped)
+        log_warn("%" PRIu64 " of the %s subset's %" PRIu64 " records were skipped as bad (the augment workers "
+                 "name each); precision is over the %" PRIu64 " evaluated", res->skipped, c->subset, sub->count,
+                 res->examples);
+    char when[40], skipped[80] = "";
     log_timestamp(when, sizeof when);
+    if (res->skipped) snprintf(skipped, sizeof skipped, ", %" PRIu64 " bad records skipped", res->skipped);
     /* with 5 classes or fewer every label is in the top 5: say so instead of reporting a perfect score */
     char trivial[64] = "";
     if (classes <= 5) snprintf(trivial, sizeof trivial, " (trivially 1: %d classes <= 5)", classes);
-    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f%s [%" PRIu64 " examples]\n", when, res->precision1,
-           res->recall5, trivial, res->examples);
+    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f%s [%" PRIu64 " examples%s]\n", when, res->precision1,
+           res->recall5, trivial, res->examples, skipped);
     fflush(stdout);
     log_info("evaluated in %.1f s", log_now() - t0);
     {
