@@ -48,7 +48,12 @@ const char *dispatch_batch_wrong(const struct dispatcher_config *c, const struct
         uint64_t left = c->examples - j * c->batch_size;
         want_n = left < c->batch_size ? (uint32_t)left : c->batch_size;
     }
-    if (h->n != want_n) { snprintf(buf, n, "batch %" PRIu64 " has %u examples, expected %u", b->index, h->n, want_n); return buf; }
+    /* eval: a worker leaves a bad record's slot empty, so a batch may be short */
+    if (c->eval ? h->n > want_n : h->n != want_n) {
+        snprintf(buf, n, "batch %" PRIu64 " has %u examples, expected %s%u", b->index, h->n, c->eval ? "at most " : "",
+                 want_n);
+        return buf;
+    }
     if (h->h != c->image_size || h->w != c->image_size || h->c != c->channels) {
         snprintf(buf, n, "images of %ux%ux%u, expected %ux%ux%u", h->h, h->w, h->c, c->image_size, c->image_size, c->channels);
         return buf;
