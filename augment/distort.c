@@ -133,7 +133,9 @@ static void hgather3(const uint32_t *restrict row, const int *restrict xo0, cons
 {
     const v4u32 one = { WONE, WONE, WONE, WONE };
     const v4u32 rnd = { 1u << (2 * WBITS - 1), 1u << (2 * WBITS - 1), 1u << (2 * WBITS - 1), 1u << (2 * WBITS - 1) };
+#ifndef __clang__
     const v16u8 pick = { 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+#endif
     int x = 0;
     for (; x + 1 < dw; x++) {
         v4u32 a, b;
@@ -142,7 +144,11 @@ static void hgather3(const uint32_t *restrict row, const int *restrict xo0, cons
         uint32_t w = (uint32_t)xw[x];
         v4u32 w1 = { w, w, w, w };
         v4u32 r = (a * (one - w1) + b * w1 + rnd) >> (2 * WBITS);
+#ifdef __clang__   /* the fuzz build (tests/fuzz) compiles with clang */
+        v16u8 bytes = __builtin_shufflevector((v16u8)r, (v16u8)r, 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+#else
         v16u8 bytes = __builtin_shuffle((v16u8)r, pick);
+#endif
         memcpy(d + 3 * x, &bytes, 4);   /* the 4th byte is overwritten by the next pixel */
     }
     for (; x < dw; x++) {
