@@ -1,5 +1,11 @@
 /*
  * jpeg.c — TurboJPEG decode with DCT scaling into a reusable buffer (see jpeg.h).
+ *
+ * Only the pixel buffer lives from one image to the next.  The TurboJPEG
+ * handle is made per call (about 0.5 us): one that saw an error is left
+ * mid-parse and made later valid files fail.  The libjpeg object used for
+ * region decoding is aborted after every image and destroyed after every
+ * error, so the next image starts from a newly created one.
  */
 #include "augment/jpeg.h"
 
@@ -26,7 +32,6 @@ struct jpeg_decoder {
     struct lj_error lj_err;
     struct jpeg_progress_mgr lj_progress;
     int lj_ready;
-    tjhandle tj;
     uint8_t *buf;
     size_t cap;
     struct image fallback;   /* CMYK path */
@@ -36,8 +41,6 @@ status jpeg_decoder_new(struct jpeg_decoder **out)
 {
     struct jpeg_decoder *d = calloc(1, sizeof *d);
     if (!d) return FAIL(STATUS_NOMEM, "jpeg decoder");
-    d->tj = tjInitDecompress();
-    if (!d->tj) { free(d); return FAIL(STATUS_DECODE, "tjInitDecompress: %s", tjGetErrorStr2(NULL)); }
     *out = d;
     return STATUS_OK;
 }
@@ -46,7 +49,6 @@ void jpeg_decoder_free(struct jpeg_decoder **dp)
 {
     if (!dp || !*dp) return;
     struct jpeg_decoder *d = *dp;
-    if (d->tj) tjDestroy(d->tj);
     if (d->lj_ready) jpeg_destroy_decompress(&d->lj);
     free(d->buf);
     image_free(&d->fallback);
@@ -66,13 +68,14 @@ int jpeg_pick_scale(int crop_h, int crop_w, int out_h, int out_w)
     return 8;
 }
 
-status jpeg_decoder_decode(struct jpeg_decoder *d, const uint8_t *data, size_t n, int channels, int num,
-                           uint64_t max_pixels, const uint8_t **pixels, int *h, int *w)
+static status jpeg_decoder_decode_with(struct jpeg_decoder *d, tjhandle tj, const uint8_t *data, size_t n,
+                                       int channels, int num, uint64_t max_pixels, const uint8_t **pixels, int *h,
+                                       int *w)
 {
     int W = 0, H = 0, subsamp = -1, cs = -1;
     if (channels != 1 && channels != 3) return FAIL(STATUS_USAGE, "jpeg: channels %d", channels);
-    if (tjDecompressHeader3(d->tj, data, (unsigned long)n, &W, &H, &subsamp, &cs) != 0)
-        return FAIL(STATUS_DECODE, "jpeg header: %s", tjGetErrorStr2(d->tj));
+    if (tjDecompressHeader3(tj, data, (unsigned long)n, &W, &H, &subsamp, &cs) != 0)
+        return FAIL(STATUS_DECODE, "jpeg header: %s", tjGetErrorStr2(tj));
     if (W <= 0 || H <= 0 || cs < 0) return FAIL(STATUS_DECODE, "jpeg header: no valid frame");
     if (max_pixels && (uint64_t)W * (uint64_t)H > max_pixels)
         return FAIL(STATUS_TOO_BIG, "jpeg: %dx%d exceeds %llu pixels", W, H, (unsigned long long)max_pixels);
@@ -95,14 +98,24 @@ status jpeg_decoder_decode(struct jpeg_decoder *d, const uint8_t *data, size_t n
         d->cap = need;
     }
     int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
-    if (tjDecompress2(d->tj, data, (unsigned long)n, d->buf, sw, 0, sh, channels == 1 ? TJPF_GRAY : TJPF_RGB, flags) != 0) {
-        int warn = tjGetErrorCode(d->tj) == TJERR_WARNING;
-        return FAIL(STATUS_DECODE, "jpeg: %s%s", tjGetErrorStr2(d->tj), warn ? " (truncated or corrupt)" : "");
+    if (tjDecompress2(tj, data, (unsigned long)n, d->buf, sw, 0, sh, channels == 1 ? TJPF_GRAY : TJPF_RGB, flags) != 0) {
+        int warn = tjGetErrorCode(tj) == TJERR_WARNING;
+        return FAIL(STATUS_DECODE, "jpeg: %s%s", tjGetErrorStr2(tj), warn ? " (truncated or corrupt)" : "");
     }
     *pixels = d->buf;
     *h = sh;
     *w = sw;
     return STATUS_OK;
+}
+
+status jpeg_decoder_decode(struct jpeg_decoder *d, const uint8_t *data, size_t n, int channels, int num,
+                           uint64_t max_pixels, const uint8_t **pixels, int *h, int *w)
+{
+    tjhandle tj = tjInitDecompress();
+    if (!tj) return FAIL(STATUS_NOMEM, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+    status st = jpeg_decoder_decode_with(d, tj, data, n, channels, num, max_pixels, pixels, h, w);
+    tjDestroy(tj);
+    return st;
 }
 
 /* ---------------------------------------------------------------- libjpeg */
@@ -144,9 +157,9 @@ static int grow_buf(struct jpeg_decoder *d, size_t need)
     return 1;
 }
 
-status jpeg_decoder_decode_region(struct jpeg_decoder *d, const uint8_t *data, size_t n, int channels, int num,
-                                  uint64_t max_pixels, const struct box *box, const uint8_t **pixels, int *h,
-                                  int *w, struct box *in_box)
+static status jpeg_decoder_region_run(struct jpeg_decoder *d, const uint8_t *data, size_t n, int channels, int num,
+                                      uint64_t max_pixels, const struct box *box, const uint8_t **pixels, int *h,
+                                      int *w, struct box *in_box)
 {
     if (channels != 1 && channels != 3) return FAIL(STATUS_USAGE, "jpeg: channels %d", channels);
     struct jpeg_decompress_struct *c = &d->lj;
@@ -207,4 +220,17 @@ status jpeg_decoder_decode_region(struct jpeg_decoder *d, const uint8_t *data, s
     *w = (int)xw;
     *in_box = (struct box){ 0, sb.x - (int)xo, sb.h, sb.w };
     return STATUS_OK;
+}
+
+status jpeg_decoder_decode_region(struct jpeg_decoder *d, const uint8_t *data, size_t n, int channels, int num,
+                                  uint64_t max_pixels, const struct box *box, const uint8_t **pixels, int *h,
+                                  int *w, struct box *in_box)
+{
+    status st = jpeg_decoder_region_run(d, data, n, channels, num, max_pixels, box, pixels, h, w, in_box);
+    if (st != STATUS_OK && d->lj_ready) {   /* nothing of a failed image survives into the next */
+        jpeg_destroy_decompress(&d->lj);
+        memset(&d->lj, 0, sizeof d->lj);
+        d->lj_ready = 0;
+    }
+    return st;
 }

@@ -15,7 +15,8 @@
  * image with region decoding against 0.79-0.83 ms for a full (scaled)
  * TurboJPEG decode, so region decoding is the default (README speed-augment).
  *
- * The decoder owns its TurboJPEG handle and pixel buffer; one per thread.
+ * The decoder owns its pixel buffer (one decoder per thread); no codec state
+ * is kept from one image to the next (a failed file cannot spoil the next).
  * Decoding is strict: a libjpeg warning (truncated or corrupt data) is an
  * error, which the worker counts and skips, and progressive files with more
  * than 500 scans are refused (TurboJPEG's TJFLAG_LIMITSCANS rule).

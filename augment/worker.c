@@ -8,6 +8,22 @@
  * cursor (k = index into order, i = index in that shard) walks the worker's
  * range [lo, hi).  Shard keys are loaded lazily (shard_reader_keys) the
  * first time a shard is read, so fast-forwarding never touches LMDB.
+ *
+ * Bad records: a record that fails its checks (CRC, structure, boxes, a
+ * label outside the manifest's classes, channels other than the manifest's,
+ * a JPEG that does not decode, a key the shard lost) is skipped, counted in
+ * bad_records and logged with its shard and key (the first 100; then one
+ * line saying further ones are only counted).  The slot it would have taken
+ * is filled by the next reference of the same sequence, so a train batch is
+ * always full and the sequence of references (shuffle included) does not
+ * depend on which records are bad: every later batch holds the same
+ * examples, shifted by one position per bad record met so far.  A worker
+ * restarted at --start_batch replays references only (it reads nothing), so
+ * its batches start at reference start_batch*batch_size: with k bad records
+ * before that point they are shifted by k positions from those of the
+ * uninterrupted run (same examples, same order).  An eval pass sends every
+ * good record once; its END_OF_PASS count is what it sent, which lets eval
+ * report how many of the subset's records were skipped.
  */
 #include "augment/worker.h"
 
@@ -68,6 +84,8 @@ struct worker {
     struct jpeg_decoder *jd;
     struct worker_stats st;
     int bad_logged;
+    uint64_t bad_in_row;        /* bad records met since the last good one */
+    char last_bad[300];         /* "record K in SHARD: reason" of the last one */
 };
 
 /* ------------------------------------------------------------------ cursor */
@@ -130,6 +148,7 @@ static struct ref shuffle_take(struct worker *w, int prefetch)
 static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key, const char *why)
 {
     w->st.bad_records++;
+    snprintf(w->last_bad, sizeof w->last_bad, "record %" PRIu64 " in %.150s: %.120s", key, s->path, why);
     if (w->bad_logged < WORKER_BAD_LOG_MAX) {
         w->bad_logged++;
         log_warn("skipping bad record %" PRIu64 " in %s: %s", key, s->path, why);
@@ -174,6 +193,10 @@ static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label
     }
     if ((int)rec.channels != w->data_c) {
         note_bad(w, s, key, "channel count differs from the manifest");
+        return STATUS_CORRUPT;
+    }
+    if (record_check_label(&rec, w->m->label_offset, manifest_num_labels(w->m)) != STATUS_OK) {
+        note_bad(w, s, key, status_msg());
         return STATUS_CORRUPT;
     }
     struct distort_info info;
@@ -230,6 +253,8 @@ status worker_open(const struct worker_config *cfg, struct worker **out)
     if (st != STATUS_OK) goto fail;
     w->sub = manifest_subset_find(w->m, cfg->subset);
     if (!w->sub) { st = FAIL(STATUS_NOT_FOUND, "%s: the dataset has no subset '%s'", cfg->data_dir, cfg->subset); goto fail; }
+    /* before this worker opens its shards (one reader per file per process) */
+    if ((st = manifest_check_records(w->m, cfg->data_dir)) != STATUS_OK) goto fail;
     w->nshards = w->sub->nshards;
     w->data_c = w->m->image.channels;
     if (w->nshards < 1 || w->sub->count == 0) {
@@ -305,8 +330,16 @@ static status next_train(struct worker *w, struct send_buf *b)
         struct ref r = shuffle_take(w, 1);
         if (n == 0) epoch = r.epoch;
         status st = fetch(w, r, b->pixels + (size_t)n * w->image_bytes, &b->labels[n], &b->ids[n]);
-        if (st == STATUS_CORRUPT) continue;
+        if (st == STATUS_CORRUPT) {
+            /* a whole epoch's share without one good record: nothing will ever come */
+            if (++w->bad_in_row >= w->hi - w->lo)
+                return FAIL(STATUS_CORRUPT, "every one of this worker's %" PRIu64 " records of subset '%s' in a row "
+                            "is bad (the last: %s); the dataset or its manifest is damaged", w->hi - w->lo,
+                            w->cfg.subset, w->last_bad);
+            continue;
+        }
         if (st != STATUS_OK) return st;
+        w->bad_in_row = 0;
         n++;
     }
     uint32_t flags = (w->cfg.dc.out_c == 3 && w->data_c == 1) ? WIRE_FLAG_GRAY_EXPAND : 0;

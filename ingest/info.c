@@ -3,12 +3,17 @@
  *
  * The summary comes from the manifest alone (classes, counts per subset and
  * shard, storage, image sizes, profile, size on disk, provenance).  --verify
- * opens every listed shard and checks: the file exists and holds exactly the
+ * opens every listed shard and checks: its LMDB tree is intact (pages and
+ * nodes inside the file, walked without liblmdb, shard_check_file); the
+ * file exists and holds exactly the
  * listed number of records; every key lies in the listed id range and keys
- * ascend; every value decodes as a record whose payload CRC-32C matches;
- * label, channels and storage agree with the manifest; and the recomputed
- * shard content checksum equals the listed one.  Every problem is printed;
- * the result is STATUS_CORRUPT when there was any.
+ * ascend; every key and value lies inside the file; every value decodes as
+ * a record whose CRC-32C matches; label, channels and storage agree with the
+ * manifest; and the recomputed shard content checksum equals the listed one.
+ * Every problem is printed (shard, record, reason; the first 10 per shard)
+ * and verification goes on with the next record, or with the next shard when
+ * LMDB finds the shard's tree itself damaged; the result is STATUS_CORRUPT
+ * when there was any.
  */
 #include "ingest/info.h"
 
@@ -74,8 +79,16 @@ static status info_verify_shard(const char *dir, const struct manifest *m, const
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, d->file);
+    /* the tree first, without liblmdb: a damaged page could crash it */
+    status st = shard_check_file(path, NULL, NULL);
+    if (st == STATUS_NOMEM) return st;
+    if (st != STATUS_OK) {
+        fprintf(out, "  %s: %s\n", d->file, status_msg());
+        (*problems)++;
+        return STATUS_OK;
+    }
     struct shard_reader *r;
-    status st = shard_reader_open(path, &r);
+    st = shard_reader_open(path, &r);
     if (st != STATUS_OK) {
         fprintf(out, "  %s: %s\n", d->file, status_msg());
         (*problems)++;
@@ -88,16 +101,41 @@ static status info_verify_shard(const char *dir, const struct manifest *m, const
     }
     struct shard_txn *t;
     st = shard_txn_begin(r, &t);
-    if (st != STATUS_OK) { shard_reader_free(r); return st; }
+    if (st != STATUS_OK) {
+        shard_reader_free(r);
+        if (st == STATUS_NOMEM) return st;
+        fprintf(out, "  %s: %s\n", d->file, status_msg());
+        (*problems)++;
+        return STATUS_OK;
+    }
     uint32_t sum = 0;
     uint64_t key, n = 0;
+    int bad_struct = 0;
     const void *val;
     size_t len;
     int shown = 0;
 #define PROBLEM(...) do { (*problems)++; if (shown++ < 10) { fprintf(out, "  %s: ", d->file); \
                           fprintf(out, __VA_ARGS__); fputc('\n', out); } } while (0)
-    while ((st = shard_txn_next(t, &key, &val, &len)) == STATUS_OK) {
-        n++;
+    for (;;) {
+        st = shard_txn_next(t, &key, &val, &len);
+        if (st == STATUS_NOT_FOUND) break;
+        if (st == STATUS_CORRUPT) {       /* a value outside the file: the cursor is past it */
+            PROBLEM("%s", status_msg());
+            bad_struct = 1;
+            if (++n > d->records + 1) break;   /* a damaged tree could loop: never read more than listed */
+            continue;
+        }
+        if (st != STATUS_OK) {            /* LMDB found the tree damaged: the rest is unreachable */
+            PROBLEM("%s (%" PRIu64 " records read before it)", status_msg(), n);
+            bad_struct = 1;
+            st = STATUS_NOT_FOUND;
+            break;
+        }
+        if (++n > d->records + 1) {
+            PROBLEM("more records than the %" PRIu64 " listed", d->records);
+            bad_struct = 1;
+            break;
+        }
         sum = shard_checksum_update(sum, key, val, len);
         if (d->records && (key < d->first_id || key > d->last_id))
             PROBLEM("record %" PRIu64 " is outside the listed ids %" PRIu64 "..%" PRIu64, key, d->first_id, d->last_id);
@@ -106,8 +144,8 @@ static status info_verify_shard(const char *dir, const struct manifest *m, const
             PROBLEM("record %" PRIu64 ": %s", key, status_msg());
             continue;
         }
-        if (rec.label < m->label_offset || rec.label >= manifest_num_labels(m))
-            PROBLEM("record %" PRIu64 ": label %d is not a class id", key, rec.label);
+        if (record_check_label(&rec, m->label_offset, manifest_num_labels(m)) != STATUS_OK)
+            PROBLEM("record %" PRIu64 ": %s", key, status_msg());
         if ((int)rec.channels != m->image.channels)
             PROBLEM("record %" PRIu64 ": %u channels, manifest says %d", key, rec.channels, m->image.channels);
         if (rec.storage != m->storage)
@@ -117,8 +155,8 @@ static status info_verify_shard(const char *dir, const struct manifest *m, const
 #undef PROBLEM
     shard_txn_end(t);
     shard_reader_free(r);
-    if (st != STATUS_NOT_FOUND) return st;
-    if (sum != d->checksum) {
+    if (st != STATUS_NOT_FOUND && st != STATUS_CORRUPT) return st;
+    if (!bad_struct && sum != d->checksum) {   /* (a damaged tree was reported already) */
         fprintf(out, "  %s: content checksum %08" PRIx32 ", manifest says %08" PRIx32 "\n", d->file, sum, d->checksum);
         (*problems)++;
     }

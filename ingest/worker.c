@@ -179,7 +179,7 @@ static int worker_raw_inplace(struct worker *w, struct shard_writer *sw, const s
     void *dst;
     if ((*fatal = shard_writer_reserve(sw, id, *size, &dst)) != STATUS_OK) return -1;
     if ((*fatal = record_encode_header(r, dst, *size)) != STATUS_OK) return -1;
-    size_t off = record_payload_offset(r->name_len);
+    size_t off = record_payload_offset(r);
     struct image_decode_opts dopt = { .channels = w->c->channels, .max_pixels = (uint64_t)o->max_pixels };
     struct image img;
     if (image_decode_to(w->file, n, &dopt, (uint8_t *)dst + off, r->payload_len, &img) != STATUS_OK ||
@@ -189,8 +189,7 @@ static int worker_raw_inplace(struct worker *w, struct shard_writer *sw, const s
         return -1;
     }
     uint32_t pcrc = crc32c((uint8_t *)dst + off, r->payload_len);
-    record_set_crc(dst, pcrc);
-    shard_writer_value_crc(sw, crc32c_combine(crc32c(dst, off), pcrc, r->payload_len));
+    shard_writer_value_crc(sw, record_seal(dst, *size, pcrc));
     return 1;
 }
 
@@ -253,10 +252,10 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
             size_t size = record_encoded_size(&r);
             void *dst;
             st = shard_writer_reserve(sw, id, size, &dst);
-            if (st == STATUS_OK) st = record_encode(&r, dst, size, NULL);
+            if (st == STATUS_OK) st = record_encode_header(&r, dst, size);
             if (st == STATUS_OK) {
-                size_t off = record_payload_offset(r.name_len);
-                shard_writer_value_crc(sw, crc32c_combine(crc32c(dst, off), r.crc, r.payload_len));
+                memcpy((uint8_t *)dst + record_payload_offset(&r), r.payload, r.payload_len);
+                shard_writer_value_crc(sw, record_seal(dst, size, crc32c(r.payload, r.payload_len)));
             }
             free(enc);
             image_free(&img);

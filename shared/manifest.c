@@ -3,8 +3,21 @@
  * manifest.h and proto/manifest.md).
  *
  * Numbers are JSON numbers (doubles in cJSON), exact up to 2^53, which bounds
- * every count; the seed is written as a number when it fits, as a decimal
- * string otherwise.  Checksums are 8 lowercase hex digits.
+ * every count, and sums of counts are checked to stay below it; the seed is
+ * written as a number when it fits, as a decimal string otherwise.  Checksums
+ * are 8 lowercase hex digits.
+ *
+ * cJSON keeps every member of an object, a repeated key included, and finds
+ * the first; so a second "train" would be silently ignored by one reader and
+ * iterated by another.  Every object in the file is checked for repeated keys
+ * before anything is read.  Uniqueness checks (keys, class names, shard
+ * files) use a hash set, so 60,000 classes cost 60,000 insertions.
+ *
+ * manifest_check_records compares the manifest with the first record of each
+ * shard (channels, storage, image size, label range): a manifest that
+ * contradicts its records (3 channels for gray data, fewer classes than the
+ * labels) is refused at open with one line instead of making every record
+ * "bad" in the workers.
  */
 #include "shared/manifest.h"
 
@@ -21,6 +34,75 @@
 #include <unistd.h>
 
 #define EXACT_MAX 9007199254740992.0   /* 2^53 */
+
+#include "shared/shard.h"
+
+/* ------------------------------------------------------------- string set */
+
+/* Open addressing over borrowed strings (FNV-1a, linear probing). */
+struct strset {
+    const char **slot;
+    size_t cap;
+};
+
+static uint64_t strset_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++) h = (h ^ (uint8_t)*k) * 1099511628211ull;
+    return h;
+}
+
+static status strset_init(struct strset *s, size_t n)
+{
+    s->cap = 16;
+    while (s->cap < 2 * n) s->cap *= 2;
+    s->slot = calloc(s->cap, sizeof *s->slot);
+    return s->slot ? STATUS_OK : FAIL(STATUS_NOMEM, "manifest: out of memory");
+}
+
+static void strset_free(struct strset *s) { free(s->slot); s->slot = NULL; }
+
+/* 1 added, 0 already there (the set never fills: cap >= 2n). */
+static int strset_add(struct strset *s, const char *k)
+{
+    size_t i = (size_t)strset_hash(k) & (s->cap - 1);
+    while (s->slot[i]) {
+        if (!strcmp(s->slot[i], k)) return 0;
+        i = (i + 1) & (s->cap - 1);
+    }
+    s->slot[i] = k;
+    return 1;
+}
+
+/* Refuse an object, anywhere in the tree, that has a key twice. */
+static status json_unique_keys(const cJSON *node, const char *what, const char *where)
+{
+    if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) return STATUS_OK;
+    const cJSON *it;
+    status st = STATUS_OK;
+    if (cJSON_IsObject(node)) {
+        struct strset seen;
+        TRY(strset_init(&seen, (size_t)cJSON_GetArraySize(node)));
+        cJSON_ArrayForEach(it, node) {
+            if (it->string && !strset_add(&seen, it->string)) {
+                st = FAIL(STATUS_FORMAT, "%s: %s has the key \"%s\" twice", what, where[0] ? where : "the top level",
+                          it->string);
+                break;
+            }
+        }
+        strset_free(&seen);
+        if (st != STATUS_OK) return st;
+    }
+    int i = 0;
+    cJSON_ArrayForEach(it, node) {
+        char sub[200];
+        if (it->string) snprintf(sub, sizeof sub, "%s%s%.100s", where, where[0] ? "." : "", it->string);
+        else snprintf(sub, sizeof sub, "%s[%d]", where, i);
+        TRY(json_unique_keys(it, what, sub));
+        i++;
+    }
+    return STATUS_OK;
+}
 
 const char *manifest_profile_name(enum manifest_profile p)
 {
@@ -196,7 +278,10 @@ status manifest_save(const struct manifest *m, const char *dir)
 
 /* ------------------------------------------------------------------- read */
 
-struct mctx { const char *what; };
+struct mctx {
+    const char *what;
+    struct strset files;    /* shard file names of every subset */
+};
 
 static status get_item(struct mctx *c, const cJSON *obj, const char *where, const char *key, const cJSON **out)
 {
@@ -261,27 +346,36 @@ static status parse_classes(struct mctx *c, const cJSON *root, struct manifest *
     if (n < 1) return FAIL(STATUS_FORMAT, "%s: classes is empty", c->what);
     m->classes = calloc((size_t)n, sizeof *m->classes);
     if (!m->classes) return FAIL(STATUS_NOMEM, "%s: out of memory", c->what);
+    struct strset names;
+    TRY(strset_init(&names, (size_t)n));
+    status st = STATUS_OK;
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) {
         int i = m->nclasses;
         char where[48];
         snprintf(where, sizeof where, "classes[%d].", i);
-        if (!cJSON_IsObject(it)) return FAIL(STATUS_FORMAT, "%s: classes[%d] is not an object", c->what, i);
+        if (!cJSON_IsObject(it)) { st = FAIL(STATUS_FORMAT, "%s: classes[%d] is not an object", c->what, i); break; }
         int id;
-        TRY(get_int(c, it, where, "id", INT32_MAX, &id));
-        TRY(get_str(c, it, where, "name", &m->classes[i].name));
+        if ((st = get_int(c, it, where, "id", INT32_MAX, &id)) != STATUS_OK) break;
+        if ((st = get_str(c, it, where, "name", &m->classes[i].name)) != STATUS_OK) break;
         m->nclasses++;
         m->classes[i].id = id;
-        if (id != m->label_offset + i)
-            return FAIL(STATUS_FORMAT, "%s: classes[%d].id is %d, expected %d (ids are consecutive from label_offset)",
-                        c->what, i, id, m->label_offset + i);
-        if (!m->classes[i].name[0]) return FAIL(STATUS_FORMAT, "%s: classes[%d].name is empty", c->what, i);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(m->classes[j].name, m->classes[i].name))
-                return FAIL(STATUS_FORMAT, "%s: class name '%s' appears twice (classes[%d] and [%d])",
-                            c->what, m->classes[i].name, j, i);
+        if (id != m->label_offset + i) {
+            st = FAIL(STATUS_FORMAT, "%s: classes[%d].id is %d, expected %d (ids are consecutive from label_offset)",
+                      c->what, i, id, m->label_offset + i);
+            break;
+        }
+        if (!m->classes[i].name[0]) { st = FAIL(STATUS_FORMAT, "%s: classes[%d].name is empty", c->what, i); break; }
+        if (!strset_add(&names, m->classes[i].name)) {
+            int j = 0;
+            while (strcmp(m->classes[j].name, m->classes[i].name)) j++;
+            st = FAIL(STATUS_FORMAT, "%s: class name '%s' appears twice (classes[%d] and [%d])", c->what,
+                      m->classes[i].name, j, i);
+            break;
+        }
     }
-    return STATUS_OK;
+    strset_free(&names);
+    return st;
 }
 
 static status parse_subsets(struct mctx *c, const cJSON *root, struct manifest *m)
@@ -291,9 +385,15 @@ static status parse_subsets(struct mctx *c, const cJSON *root, struct manifest *
     if (!cJSON_IsObject(subs)) return FAIL(STATUS_FORMAT, "%s: subsets is not an object", c->what);
     int n = cJSON_GetArraySize(subs);
     if (n < 1) return FAIL(STATUS_FORMAT, "%s: subsets is empty", c->what);
+    size_t nfiles = 0;
+    const cJSON *js;
+    cJSON_ArrayForEach(js, subs) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(js, "shards");
+        if (cJSON_IsArray(arr)) nfiles += (size_t)cJSON_GetArraySize(arr);
+    }
+    TRY(strset_init(&c->files, nfiles));
     m->subsets = calloc((size_t)n, sizeof *m->subsets);
     if (!m->subsets) return FAIL(STATUS_NOMEM, "%s: out of memory", c->what);
-    const cJSON *js;
     cJSON_ArrayForEach(js, subs) {
         struct manifest_subset *sub = &m->subsets[m->nsubsets++];
         sub->name = strdup(js->string ? js->string : "");
@@ -340,9 +440,11 @@ static status parse_subsets(struct mctx *c, const cJSON *root, struct manifest *
             free(hex);
             if (!ok) return FAIL(STATUS_FORMAT, "%s: %schecksum is not 8 hex digits", c->what, w2);
             d->checksum = (uint32_t)v;
-            for (int j = 0; j < i; j++)
-                if (!strcmp(sub->shards[j].file, d->file))
-                    return FAIL(STATUS_FORMAT, "%s: shard %s is listed twice", c->what, d->file);
+            if (!strset_add(&c->files, d->file))
+                return FAIL(STATUS_FORMAT, "%s: shard %s is listed twice", c->what, d->file);
+            if ((double)total + (double)d->records > EXACT_MAX)
+                return FAIL(STATUS_FORMAT, "%s: %srecords make the shards of subset %s hold more than 2^53 records",
+                            c->what, w2, sub->name);
             total += d->records;
         }
         if (total != sub->count)
@@ -354,7 +456,7 @@ static status parse_subsets(struct mctx *c, const cJSON *root, struct manifest *
 
 status manifest_from_json(const char *text, const char *what, struct manifest **out)
 {
-    struct mctx c = { what };
+    struct mctx c = { what, { NULL, 0 } };
     status st = STATUS_OK;
     struct manifest *m = calloc(1, sizeof *m);
     if (!m) return FAIL(STATUS_NOMEM, "%s: out of memory", what);
@@ -366,6 +468,7 @@ status manifest_from_json(const char *text, const char *what, struct manifest **
         goto done;
     }
     if (!cJSON_IsObject(root)) { st = FAIL(STATUS_FORMAT, "%s: top level is not an object", what); goto done; }
+    if ((st = json_unique_keys(root, what, "")) != STATUS_OK) goto done;
     char *fmt = NULL;
     if ((st = get_str(&c, root, "", "format", &fmt)) != STATUS_OK) goto done;
     int fmt_ok = !strcmp(fmt, "deeper-dataset");
@@ -435,6 +538,7 @@ status manifest_from_json(const char *text, const char *what, struct manifest **
         goto done;
     }
 done:
+    strset_free(&c.files);
     cJSON_Delete(root);
     if (st != STATUS_OK) { manifest_free(m); return st; }
     *out = m;
@@ -468,5 +572,58 @@ status manifest_load(const char *dir, struct manifest **out)
 done:
     free(text);
     fclose(f);
+    return st;
+}
+
+/* ---------------------------------------------------- manifest vs records */
+
+status manifest_check_records(const struct manifest *m, const char *dir)
+{
+    status st = STATUS_OK;
+    for (int s = 0; s < m->nsubsets && st == STATUS_OK; s++) {
+        const struct manifest_subset *sub = &m->subsets[s];
+        for (int i = 0; i < sub->nshards && st == STATUS_OK; i++) {
+            if (sub->shards[i].records == 0) continue;
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", dir, sub->shards[i].file);
+            struct shard_reader *r = NULL;
+            struct shard_txn *t = NULL;
+            const void *val;
+            size_t len;
+            uint64_t key;
+            struct record rec;
+            if ((st = shard_reader_open(path, &r)) != STATUS_OK) break;
+            /* the first record that is intact (a damaged one is the workers' to skip) */
+            int found = 0;
+            if ((st = shard_txn_begin(r, &t)) == STATUS_OK)
+                for (int k = 0; k < 4 && !found; k++) {
+                    status g = shard_txn_next(t, &key, &val, &len);
+                    if (g == STATUS_NOT_FOUND) break;
+                    if (g == STATUS_OK && record_decode(val, len, 1, &rec) == STATUS_OK) found = 1;
+                    else if (g != STATUS_OK && g != STATUS_CORRUPT) break;
+                }
+            if (st != STATUS_OK || !found) {
+                st = STATUS_OK;      /* nothing intact to compare: the readers report each record */
+            } else if ((int)rec.channels != m->image.channels)
+                st = FAIL(STATUS_FORMAT, "%s: manifest.json says image.channels %d, but record %llu of %s has %u "
+                          "(the manifest does not describe these records)", dir, m->image.channels,
+                          (unsigned long long)key, sub->shards[i].file, rec.channels);
+            else if (rec.storage != m->storage)
+                st = FAIL(STATUS_FORMAT, "%s: manifest.json says storage %s, but record %llu of %s is %s", dir,
+                          record_storage_name(m->storage), (unsigned long long)key, sub->shards[i].file,
+                          record_storage_name(rec.storage));
+            else if ((int)rec.height < m->image.min_height || (int)rec.height > m->image.max_height ||
+                     (int)rec.width < m->image.min_width || (int)rec.width > m->image.max_width)
+                st = FAIL(STATUS_FORMAT, "%s: record %llu of %s is %ux%u, outside manifest.json's image sizes "
+                          "%d..%d x %d..%d", dir, (unsigned long long)key, sub->shards[i].file, rec.height, rec.width,
+                          m->image.min_height, m->image.max_height, m->image.min_width, m->image.max_width);
+            else if (rec.version >= 2 && (rec.label < m->label_offset || rec.label >= manifest_num_labels(m)))
+                st = FAIL(STATUS_FORMAT, "%s: record %llu of %s has label %d, but manifest.json's %d classes give "
+                          "labels %d..%d", dir, (unsigned long long)key, sub->shards[i].file, rec.label, m->nclasses,
+                          m->label_offset, manifest_num_labels(m) - 1);
+            shard_txn_end(t);
+            shard_reader_free(r);
+        }
+    }
     return st;
 }

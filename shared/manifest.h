@@ -91,6 +91,16 @@ static inline int manifest_num_labels(const struct manifest *m) { return m->ncla
  * Caller frees with manifest_free.  STATUS_NOT_FOUND when there is none. */
 status manifest_load(const char *dir, struct manifest **out);
 
+/* Compare the manifest with the first intact record (CRC checked; among the
+ * first 4) of each shard under dir: channels, storage, image size within the
+ * manifest's range, and, for version 2 records (whose CRC covers the label),
+ * label within label_offset..num_labels-1.  A contradiction is STATUS_FORMAT
+ * with one line naming the field, the shard and the record; a shard that
+ * cannot be opened keeps shard_reader_open's status; damaged records are
+ * left to the readers, which skip and report them.  Cheap: one record per
+ * shard.  Labels beyond the first record are range-checked by the readers. */
+status manifest_check_records(const struct manifest *m, const char *dir);
+
 /* Write DIR/manifest.json atomically (tmp + fsync + rename + fsync dir). */
 status manifest_save(const struct manifest *m, const char *dir);
 

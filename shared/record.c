@@ -29,9 +29,47 @@ static size_t record_name_len(const struct record *r)
     return r->name_len > RECORD_NAME_MAX ? RECORD_NAME_MAX : r->name_len;
 }
 
+size_t record_payload_offset(const struct record *r)
+{
+    return RECORD_HEADER_SIZE + pad8(record_name_len(r)) + (size_t)r->num_boxes * RECORD_BOX_BYTES;
+}
+
 size_t record_encoded_size(const struct record *r)
 {
-    return RECORD_HEADER_SIZE + pad8(record_name_len(r)) + r->payload_len;
+    return record_payload_offset(r) + r->payload_len;
+}
+
+static void put_f32(uint8_t *p, float f)
+{
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    put_u32(p, v);
+}
+
+static float get_f32(const uint8_t *p)
+{
+    uint32_t v = get_u32(p);
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+
+void record_box_get(const struct record *r, uint32_t i, float out[4])
+{
+    for (int k = 0; k < 4; k++) out[k] = get_f32(r->boxes + (size_t)i * RECORD_BOX_BYTES + 4 * (size_t)k);
+}
+
+/* A box: finite, in [0,1], min <= max (written so that NaN fails). */
+static status record_check_box(uint32_t i, const float b[4])
+{
+    for (int k = 0; k < 4; k++)
+        if (!(b[k] >= 0.0f && b[k] <= 1.0f))
+            return FAIL(STATUS_FORMAT, "record: box %u coordinate %d is %g (expected a number in [0,1])", i, k,
+                        (double)b[k]);
+    if (!(b[0] <= b[2]) || !(b[1] <= b[3]))
+        return FAIL(STATUS_FORMAT, "record: box %u is (%g, %g, %g, %g): ymin > ymax or xmin > xmax", i, (double)b[0],
+                    (double)b[1], (double)b[2], (double)b[3]);
+    return STATUS_OK;
 }
 
 const char *record_storage_name(enum record_storage s)
@@ -70,14 +108,13 @@ static status record_check_fields(uint32_t storage, uint32_t channels, uint32_t 
     return STATUS_OK;
 }
 
-size_t record_payload_offset(size_t name_len)
-{
-    return RECORD_HEADER_SIZE + pad8(name_len > RECORD_NAME_MAX ? RECORD_NAME_MAX : name_len);
-}
-
 status record_encode_header(const struct record *r, uint8_t *out, size_t cap)
 {
     TRY(record_check_fields((uint32_t)r->storage, r->channels, r->height, r->width, r->payload_len));
+    if (r->num_boxes > RECORD_BOXES_MAX)
+        return FAIL(STATUS_FORMAT, "record: %u boxes (at most %u)", r->num_boxes, RECORD_BOXES_MAX);
+    if (r->num_boxes && !r->boxes_in) return FAIL(STATUS_USAGE, "record_encode: %u boxes but no boxes_in", r->num_boxes);
+    for (uint32_t i = 0; i < r->num_boxes; i++) TRY(record_check_box(i, r->boxes_in + 4 * (size_t)i));
     size_t name_len = record_name_len(r);
     size_t need = record_encoded_size(r);
     if (cap < need) return FAIL(STATUS_USAGE, "record_encode: buffer of %zu bytes, need %zu", cap, need);
@@ -88,25 +125,44 @@ status record_encode_header(const struct record *r, uint8_t *out, size_t cap)
     put_u32(out + 8, (uint32_t)r->label);
     put_u32(out + 12, r->height);
     put_u32(out + 16, r->width);
-    put_u32(out + 20, r->crc);
+    put_u32(out + 20, 0);
     put_u32(out + 24, (uint32_t)r->payload_len);
     put_u16(out + 28, (uint32_t)name_len);
-    put_u16(out + 30, 0);
+    put_u16(out + 30, r->num_boxes);
     uint8_t *p = out + RECORD_HEADER_SIZE;
     if (name_len) memcpy(p, r->name, name_len);
     memset(p + name_len, 0, pad8(name_len) - name_len);
+    p += pad8(name_len);
+    for (size_t i = 0; i < 4 * (size_t)r->num_boxes; i++) put_f32(p + 4 * i, r->boxes_in[i]);
     return STATUS_OK;
 }
 
-void record_set_crc(uint8_t *value, uint32_t crc) { put_u32(value + 20, crc); }
+/* Version 2 CRC: bytes [0,20) and [24,size) of the value; the part from 24
+ * up to the payload is read here, the payload's own CRC is combined in. */
+static uint32_t record_crc_v2(const uint8_t *v, size_t size, size_t payload_len, uint32_t payload_crc,
+                              uint32_t *tail)
+{
+    size_t off = size - payload_len;
+    *tail = crc32c_combine(crc32c(v + 24, off - 24), payload_crc, payload_len);   /* CRC of [24,size) */
+    return crc32c_combine(crc32c(v, 20), *tail, size - 24);
+}
+
+uint32_t record_seal(uint8_t *value, size_t size, uint32_t payload_crc)
+{
+    uint32_t tail;
+    uint32_t c = record_crc_v2(value, size, get_u32(value + 24), payload_crc, &tail);
+    put_u32(value + 20, c);
+    return crc32c_combine(crc32c(value, 24), tail, size - 24);
+}
 
 status record_encode(struct record *r, uint8_t *out, size_t cap, size_t *written)
 {
-    TRY(record_check_fields((uint32_t)r->storage, r->channels, r->height, r->width, r->payload_len));
-    r->crc = crc32c(r->payload, r->payload_len);
     TRY(record_encode_header(r, out, cap));
-    memcpy(out + record_payload_offset(r->name_len), r->payload, r->payload_len);
-    if (written) *written = record_encoded_size(r);
+    size_t size = record_encoded_size(r);
+    memcpy(out + record_payload_offset(r), r->payload, r->payload_len);
+    record_seal(out, size, crc32c(r->payload, r->payload_len));
+    r->crc = get_u32(out + 20);
+    if (written) *written = size;
     return STATUS_OK;
 }
 
@@ -118,23 +174,26 @@ status record_decode(const void *buf, size_t size, int verify_crc, struct record
     if (b[0] != RECORD_MAGIC0 || b[1] != RECORD_MAGIC1 || b[2] != RECORD_MAGIC2 || b[3] != RECORD_MAGIC3)
         return FAIL(STATUS_CORRUPT, "record: bad magic %02x %02x %02x %02x (expected \"DRC1\")", b[0], b[1], b[2], b[3]);
     uint32_t version = get_u16(b + 4);
-    if (version != RECORD_VERSION)
-        return FAIL(STATUS_UNSUPPORTED, "record: version %u (this program reads %d)", version, RECORD_VERSION);
+    if (version != 1 && version != 2)
+        return FAIL(STATUS_UNSUPPORTED, "record: version %u (this program reads 1 and 2)", version);
     uint32_t storage = b[6], channels = b[7];
     uint32_t h = get_u32(b + 12), w = get_u32(b + 16);
     uint64_t payload_len = get_u32(b + 24);
     uint64_t name_len = get_u16(b + 28);
+    uint64_t num_boxes = get_u16(b + 30);
     status st = record_check_fields(storage, channels, h, w, payload_len);
     if (st != STATUS_OK) {
         char why[256];
         snprintf(why, sizeof why, "%s", status_msg());
         return FAIL(STATUS_CORRUPT, "%s", why);
     }
-    if (get_u16(b + 30) != 0) return FAIL(STATUS_CORRUPT, "record: reserved field is not zero");
+    if (version == 1 && num_boxes != 0) return FAIL(STATUS_CORRUPT, "record: reserved field is not zero");
     /* all of these are < 2^33, so the sum cannot overflow 64 bits */
-    uint64_t need = (uint64_t)RECORD_HEADER_SIZE + pad8(name_len) + payload_len;
+    uint64_t need = (uint64_t)RECORD_HEADER_SIZE + pad8(name_len) + num_boxes * RECORD_BOX_BYTES + payload_len;
     if (need != (uint64_t)size)
         return FAIL(STATUS_CORRUPT, "record: value is %zu bytes, header describes %llu", size, (unsigned long long)need);
+    for (size_t i = RECORD_HEADER_SIZE + name_len; i < RECORD_HEADER_SIZE + pad8(name_len); i++)
+        if (b[i]) return FAIL(STATUS_CORRUPT, "record: name padding byte %zu is not zero", i);
     out->label = (int32_t)get_u32(b + 8);
     out->height = h;
     out->width = w;
@@ -142,17 +201,45 @@ status record_decode(const void *buf, size_t size, int verify_crc, struct record
     out->storage = (enum record_storage)storage;
     out->name = (const char *)b + RECORD_HEADER_SIZE;
     out->name_len = (size_t)name_len;
-    out->payload = b + RECORD_HEADER_SIZE + pad8(name_len);
+    out->num_boxes = (uint32_t)num_boxes;
+    out->boxes = b + RECORD_HEADER_SIZE + pad8(name_len);
+    out->boxes_in = NULL;
+    out->payload = out->boxes + num_boxes * RECORD_BOX_BYTES;
     out->payload_len = (size_t)payload_len;
     out->crc = get_u32(b + 20);
+    out->version = version;
+    out->value = b;
+    out->value_size = size;
+    for (uint32_t i = 0; i < out->num_boxes; i++) {
+        float box[4];
+        record_box_get(out, i, box);
+        if (record_check_box(i, box) != STATUS_OK) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", status_msg());
+            return FAIL(STATUS_CORRUPT, "%s", why);
+        }
+    }
     if (verify_crc) TRY(record_verify(out));
     return STATUS_OK;
 }
 
 status record_verify(const struct record *r)
 {
-    uint32_t c = crc32c(r->payload, r->payload_len);
-    if (c != r->crc)
-        return FAIL(STATUS_CORRUPT, "record: payload crc32c %08x, header says %08x", c, r->crc);
+    uint32_t pc = crc32c(r->payload, r->payload_len);
+    if (r->version == 1) {
+        if (pc != r->crc)
+            return FAIL(STATUS_CORRUPT, "record: payload crc32c %08x, header says %08x", pc, r->crc);
+        return STATUS_OK;
+    }
+    uint32_t tail;
+    uint32_t c = record_crc_v2(r->value, r->value_size, r->payload_len, pc, &tail);
+    if (c != r->crc) return FAIL(STATUS_CORRUPT, "record: crc32c %08x, header says %08x", c, r->crc);
+    return STATUS_OK;
+}
+
+status record_check_label(const struct record *r, int32_t lo, int32_t hi)
+{
+    if (r->label < lo || r->label >= hi)
+        return FAIL(STATUS_CORRUPT, "record: label %d outside the dataset's labels %d..%d", r->label, lo, hi - 1);
     return STATUS_OK;
 }

@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "shared/crc32c.h"
@@ -403,6 +405,7 @@ struct shard_reader {
     MDB_env *env;
     MDB_dbi dbi;
     uint64_t count;
+    uintptr_t map_lo, map_hi;   /* the mapped bytes that are backed by the file */
 };
 
 struct shard_txn {
@@ -425,6 +428,51 @@ static status shard_reader_env_open(struct shard_reader *r, unsigned extra)
         return rc == ENOENT ? FAIL(STATUS_NOT_FOUND, "%s: no such shard", r->path)
                             : shard_lmdb_fail(rc, r->path, "cannot open the shard");
     }
+    return STATUS_OK;
+}
+
+/* Where LMDB mapped the file: every value handed out must lie in the map and
+ * inside the file (a damaged length or page number can make LMDB point
+ * anywhere).  liblmdb does not say where its map is (mdb_env_info's
+ * me_mapaddr is only the fixed-map address, 0 here), so the mapping of this
+ * file (device and inode) is looked up in /proc/self/maps; the part checked
+ * is the mapping cut to the file size. */
+static status shard_reader_map_bounds(struct shard_reader *r)
+{
+    mdb_filehandle_t fd;
+    struct stat sb;
+    int rc = mdb_env_get_fd(r->env, &fd);
+    if (rc) return shard_lmdb_fail(rc, r->path, "mdb_env_get_fd");
+    if (fstat(fd, &sb) != 0) return FAIL(STATUS_IO, "%s: %s", r->path, strerror(errno));
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return FAIL(STATUS_IO, "%s: cannot read /proc/self/maps to find the shard's map: %s", r->path,
+                        strerror(errno));
+    /* the same file mapped twice in this process (another reader of it):
+       ours holds the first key LMDB hands out (when it hands one out) */
+    uintptr_t probe = 0;
+    MDB_txn *txn;
+    if (mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn) == 0) {
+        MDB_cursor *c;
+        MDB_val k, v;
+        if (mdb_cursor_open(txn, r->dbi, &c) == 0) {
+            if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0) probe = (uintptr_t)k.mv_data;
+            mdb_cursor_close(c);
+        }
+        mdb_txn_abort(txn);
+    }
+    char line[4096 + 128];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, off, ino;
+        unsigned maj, min;
+        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &ino) != 6) continue;
+        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || min != minor(sb.st_dev) || off != 0)
+            continue;
+        if (r->map_lo && !(probe >= lo && probe < hi)) continue;   /* keep the first unless this one holds the probe */
+        r->map_lo = (uintptr_t)lo;
+        r->map_hi = (uintptr_t)(hi - lo < (unsigned long long)sb.st_size ? hi : lo + (unsigned long long)sb.st_size);
+    }
+    fclose(f);
+    if (!r->map_lo) return FAIL(STATUS_IO, "%s: the shard's map is not in /proc/self/maps", r->path);
     return STATUS_OK;
 }
 
@@ -459,6 +507,7 @@ status shard_reader_open(const char *path, struct shard_reader **out)
     mdb_txn_abort(txn);
     if (rc) { st = shard_lmdb_fail(rc, path, "reading the database"); goto fail; }
     r->count = ms.ms_entries;
+    if ((st = shard_reader_map_bounds(r)) != STATUS_OK) goto fail;
     *out = r;
     return STATUS_OK;
 fail:
@@ -531,6 +580,22 @@ static void shard_value_prefetch(const void *val, size_t len)
     (void)madvise((void *)a, e - a, MADV_WILLNEED);
 }
 
+/* Does the value lie inside the file's part of the map? */
+static int shard_value_inside(const struct shard_reader *r, const MDB_val *mv)
+{
+    uintptr_t p = (uintptr_t)mv->mv_data;
+    return p >= r->map_lo && p <= r->map_hi && mv->mv_size <= r->map_hi - p;
+}
+
+static status shard_value_outside(const struct shard_reader *r, const MDB_val *mk, const MDB_val *mv)
+{
+    char key[32] = "?";
+    if (mk && mk->mv_size == 8 && shard_value_inside(r, mk)) snprintf(key, sizeof key, "%llu", (unsigned long long)shard_key_decode(mk->mv_data));
+    return FAIL(STATUS_CORRUPT, "%s: record %s: value of %zu bytes at offset %lld lies outside the %llu-byte file "
+                "(damaged shard)", r->path, key, mv->mv_size, (long long)((intptr_t)mv->mv_data - (intptr_t)r->map_lo),
+                (unsigned long long)(r->map_hi - r->map_lo));
+}
+
 status shard_txn_get(struct shard_txn *t, uint64_t key, const void **val, size_t *len)
 {
     uint8_t k[8];
@@ -540,6 +605,7 @@ status shard_txn_get(struct shard_txn *t, uint64_t key, const void **val, size_t
     if (rc == MDB_NOTFOUND)
         return FAIL(STATUS_NOT_FOUND, "%s: no record %llu", t->r->path, (unsigned long long)key);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_get");
+    if (!shard_value_inside(t->r, &mv)) return shard_value_outside(t->r, &mk, &mv);
     if (val) shard_value_prefetch(mv.mv_data, mv.mv_size);
     if (val) *val = mv.mv_data;
     if (len) *len = mv.mv_size;
@@ -551,6 +617,7 @@ static status shard_txn_out(struct shard_txn *t, const MDB_val *mk, const MDB_va
 {
     if (mk->mv_size != 8)
         return FAIL(STATUS_CORRUPT, "%s: key of %zu bytes (expected 8)", t->r->path, mk->mv_size);
+    if (!shard_value_inside(t->r, mk) || !shard_value_inside(t->r, mv)) return shard_value_outside(t->r, mk, mv);
     if (key) *key = shard_key_decode(mk->mv_data);
     if (val) *val = mv->mv_data;
     if (len) *len = mv->mv_size;
@@ -562,7 +629,8 @@ void shard_txn_prefetch(struct shard_txn *t, uint64_t key)
     uint8_t k[8];
     shard_key_encode(key, k);
     MDB_val mk = { 8, k }, mv;
-    if (mdb_get(t->txn, t->r->dbi, &mk, &mv) == 0) shard_value_prefetch(mv.mv_data, mv.mv_size);
+    if (mdb_get(t->txn, t->r->dbi, &mk, &mv) == 0 && shard_value_inside(t->r, &mv))
+        shard_value_prefetch(mv.mv_data, mv.mv_size);
 }
 
 status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size_t *len)
@@ -574,14 +642,15 @@ status shard_txn_next(struct shard_txn *t, uint64_t *key, const void **val, size
     t->positioned = 1;
     /* a scan of big records: start reading the next one while this one is
      * used (this one was started by the previous call, unless it was the first) */
-    if (val && mv.mv_size >= SHARD_PREFETCH_MIN && mk.mv_size == 8) {
+    if (val && mv.mv_size >= SHARD_PREFETCH_MIN && mk.mv_size == 8 && shard_value_inside(t->r, &mv) &&
+        shard_value_inside(t->r, &mk)) {
         if (mv.mv_data != t->ahead) shard_value_prefetch(mv.mv_data, mv.mv_size);
         uint64_t id = shard_key_decode(mk.mv_data);
         uint8_t k[8];
         shard_key_encode(id + 1, k);
         MDB_val pk = { 8, k }, pv;
         if (id != UINT64_MAX && (t->peek || mdb_cursor_open(t->txn, t->r->dbi, &t->peek) == 0) &&
-            mdb_cursor_get(t->peek, &pk, &pv, MDB_SET_RANGE) == 0) {
+            mdb_cursor_get(t->peek, &pk, &pv, MDB_SET_RANGE) == 0 && shard_value_inside(t->r, &pv)) {
             shard_value_prefetch(pv.mv_data, pv.mv_size);
             t->ahead = pv.mv_data;
         }
@@ -599,7 +668,7 @@ status shard_txn_seek(struct shard_txn *t, uint64_t key, uint64_t *found, const 
                                         (unsigned long long)key);
     if (rc) return shard_lmdb_fail(rc, t->r->path, "mdb_cursor_get");
     t->positioned = 1;
-    if (val) shard_value_prefetch(mv.mv_data, mv.mv_size);
+    if (val && shard_value_inside(t->r, &mv)) shard_value_prefetch(mv.mv_data, mv.mv_size);
     return shard_txn_out(t, &mk, &mv, found, val, len);
 }
 

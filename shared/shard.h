@@ -46,7 +46,15 @@
  *   - a struct shard_txn is a read transaction with a cursor; it is used by
  *     one thread at a time (any thread, thanks to MDB_NOTLS).  Values returned
  *     by get/next point into the map (zero-copy) and stay valid until the
- *     transaction is reset or ended.
+ *     transaction is reset or ended;
+ *   - a damaged file can make LMDB hand out a key or value that lies outside
+ *     the file (a flipped length or overflow page number), which would crash
+ *     whoever reads it.  get/next/seek check every key and value against the
+ *     part of the map the file backs (mdb_env_info's map, cut to the file
+ *     size) and return STATUS_CORRUPT naming the record instead; the cursor
+ *     has then moved onto that record, so next() goes on after it.  Damage
+ *     LMDB itself detects (a bad page number or page type) comes back as
+ *     STATUS_LMDB and leaves the cursor unusable.
  */
 #ifndef DEEPER_SHARD_H
 #define DEEPER_SHARD_H
@@ -174,5 +182,23 @@ void shard_txn_rewind(struct shard_txn *t);
 
 /* All keys in ascending order (malloc'd; caller frees with free()). */
 status shard_reader_keys(struct shard_reader *r, uint64_t **keys, uint64_t *n);
+
+/* ------------------------------------------------------------- structure */
+
+/* Walk the file's LMDB tree with pread (no liblmdb, no map) and check every
+ * page and node: pages inside the file and reached once, node offsets and
+ * keys inside their page, keys ascending, each value inside its page or on
+ * overflow pages that are inside the file and say so, the entry count
+ * (shard_check.c lists every check).  liblmdb trusts its pages, and a
+ * damaged branch or leaf page can make it read outside its map and crash the
+ * process; a file that passes this walk cannot.  STATUS_CORRUPT names the
+ * page and what is wrong; *entries (optional) gets the record count and
+ * *bad_values (optional) the number of records whose value lies outside its
+ * page or overflow run (damage confined to one value, which liblmdb only
+ * points at: reading the shard then reports each such record).  It
+ * reads every branch and leaf page: `deeper info --verify` runs it before
+ * reading a shard through liblmdb; the augment workers do not (they rely on
+ * the value bounds and record checks above). */
+status shard_check_file(const char *path, uint64_t *entries, uint64_t *bad_values);
 
 #endif

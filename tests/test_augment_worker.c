@@ -34,6 +34,11 @@ static void remove_dataset(void)
 /* criterion runs each test in its own process: clean up at its end */
 static void fini_remove(void) { if (dir[0]) remove_dataset(); }
 
+/* Record `odd_label_id` (if >= 0) is written with label `odd_label` and a
+ * CRC that matches it. */
+static int64_t odd_label_id = -1;
+static int32_t odd_label;
+
 /* N records over NSHARDS shards per subset; record id k has label k % 3 and
  * pixels derived from k.  Record `bad_id` (if >= 0) gets a wrong CRC. */
 static void make_dataset(int n_train, int n_val, int bad_id)
@@ -75,7 +80,10 @@ static void make_dataset(int n_train, int n_val, int bad_id)
             for (int i = lo; i < hi; i++, id++) {
                 uint8_t px[IMG_H * IMG_W * 3], buf[1024];
                 for (int p = 0; p < IMG_H * IMG_W * 3; p++) px[p] = (uint8_t)(id * 31 + p * 7);
-                struct record r = { (int32_t)(id % 3), IMG_H, IMG_W, 3, RECORD_RAW, "x.png", 5, px, sizeof px, 0 };
+                struct record r = { .label = (int32_t)(id % 3), .height = IMG_H, .width = IMG_W, .channels = 3,
+                                    .storage = RECORD_RAW, .name = "x.png", .name_len = 5, .payload = px,
+                                    .payload_len = sizeof px };
+                if ((int64_t)id == odd_label_id) r.label = odd_label;
                 size_t len;
                 cr_assert_eq(record_encode(&r, buf, sizeof buf, &len), STATUS_OK);
                 if ((int64_t)id == bad_id) buf[len - 1] ^= 0x55;   /* payload byte: CRC mismatch */
@@ -246,6 +254,40 @@ Test(augment_worker, bad_record_skipped_and_counted, .fini = fini_remove)
     cr_assert_eq(st.bad_records, 1);
     bufs_free(&b);
     worker_free(&w);
+}
+
+/* A label outside the manifest's classes (with a CRC that matches it) is a
+ * bad record: skipped and counted, never sent, every batch still full, and
+ * two workers reading the same data send the same batches. */
+Test(augment_worker, out_of_range_label_skipped_batches_full, .fini = fini_remove)
+{
+    odd_label_id = 7;
+    odd_label = 200;
+    make_dataset(10, 4, -1);
+    struct worker *w[2];
+    struct send_buf b[2];
+    for (int k = 0; k < 2; k++) {
+        struct worker_config c = config(0, 0, 1, 4);
+        cr_assert_eq(worker_open(&c, &w[k]), STATUS_OK, "%s", status_msg());
+        bufs_init(&b[k], 4);
+    }
+    int seen[10] = { 0 };
+    for (int batch = 0; batch < 10; batch++) {   /* 40 examples: 4 epochs of 10 */
+        for (int k = 0; k < 2; k++) cr_assert_eq(worker_next(w[k], &b[k]), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(b[0].header.n, 4, "a batch is always full");
+        cr_assert(!memcmp(b[0].ids, b[1].ids, 4 * sizeof *b[0].ids), "deterministic");
+        cr_assert(!memcmp(b[0].pixels, b[1].pixels, 4 * 8 * 8 * 3), "deterministic");
+        for (int i = 0; i < 4; i++) {
+            cr_assert_neq(b[0].ids[i], 7, "the record with label 200 was sent");
+            cr_assert(b[0].labels[i] >= 0 && b[0].labels[i] < 3);
+            seen[b[0].ids[i]]++;
+        }
+    }
+    for (int i = 0; i < 10; i++) if (i != 7) cr_assert_gt(seen[i], 0, "id %d never sent", i);
+    struct worker_stats st;
+    worker_get_stats(w[0], &st);
+    cr_assert_geq(st.bad_records, 4, "one skip per epoch, got %llu", (unsigned long long)st.bad_records);
+    for (int k = 0; k < 2; k++) { bufs_free(&b[k]); worker_free(&w[k]); }
 }
 
 Test(augment_worker, missing_dataset_is_one_clear_error, .fini = fini_remove)

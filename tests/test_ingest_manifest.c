@@ -1,14 +1,19 @@
 /*
  * test_ingest_manifest.c — manifest.json: save/load round trip, atomic
- * write, and one clear error for each kind of broken manifest.
+ * write, and one clear error for each kind of broken manifest: repeated keys
+ * anywhere, record totals past 2^53 (which wrapped 2^64 before), 60,000
+ * classes loading in linear time, and a manifest that contradicts its
+ * records (channels, labels) refused at open.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shared/manifest.h"
+#include "shared/shard.h"
 
 static struct manifest *sample(void)
 {
@@ -123,6 +128,131 @@ Test(manifest, each_problem_has_a_clear_error)
     expect_broken("\"num_labels\":\t3", "\"num_labels\":\t2", "num_labels");
     expect_broken("\"label_offset\":\t1", "\"label_offset\":\t1, \"x\": [", "JSON");
     expect_broken("\"made\":", "\"maid\":", "made is missing");
+    /* repeated keys: a second subset called train, a field given twice */
+    expect_broken("\"subsets\":\t{",
+                  "\"subsets\":\t{ \"train\": { \"count\": 1, \"shards\": [ { \"file\": \"o.mdb\", \"records\": 1, "
+                  "\"first_id\": 0, \"last_id\": 0, \"checksum\": \"00000000\", \"bytes\": 9 } ] },",
+                  "subsets has the key \"train\" twice");
+    expect_broken("\"records\":\t3", "\"records\":\t3, \"records\": 4", "\"records\" twice");
+    expect_broken("\"format\":", "\"storage\": \"raw\", \"format\":", "the top level has the key \"storage\" twice");
+    expect_broken("\"train-00001-of-00002.mdb\"", "\"train-00000-of-00002.mdb\"", "listed twice");
+}
+
+/* 2049 shards of 2^53 records add up to 2^64 + 2^53, which wrapped to a
+ * count of 2^53 that matched. */
+Test(manifest, record_totals_that_overflow_are_refused)
+{
+    size_t cap = 3000 * 200 + 4096, n = 0;
+    char *j = malloc(cap);
+    n += (size_t)snprintf(j + n, cap - n,
+                          "{\"format\": \"deeper-dataset\", \"format_version\": 1, \"label_offset\": 0, "
+                          "\"classes\": [{\"id\": 0, \"name\": \"a\"}], \"num_labels\": 1, \"storage\": \"raw\", "
+                          "\"image\": {\"channels\": 1, \"min_height\": 1, \"max_height\": 1, \"min_width\": 1, "
+                          "\"max_width\": 1}, \"augment\": {\"profile\": \"none\", \"flip\": false, \"color\": false}, "
+                          "\"subsets\": {\"train\": {\"count\": 9007199254740992, \"shards\": [");
+    for (int i = 0; i < 2049; i++)
+        n += (size_t)snprintf(j + n, cap - n,
+                              "%s{\"file\": \"s%d.mdb\", \"records\": 9007199254740992, \"first_id\": 0, "
+                              "\"last_id\": 9007199254740991, \"checksum\": \"00000000\", \"bytes\": 0}",
+                              i ? ", " : "", i);
+    n += (size_t)snprintf(j + n, cap - n, "]}}, \"made\": {\"command\": \"\", \"seed\": 1, \"date\": \"\", "
+                                          "\"program\": \"\"}}");
+    struct manifest *m = NULL;
+    status st = manifest_from_json(j, "m.json", &m);
+    cr_assert_eq(st, STATUS_FORMAT, "accepted %s", st == STATUS_OK ? "a wrapped total" : status_msg());
+    cr_assert(strstr(status_msg(), "2^53"), "%s", status_msg());
+    free(j);
+}
+
+/* The class-name duplicate check is linear: 60,000 classes load fast. */
+Test(manifest, sixty_thousand_classes_load_fast)
+{
+    struct manifest *m = sample();
+    for (int i = 0; i < m->nclasses; i++) free(m->classes[i].name);
+    free(m->classes);
+    m->label_offset = 0;
+    m->nclasses = 60000;
+    m->classes = calloc(60000, sizeof *m->classes);
+    for (int i = 0; i < 60000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "n%08d", i * 7919 % 1000003);
+        m->classes[i].id = i;
+        m->classes[i].name = strdup(name);
+    }
+    char *text;
+    cr_assert_eq(manifest_to_json(m, &text), STATUS_OK);
+    struct timespec a, b;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);   /* CPU time: the build machine may be busy */
+    struct manifest *l = NULL;
+    cr_assert_eq(manifest_from_json(text, "m.json", &l), STATUS_OK, "%s", status_msg());
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    double dt = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    printf("60,000 classes: manifest parsed and checked in %.3f s of CPU\n", dt);
+    cr_assert_lt(dt, 0.5, "took %.2f s", dt);
+    cr_assert_eq(l->nclasses, 60000);
+    manifest_free(l);
+    /* the last name repeating the first is still found */
+    free(m->classes[59999].name);
+    m->classes[59999].name = strdup(m->classes[0].name);
+    free(text);
+    cr_assert_eq(manifest_to_json(m, &text), STATUS_OK);
+    cr_assert_eq(manifest_from_json(text, "m.json", &l), STATUS_FORMAT);
+    cr_assert(strstr(status_msg(), "classes[0] and [59999]"), "%s", status_msg());
+    free(text);
+    manifest_free(m);
+}
+
+/* One shard of raw records (label, channels, 4x5 pixels) under dir. */
+static void write_shard(const char *dir, const char *file, int nrec, int channels, int32_t label0)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    struct shard_writer *w;
+    cr_assert_eq(shard_writer_open(path, NULL, &w), STATUS_OK, "%s", status_msg());
+    for (int k = 0; k < nrec; k++) {
+        uint8_t px[4 * 5 * 3] = { (uint8_t)k }, buf[256];
+        struct record r = { .label = label0 + k % 2, .height = 4, .width = 5, .channels = (uint32_t)channels,
+                            .storage = RECORD_RAW, .name = "x", .name_len = 1, .payload = px,
+                            .payload_len = (size_t)(4 * 5 * channels) };
+        size_t len;
+        cr_assert_eq(record_encode(&r, buf, sizeof buf, &len), STATUS_OK);
+        cr_assert_eq(shard_writer_put(w, (uint64_t)k, buf, len), STATUS_OK);
+    }
+    cr_assert_eq(shard_writer_close(w, NULL, NULL), STATUS_OK);
+}
+
+/* A manifest that says 3 channels for gray records, or fewer classes than
+ * the labels, is refused at open with one line (it made workers skip every
+ * record and the trainer wait forever). */
+Test(manifest, contradicting_the_records_is_refused)
+{
+    char dir[] = "/tmp/manifestXXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    struct manifest *m = sample();
+    m->storage = RECORD_RAW;
+    m->image.min_height = m->image.max_height = 4;
+    m->image.min_width = m->image.max_width = 5;
+    m->image.channels = 1;
+    write_shard(dir, m->subsets[0].shards[0].file, 3, 1, 1);
+    write_shard(dir, m->subsets[0].shards[1].file, 4, 1, 1);
+    cr_assert_eq(manifest_check_records(m, dir), STATUS_OK, "%s", status_msg());
+    m->image.channels = 3;
+    cr_assert_eq(manifest_check_records(m, dir), STATUS_FORMAT);
+    cr_assert(strstr(status_msg(), "image.channels 3") && strstr(status_msg(), "has 1") && !strchr(status_msg(), '\n'),
+              "%s", status_msg());
+    m->image.channels = 1;
+    /* labels 1..2 in the records, the manifest drops the last class */
+    m->nclasses = 1;
+    cr_assert_eq(manifest_check_records(m, dir), STATUS_OK, "the first record's label 1 is still a class");
+    write_shard(dir, m->subsets[0].shards[1].file, 4, 1, 2);   /* first record: label 2 */
+    cr_assert_eq(manifest_check_records(m, dir), STATUS_FORMAT);
+    cr_assert(strstr(status_msg(), "label 2") && strstr(status_msg(), "1 classes"), "%s", status_msg());
+    m->nclasses = 2;
+    cr_assert_eq(manifest_check_records(m, dir), STATUS_OK, "%s", status_msg());
+    manifest_free(m);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
 
 Test(manifest, profile_names)

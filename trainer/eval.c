@@ -6,7 +6,9 @@
  * duplicate and not scored.  The pass ends when the receiver reports that
  * every worker's END_OF_PASS marker arrived (stream.h, pass_complete).  A
  * worker that dies before its marker is reported and the pass fails: a
- * partial pass would give a wrong precision.
+ * partial pass would give a wrong precision.  Records the workers skip as
+ * bad are not in the pass: the END_OF_PASS counts say how many were sent, and
+ * the result line says how many of the subset's records were skipped.
  */
 #include "trainer/eval.h"
 
@@ -105,6 +107,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *sub = manifest_subset_find(man, c->subset);
     if (!sub || sub->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no %s subset", c->data_dir, c->subset); goto done; }
+    if ((st = manifest_check_records(man, c->data_dir)) != STATUS_OK) goto done;
 
     int64_t step;
     if ((st = checkpoint_latest(c->checkpoint_dir, &ckpt_path, &step)) != STATUS_OK) {
@@ -164,7 +167,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if (!probs) { st = FAIL(STATUS_NOMEM, "eval: out of memory"); goto done; }
     struct idle ic = { workers, 0, 0, W, 0 };
     double t0 = log_now(), tl = t0;
-    uint64_t batches = 0;
+    uint64_t batches = 0, sent = 0;
     for (;;) {
         if (g_stop) { st = FAIL(STATUS_INTERRUPTED, "evaluation interrupted"); goto done; }
         struct stream_batch *b;
@@ -177,6 +180,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
         if (st != STATUS_OK) goto done;
         if (b->end_of_pass) {
             int complete = b->pass_complete;
+            sent += b->header.count;
             stream_receiver_release(rx, b);
             if (complete) break;
             continue;
@@ -211,15 +215,23 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     res->precision1 = res->examples ? (double)res->top1 / (double)res->examples : 0;
     res->recall5 = res->examples ? (double)res->top5 / (double)res->examples : 0;
     if (res->duplicates) log_warn("ignored %" PRIu64 " duplicate examples (counted once)", res->duplicates);
-    if (res->examples != sub->count) {
-        st = FAIL(STATUS_STATE, "the pass covered %" PRIu64 " examples, the %s subset has %" PRIu64,
-                  res->examples, c->subset, sub->count);
+    /* every example the workers sent must have arrived; what they did not
+       send are bad records they skipped (each named in their log) */
+    if (res->examples != sent || sent > sub->count) {
+        st = FAIL(STATUS_STATE, "the pass covered %" PRIu64 " examples, the workers sent %" PRIu64
+                  " and the %s subset has %" PRIu64, res->examples, sent, c->subset, sub->count);
         goto done;
     }
-    char when[40];
+    res->skipped = sub->count - sent;
+    if (res->skipped)
+        log_warn("%" PRIu64 " of the %s subset's %" PRIu64 " records were skipped as bad (the augment workers "
+                 "name each); precision is over the %" PRIu64 " evaluated", res->skipped, c->subset, sub->count,
+                 res->examples);
+    char when[40], skipped[80] = "";
     log_timestamp(when, sizeof when);
-    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f [%" PRIu64 " examples]\n", when, res->precision1,
-           res->recall5, res->examples);
+    if (res->skipped) snprintf(skipped, sizeof skipped, ", %" PRIu64 " bad records skipped", res->skipped);
+    printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f [%" PRIu64 " examples%s]\n", when, res->precision1,
+           res->recall5, res->examples, skipped);
     fflush(stdout);
     log_info("evaluated in %.1f s", log_now() - t0);
     if (c->eval_dir) {

@@ -32,6 +32,7 @@ struct eval_config eval_config_default(void);
 struct eval_result {
     int64_t step;
     uint64_t examples, top1, top5, duplicates;
+    uint64_t skipped;              /* subset records the workers skipped as bad (not evaluated) */
     double precision1, recall5;
 };
 

@@ -230,6 +230,9 @@ status train_run(const struct train_config *c)
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *train = manifest_subset_find(man, "train");
     if (!train || train->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no train subset", c->data_dir); goto done; }
+    /* a manifest that contradicts its records would make every record bad in
+       the workers: refuse it here, at once (remote workers check their own) */
+    if (c->num_preprocess_threads > 0 && (st = manifest_check_records(man, c->data_dir)) != STATUS_OK) goto done;
     if ((st = train_manifest_digest(c->data_dir, digest, sizeof digest)) != STATUS_OK) goto done;
     names_json = train_class_names_json(man);
     int classes = manifest_num_labels(man);

@@ -13,7 +13,7 @@ and checks them against what the test expects:
       the ids must cover the first N images (all if no limit) exactly once.
 
 Also checks: counts in the manifest equal the records, keys ascend and lie in
-each shard's id range, payload CRC-32C, the shard content checksum.
+each shard's id range, the record CRC-32C, the shard content checksum.
 Prints "ok N records" or raises.
 """
 import gzip
@@ -40,18 +40,30 @@ def dump(path):
     return pairs
 
 
-def parse_record(v):
+def parse_record(v, check_crc=True):
+    """Version 2 (CRC over the value but its CRC field; boxes) or 1 (payload CRC)."""
     assert v[:4] == b"DRC1", "magic"
-    version, storage, channels, label, h, w, crc, plen, nlen, res = struct.unpack_from("<HBBiIIIIHH", v, 4)
-    assert version == 1 and res == 0
+    version, storage, channels, label, h, w, crc, plen, nlen, nbox = struct.unpack_from("<HBBiIIIIHH", v, 4)
+    assert version in (1, 2)
+    if version == 1:
+        assert nbox == 0
     pad = (nlen + 7) & ~7
-    assert len(v) == 32 + pad + plen, "value size"
+    assert len(v) == 32 + pad + 16 * nbox + plen, "value size"
+    assert v[32 + nlen:32 + pad] == bytes(pad - nlen), "name padding"
     name = v[32:32 + nlen].decode("utf-8", "surrogateescape")
-    payload = v[32 + pad:]
-    assert crc32c(payload) == crc, "payload crc"
+    boxes = [struct.unpack_from("<4f", v, 32 + pad + 16 * i) for i in range(nbox)]
+    for b in boxes:
+        assert all(0.0 <= c <= 1.0 for c in b) and b[0] <= b[2] and b[1] <= b[3], b
+    payload = v[32 + pad + 16 * nbox:]
+    if check_crc:
+        if version == 1:
+            assert crc32c(payload) == crc, "payload crc"
+        else:
+            assert crc32c(v[24:], crc32c(v[:20])) == crc, "record crc"
     if storage == 0:
         assert plen == h * w * channels
-    return dict(label=label, h=h, w=w, c=channels, storage=storage, name=name, payload=payload)
+    return dict(label=label, h=h, w=w, c=channels, storage=storage, name=name, payload=payload, boxes=boxes,
+                version=version)
 
 
 def read_dataset(d, fast_crc=False):
@@ -84,11 +96,7 @@ def read_dataset(d, fast_crc=False):
 
 
 def parse_record_nocrc(v):
-    version, storage, channels, label, h, w, crc, plen, nlen, res = struct.unpack_from("<HBBiIIIIHH", v, 4)
-    pad = (nlen + 7) & ~7
-    assert v[:4] == b"DRC1" and len(v) == 32 + pad + plen
-    return dict(label=label, h=h, w=w, c=channels, storage=storage,
-                name=v[32:32 + nlen].decode("utf-8", "surrogateescape"), payload=v[32 + pad:])
+    return parse_record(v, check_crc=False)
 
 
 def main():
