@@ -5,7 +5,9 @@
  * the dataset profile in the manifest, both ways), opens the worker's stream
  * (augment/worker.c) and either sends batches to a consumer over ZeroMQ
  * (augment/sender.c) or, with --dump N, writes N distorted images as PNG
- * files.  SIGINT/SIGTERM stop it cleanly (exit 0).
+ * files.  SIGINT/SIGTERM stop it cleanly (exit 0).  A failure while starting
+ * that a restart cannot heal (missing or inconsistent dataset) exits with
+ * WORKER_EXIT_PERMANENT (3) so the supervisor does not retry it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +30,7 @@
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
+static int g_started;   /* setup done: later failures may heal on a restart */
 
 struct opts {
     const char *data_dir, *subset, *connect, *bind, *dump_dir, *resize_method;
@@ -191,7 +194,8 @@ static status run(int argc, char **argv)
         "One augment worker: reads the shards of a dataset, shuffles through a buffer of "
         "input_queue_memory_factor x 1024 records, applies Inception's distortions and streams "
         "uint8 NHWC batches over ZeroMQ (proto/batch.md).  W workers started with --worker 0..W-1 "
-        "--num_workers W cover each epoch exactly once.",
+        "--num_workers W cover each epoch exactly once.  Exit status: 0 done or stopped, 1 failed (a restart may "
+        "help), 2 bad usage, 3 the dataset is missing or contradicts its manifest (a restart cannot help).",
         table, FLAGS_COUNT(table), 0, 0,
     };
     TRY(flags_parse(&spec, argc, argv, NULL, NULL));
@@ -260,6 +264,7 @@ static status run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    g_started = 1;
     st = o.dump > 0 ? dump_images(w, &o, &dc) : stream_batches(w, &o, &dc);
     worker_free(&w);
     return st;
@@ -268,5 +273,10 @@ static status run(int argc, char **argv)
 int main(int argc, char **argv)
 {
     status st = run(argc, argv);
-    return status_report("deeper augment", st, st == STATUS_USAGE ? "see deeper augment --help" : NULL);
+    int rc = status_report("deeper augment", st, st == STATUS_USAGE ? "see deeper augment --help" : NULL);
+    /* the dataset is missing or contradicts itself: say so to the supervisor */
+    if (!g_started && (st == STATUS_NOT_FOUND || st == STATUS_CORRUPT || st == STATUS_FORMAT ||
+                       st == STATUS_UNSUPPORTED))
+        rc = WORKER_EXIT_PERMANENT;
+    return rc;
 }

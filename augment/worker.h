@@ -41,6 +41,14 @@
 #include "shared/manifest.h"
 #include "shared/status.h"
 
+/* Exit statuses of `deeper-augment` for errors that a restart cannot heal,
+ * found while the worker starts: bad usage (2, as every deeper program), and
+ * a dataset that is missing, damaged or contradicts its manifest (3).  A
+ * supervisor stops at once on them instead of retrying; status 1 stays
+ * "failed, a restart may help" (I/O, memory, ZeroMQ). */
+#define WORKER_EXIT_USAGE 2
+#define WORKER_EXIT_PERMANENT 3
+
 struct worker_config {
     const char *data_dir;
     const char *subset;         /* "train", "validation" */

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shared/regfile.h"
+
 #define ST_MAX_HEADER 100000000ull
 
 static const char *const dtype_names[ST_DTYPE_COUNT] = {
@@ -352,14 +354,8 @@ status safetensors_open(struct st_file **out, const char *path)
     struct st_file *f = calloc(1, sizeof(*f));
     if (!f || !(f->path = strdup(path))) { st = FAIL(STATUS_NOMEM, "%s: out of memory", path); goto fail; }
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = FAIL(errno == ENOENT ? STATUS_NOT_FOUND : STATUS_IO, "%s: open: %s", path, strerror(errno));
-        goto fail;
-    }
     struct stat sb;
-    if (fstat(fd, &sb) != 0) { st = FAIL(STATUS_IO, "%s: stat: %s", path, strerror(errno)); goto fail; }
-    if (!S_ISREG(sb.st_mode)) { st = FAIL(STATUS_FORMAT, "%s: not a regular file", path); goto fail; }
+    if ((st = regfile_open(path, &fd, &sb)) != STATUS_OK) goto fail;   /* a FIFO must not block us */
     f->size = (size_t)sb.st_size;
     if (f->size < 8) { st = FAIL(STATUS_FORMAT, "%s: %zu bytes, too short for a safetensors header", path, f->size); goto fail; }
     f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -503,6 +499,7 @@ fail:
 }
 
 int safetensors_count(const struct st_file *f) { return f->n; }
+const char *safetensors_path(const struct st_file *f) { return f->path; }
 
 const struct st_tensor *safetensors_at(const struct st_file *f, int i)
 {

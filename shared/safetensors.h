@@ -16,7 +16,8 @@
  * out sorted by descending dtype size, then by name (the reference writer's
  * order), so every tensor's data is aligned to its element size.
  *
- * Reader: safetensors_open() maps the file read-only and validates it the way
+ * Reader: safetensors_open() refuses anything but a regular file without
+ * blocking on it (shared/regfile.h), maps the file read-only and validates it the way
  * the reference reader does before handing out anything: N <= 100,000,000,
  * header is a JSON object, no duplicate names, known dtypes, non-negative
  * integral shapes, end - begin == numel * dtype size, the offsets sorted are
@@ -75,6 +76,9 @@ struct st_file;
 /* Open and validate `path`; caller closes with safetensors_close. */
 status safetensors_open(struct st_file **out, const char *path);
 void safetensors_close(struct st_file **f);
+
+/* The path the file was opened with (borrowed). */
+const char *safetensors_path(const struct st_file *f);
 
 int safetensors_count(const struct st_file *f);
 /* The i-th tensor in data-offset order (0 <= i < count).  Borrowed. */

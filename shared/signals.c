@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +30,22 @@ static void watched_set(sigset_t *set)
     sigaddset(set, SIGTERM);
 }
 
+/* signals_stop_now(): set while the process may simply end on a signal */
+static _Atomic(const char *) stop_prog, stop_what;
+
+static void stop_exit(int sig)
+{
+    char line[512];
+    const char *prog = atomic_load(&stop_prog), *what = atomic_load(&stop_what);
+    int n = snprintf(line, sizeof line, "%s: stopped by %s while %s; nothing was saved\n", prog,
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", what ? what : "starting");
+    if (n > 0) {
+        ssize_t k = write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        (void)k;
+    }
+    _exit(128 + sig);
+}
+
 static void *watcher(void *arg)
 {
     (void)arg;
@@ -44,6 +61,7 @@ static void *watcher(void *arg)
         }
         volatile sig_atomic_t *f = atomic_load(&watch_flag);
         if (f) *f = sig;
+        if (atomic_load(&stop_prog)) stop_exit(sig);
     }
     return NULL;
 }
@@ -91,4 +109,12 @@ void signals_child_reset(void)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void signals_stop_now(const char *prog, const char *what)
+{
+    atomic_store(&stop_what, what);
+    atomic_store(&stop_prog, prog);
+    volatile sig_atomic_t *f = atomic_load(&watch_flag);
+    if (prog && f && *f) stop_exit(*f);
 }

@@ -13,7 +13,8 @@
  * thread exists) and starts one watcher thread that takes them with
  * sigwait() and stores the signal number in *flag.  No handler ever runs.
  * A second SIGINT (Ctrl-C twice) ends the process at once with status 130,
- * as users expect; repeated SIGTERMs only set the flag again.
+ * as users expect; repeated SIGTERMs only set the flag again.  While a
+ * program is loading, one signal ends it at once (signals_stop_now).
  *
  * A process forked from such a program inherits the blocked mask through
  * exec: call signals_child_reset() in the child before execv().
@@ -28,6 +29,17 @@
 /* Start watching SIGINT/SIGTERM (once per process; later calls only change
  * the flag).  *flag becomes the signal number when one arrives. */
 status signals_watch(volatile sig_atomic_t *flag);
+
+/* While a program loads or sets up (a checkpoint, the model, the dataset),
+ * nothing polls the flag and nothing is worth saving, and a load can sit in
+ * a call that never looks at a flag (a slow disk, a long checksum).  Between
+ * signals_stop_now("deeper train", "loading") and signals_stop_now(NULL,
+ * NULL) the watcher itself ends the process on SIGINT/SIGTERM: it writes
+ * "PROG: stopped by SIGTERM while WHAT; nothing was saved" to stderr and
+ * exits with 128 + the signal number.  The strings are borrowed (use
+ * literals).  A signal that came before the call ends the process in the
+ * call. */
+void signals_stop_now(const char *prog, const char *what);
 
 /* In a forked child before exec: unblock every signal (async-signal-safe). */
 void signals_child_reset(void);

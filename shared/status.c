@@ -13,7 +13,13 @@ static _Thread_local char status_where_buf[128];
 
 status status_failv(status code, const char *file, int line, const char *fmt, va_list ap)
 {
-    vsnprintf(status_msg_buf, sizeof status_msg_buf, fmt, ap);
+    /* Format into a scratch buffer first: callers may pass status_msg() (the
+     * previous message) as an argument, e.g. FAIL(st, "%s: %s", path,
+     * status_msg()), and vsnprintf into the buffer it reads from is undefined
+     * (glibc overwrites the message while copying it). */
+    char tmp[sizeof status_msg_buf];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    memcpy(status_msg_buf, tmp, sizeof tmp);
     const char *base = file;
     /* keep "folder/file.c" only */
     const char *s = strrchr(file, '/');

@@ -18,12 +18,16 @@
  */
 #include "shared/stream.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -639,4 +643,36 @@ void stream_receiver_free(struct stream_receiver **rp)
     pthread_cond_destroy(&r->ready_cv);
     free(r);
     *rp = NULL;
+}
+
+status stream_ipc_remove_stale(const char *dir, const char *prefix, int *removed)
+{
+    if (removed) *removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? STATUS_OK : FAIL(STATUS_IO, "%s: %s", dir, strerror(errno));
+    size_t lp = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, lp) != 0) continue;
+        const char *p = e->d_name + lp;
+        char *end = NULL;
+        if (*p < '0' || *p > '9') continue;
+        errno = 0;
+        long pid = strtol(p, &end, 10);
+        if (errno || pid <= 0 || pid > INT32_MAX || pid == (long)getpid()) continue;
+        if (*end == '-' && end[1] == 'w' && end[2] >= '0' && end[2] <= '9') {
+            for (end += 2; *end >= '0' && *end <= '9'; end++) {}
+        } else if (strcmp(end, ".ipc") == 0) {
+            end += 4;
+        }
+        if (*end) continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(sb.st_mode) ||
+            sb.st_uid != geteuid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive (or not ours to judge) */
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0 && removed) (*removed)++;
+    }
+    closedir(d);
+    return STATUS_OK;
 }

@@ -160,6 +160,12 @@ const char *stream_receiver_endpoint(struct stream_receiver *r);
  * workers restart their pass numbering).  Usually unnecessary. */
 void stream_receiver_reset_pass(struct stream_receiver *r);
 
+/* Remove ipc socket files that a killed process left in dir: entries named
+ * PREFIX<pid>, PREFIX<pid>-w<k> or PREFIX<pid>.ipc that are sockets owned
+ * by this user and whose pid is no longer alive (kill -9 gives a process no
+ * chance to remove its own).  *removed (optional) gets the count. */
+status stream_ipc_remove_stale(const char *dir, const char *prefix, int *removed);
+
 /* Stop the thread, close the socket (LINGER 0), free the pool; NULL-safe,
  * sets *r to NULL.  Batches not yet released become invalid. */
 void stream_receiver_free(struct stream_receiver **r);

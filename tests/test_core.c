@@ -152,3 +152,25 @@ Test(status, fail_records_message_and_where)
     cr_assert(strstr(status_where(), "test_core.c:"));
     cr_assert_str_eq(status_str(STATUS_CORRUPT), "corrupt");
 }
+
+/* A message formatted from the previous one (FAIL(st, "%s: %s", path,
+ * status_msg())) must come out whole, not overwritten while it is copied. */
+Test(status, message_formatted_from_itself)
+{
+    FAIL(STATUS_DECODE, "not a JPEG, PNG or WebP (unknown signature)");
+    status st = FAIL(STATUS_DECODE, "%s: %s", "notes.txt", status_msg());
+    cr_assert_eq(st, STATUS_DECODE);
+    cr_assert_str_eq(status_msg(), "notes.txt: not a JPEG, PNG or WebP (unknown signature)");
+    /* twice more, and with the old message first */
+    FAIL(STATUS_IO, "%s (while reading %s)", status_msg(), "a/b.jpg");
+    FAIL(STATUS_IO, "x: %s", status_msg());
+    cr_assert_str_eq(status_msg(), "x: notes.txt: not a JPEG, PNG or WebP (unknown signature) (while reading a/b.jpg)");
+    /* a message as long as the buffer is cut, never overrun */
+    char big[2000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    FAIL(STATUS_IO, "%s", big);
+    FAIL(STATUS_IO, "p: %s", status_msg());
+    cr_assert(strncmp(status_msg(), "p: aaaa", 7) == 0);
+    cr_assert_eq(strlen(status_msg()), 1023u);
+}

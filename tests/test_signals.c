@@ -144,3 +144,56 @@ Test(signals, storm_during_gemm_leaves_heap_intact, .timeout = 60)
     cr_assert(iters0 > 0 && (long)r1 > 0, "no GEMM ran during the storm");
     for (int t = 0; t < 2; t++) free(storm_mats[t]);
 }
+
+/* While loading, one SIGTERM ends the process at once with one line, even
+ * when the loading thread is stuck in a call that never looks at a flag
+ * (here: pause()).  A signal that came before the phase began ends it on
+ * entry.  Run in forked children, as the process ends. */
+Test(signals, stop_now_ends_a_stuck_load)
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], STDERR_FILENO);
+        if (signals_watch(&flag) != STATUS_OK) _exit(2);
+        signals_stop_now("deeper test", "loading a checkpoint");
+        kill(getpid(), SIGTERM);
+        for (;;) pause();   /* stuck: no flag is ever polled */
+    }
+    close(pfd[1]);
+    int ws = 0;
+    cr_assert_eq(waitpid(pid, &ws, 0), pid);
+    char buf[256] = { 0 };
+    ssize_t k = read(pfd[0], buf, sizeof buf - 1);
+    close(pfd[0]);
+    cr_assert(k > 0);
+    cr_expect(WIFEXITED(ws) && WEXITSTATUS(ws) == 128 + SIGTERM, "status %x", ws);
+    cr_expect_str_eq(buf, "deeper test: stopped by SIGTERM while loading a checkpoint; nothing was saved\n");
+
+    /* the signal first, then the phase: ends on entry */
+    pid = fork();
+    if (pid == 0) {
+        if (signals_watch(&flag) != STATUS_OK) _exit(2);
+        kill(getpid(), SIGINT);
+        while (!flag) usleep(1000);
+        signals_stop_now("deeper test", "loading");
+        _exit(0);   /* not reached */
+    }
+    cr_assert_eq(waitpid(pid, &ws, 0), pid);
+    cr_expect(WIFEXITED(ws) && WEXITSTATUS(ws) == 128 + SIGINT, "status %x", ws);
+
+    /* after the phase, a signal only sets the flag again */
+    pid = fork();
+    if (pid == 0) {
+        flag = 0;
+        if (signals_watch(&flag) != STATUS_OK) _exit(2);
+        signals_stop_now("deeper test", "loading");
+        signals_stop_now(NULL, NULL);
+        kill(getpid(), SIGTERM);
+        for (int i = 0; i < 2000 && !flag; i++) usleep(1000);
+        _exit(flag == SIGTERM ? 0 : 3);
+    }
+    cr_assert_eq(waitpid(pid, &ws, 0), pid);
+    cr_expect(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "status %x", ws);
+}

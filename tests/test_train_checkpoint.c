@@ -145,3 +145,90 @@ Test(checkpoint, broken_index_and_partial_file, .init = mk, .fini = rm)
     cr_assert_eq(count_files("^checkpoint$"), 0);
     cr_assert_eq(checkpoint_latest(dir, &path, &step), STATUS_NOT_FOUND);
 }
+
+/* Every tensor carries a CRC-32C in __metadata__; one changed value is
+ * refused naming the file and the tensor. */
+Test(checkpoint, content_checksum_verified, .init = mk, .fini = rm)
+{
+    struct ckpt_tensor t[4];
+    int n = mk_tensors(t);
+    fill(7);
+    struct ckpt_meta m = meta(7);
+    char *path = NULL;
+    cr_assert_eq(checkpoint_save(dir, &m, t, n, 0, &path), STATUS_OK, "%s", status_msg());
+    struct st_file *f = NULL;
+    struct ckpt_meta got;
+    cr_assert_eq(checkpoint_open(path, &f, &got), STATUS_OK, "%s", status_msg());
+    cr_assert_str_eq(safetensors_meta(f, "format_version"), "2");
+    cr_assert_not_null(safetensors_meta(f, "crc32c/ema/fc.weight"));
+    const struct st_tensor *tb = safetensors_find(f, "fc.bias");
+    cr_assert_not_null(tb);
+    long off = (long)((const char *)tb->data - (const char *)safetensors_at(f, 0)->data);
+    long data_start = 0;
+    {   /* where the data buffer starts: 8 + header length */
+        FILE *fp = fopen(path, "rb");
+        unsigned char h[8];
+        cr_assert_eq(fread(h, 1, 8, fp), 8u);
+        fclose(fp);
+        for (int i = 7; i >= 0; i--) data_start = data_start * 256 + h[i];
+        data_start += 8;
+    }
+    safetensors_close(&f);
+    /* flip one bit of fc.bias[1] in place */
+    FILE *fp = fopen(path, "r+b");
+    cr_assert_not_null(fp);
+    fseek(fp, data_start + off + 4 + 3, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, data_start + off + 4 + 3, SEEK_SET);
+    fputc(c ^ 0x01, fp);
+    fclose(fp);
+    cr_assert_eq(checkpoint_open(path, &f, &got), STATUS_CORRUPT);
+    cr_assert_null(f);
+    cr_assert(strstr(status_msg(), path) && strstr(status_msg(), "tensor fc.bias: content checksum mismatch"), "%s",
+              status_msg());
+    free(path);
+}
+
+/* A metadata block written by hand: each bad field is one line naming it. */
+static status meta_with(const char *key, const char *value)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    struct st_writer *wr = NULL;
+    cr_assert_eq(safetensors_writer_new(&wr), STATUS_OK);
+    int64_t shape[1] = { 3 };
+    cr_assert_eq(safetensors_writer_add_f32(wr, "fc.bias", shape, 1, b), STATUS_OK);
+    const char *kv[][2] = { { "format", "deeper-checkpoint" }, { "format_version", "1" }, { "step", "5" },
+                            { "model", "nielsennet" }, { "num_classes", "3" }, { "image_size", "28" },
+                            { "channels", "1" }, { "seed", "1" }, { "batch_size", "8" } };
+    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++) safetensors_writer_meta(wr, kv[i][0], kv[i][1]);
+    if (key) safetensors_writer_meta(wr, key, value);
+    cr_assert_eq(safetensors_writer_save(wr, path), STATUS_OK);
+    safetensors_writer_free(&wr);
+    struct st_file *f = NULL;
+    cr_assert_eq(safetensors_open(&f, path), STATUS_OK);
+    struct ckpt_meta m;
+    status st = checkpoint_meta_read(f, &m);
+    safetensors_close(&f);
+    return st;
+}
+
+Test(checkpoint, metadata_fields_range_checked, .init = mk, .fini = rm)
+{
+    cr_assert_eq(meta_with(NULL, NULL), STATUS_OK, "%s", status_msg());
+    const char *bad[][2] = {
+        { "step", "abc" }, { "step", "-1" }, { "step", "" }, { "step", " 5" }, { "step", "99999999999999999999" },
+        { "image_size", "100000" }, { "image_size", "-28" }, { "image_size", "0" }, { "channels", "2" },
+        { "channels", "4" }, { "num_classes", "0" }, { "seed", "-1" }, { "seed", "1.5" }, { "epoch", "-3" },
+        { "position", "1e3" }, { "num_workers", "-1" }, { "batch_size", "0" }, { "learning_rate", "nan" },
+        { "learning_rate", "inf" }, { "format_version", "3" }, { "model", "" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        status st = meta_with(bad[i][0], bad[i][1]);
+        cr_expect(st == STATUS_FORMAT || st == STATUS_UNSUPPORTED, "%s=%s accepted", bad[i][0], bad[i][1]);
+        char want[64];
+        snprintf(want, sizeof want, "__metadata__.%s", bad[i][0]);
+        cr_expect(strstr(status_msg(), want) && strstr(status_msg(), "m.safetensors") && !strchr(status_msg(), '\n'),
+                  "%s=%s: %s", bad[i][0], bad[i][1], status_msg());
+    }
+}

@@ -277,3 +277,25 @@ Test(towers, nan_loss_stops_before_update)
     cr_expect_eq(ts->step, 0);
     model_towers_free(&ts);
 }
+
+/* Sizes that would wrap int arithmetic (an image_size of 100000 from a
+ * hostile checkpoint once asked for 18446740978499217896 bytes) are refused
+ * by the builders with one line, before anything is allocated. */
+Test(graph, oversized_inputs_refused_not_wrapped)
+{
+    struct model_options o = model_options_default();
+    o.batch_size = 1;
+    o.training = 0;
+    struct tower_set *ts = NULL;
+    o.image_size = 100000;
+    status st = model_towers_new(&ts, &o);
+    cr_assert_eq(st, STATUS_FORMAT, "%s", status_msg());
+    cr_expect(strstr(status_msg(), "input 1x100000x100000"), "%s", status_msg());
+    cr_assert_null(ts);
+    /* within the side limit, but fc1 would hold 1000 x 40*1022*1022 weights */
+    o.image_size = 4096;
+    st = model_towers_new(&ts, &o);
+    cr_assert_eq(st, STATUS_FORMAT, "%s", status_msg());
+    cr_expect(strstr(status_msg(), "fc1.weight"), "%s", status_msg());
+    cr_assert_null(ts);
+}

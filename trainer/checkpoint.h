@@ -6,7 +6,10 @@
  * names ("conv1.weight", "fc.bias"), BN running statistics
  * ("bn1.running_mean"), EMA shadows ("ema/<name>"), RMSProp slots
  * ("rmsprop_ms/<name>", "rmsprop_mom/<name>"), plus a __metadata__ block
- * (struct ckpt_meta below, every value a string).  This module does not know
+ * (struct ckpt_meta below, every value a string) that also holds a CRC-32C
+ * of every tensor ("crc32c/<name>", format 2).  Loaders call
+ * checkpoint_open(), which range-checks the metadata and verifies every
+ * checksum before anything is used.  This module does not know
  * the model: the caller passes a list of named host tensors; the trainer
  * builds it from the engine's parameter table.
  *
@@ -28,7 +31,10 @@
 #include "shared/status.h"
 
 #define CKPT_KEEP_DEFAULT 5
-#define CKPT_FORMAT_VERSION "1"
+#define CKPT_FORMAT_VERSION "2"     /* 2: a CRC-32C per tensor in __metadata__ */
+#define CKPT_CRC_PREFIX "crc32c/"   /* __metadata__["crc32c/<tensor>"] = 8 hex digits */
+#define CKPT_MAX_IMAGE_SIZE 4096
+#define CKPT_MAX_CLASSES 1000000
 
 /* One named float32 tensor in host memory (borrowed). */
 struct ckpt_tensor {
@@ -71,9 +77,23 @@ status checkpoint_latest(const char *dir, char **out_path, int64_t *out_step);
  * gets the number of checkpoints deleted. */
 status checkpoint_remove_all(const char *dir, int *removed);
 
-/* Parse the __metadata__ of an open checkpoint.  String fields point into
- * the file (valid until safetensors_close). */
+/* Parse and range-check the __metadata__ of an open checkpoint: every
+ * number must be a whole decimal integer in its range (step >= 0,
+ * image_size 1..CKPT_MAX_IMAGE_SIZE, num_classes 1..CKPT_MAX_CLASSES,
+ * channels 1 or 3, ...); anything else is one STATUS_FORMAT line naming the
+ * file, the key and the value.  String fields point into the file (valid
+ * until safetensors_close). */
 status checkpoint_meta_read(const struct st_file *f, struct ckpt_meta *meta);
+
+/* Check every tensor against its CRC-32C in __metadata__: a mismatch is
+ * STATUS_CORRUPT naming the file and the tensor; so is a checksum without
+ * its tensor, or (format_version >= 2) a tensor without a checksum.  A
+ * format 1 file has no checksums: it passes, with one notice on stderr. */
+status checkpoint_verify(const struct st_file *f);
+
+/* safetensors_open + checkpoint_meta_read + checkpoint_verify: what every
+ * program that loads a checkpoint calls.  *out is closed on failure. */
+status checkpoint_open(const char *path, struct st_file **out, struct ckpt_meta *meta);
 
 /* Restore tensors from f into the caller's buffers.  For each entry,
  * `prefix` + name is looked up ("" for parameters, "ema/" for EMA weights);

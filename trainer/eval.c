@@ -104,6 +104,8 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if (!c->data_dir) return FAIL(STATUS_USAGE, "--data_dir is required");
     if (!c->checkpoint_dir) return FAIL(STATUS_USAGE, "--checkpoint_dir is required");
     if (c->num_preprocess_threads < 1) return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 1");
+    /* loading: a stop ends the process at once (nothing to save) */
+    signals_stop_now("deeper eval", "loading");
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *sub = manifest_subset_find(man, c->subset);
     if (!sub || sub->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no %s subset", c->data_dir, c->subset); goto done; }
@@ -111,12 +113,12 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
 
     int64_t step;
     if ((st = checkpoint_latest(c->checkpoint_dir, &ckpt_path, &step)) != STATUS_OK) {
+        if (st == STATUS_NOT_FOUND && strstr(status_msg(), "no usable checkpoint")) goto done;   /* says why */
         if (st == STATUS_NOT_FOUND) st = FAIL(STATUS_NOT_FOUND, "No checkpoint file found in %s", c->checkpoint_dir);
         goto done;
     }
-    if ((st = safetensors_open(&ck, ckpt_path)) != STATUS_OK) goto done;
     struct ckpt_meta meta;
-    if ((st = checkpoint_meta_read(ck, &meta)) != STATUS_OK) goto done;
+    if ((st = checkpoint_open(ckpt_path, &ck, &meta)) != STATUS_OK) goto done;
     int classes = manifest_num_labels(man);
     if (meta.num_classes != classes) {
         st = FAIL(STATUS_USAGE, "%s has %d classes, dataset %s has %d", ckpt_path, meta.num_classes, c->data_dir, classes);
@@ -141,10 +143,15 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     safetensors_close(&ck);
     log_info("Successfully loaded model from %s at step=%" PRId64 ".", ckpt_path, step);
 
+    signals_stop_now(NULL, NULL);
+    if (g_stop) { st = FAIL(STATUS_INTERRUPTED, "evaluation interrupted"); goto done; }
     int W = c->num_preprocess_threads;
     const char *tmp = getenv("TMPDIR");
     if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
     snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-eval-%d.ipc", tmp, (int)getpid());
+    int stale = 0;
+    if (stream_ipc_remove_stale(tmp, "deeper-eval-", &stale) == STATUS_OK && stale)
+        log_info("removed %d stale socket file(s) of killed runs from %s", stale, tmp);
     struct stream_config sc = stream_config_default();
     sc.endpoint = endpoint;
     sc.max_n = (uint32_t)c->batch_size;
@@ -241,6 +248,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
         if ((st = tfevents_scalars(ev, step, 2, tags, vals)) != STATUS_OK) goto done;
     }
 done:
+    signals_stop_now(NULL, NULL);
     workers_stop(&workers);
     stream_receiver_free(&rx);
     tfevents_close(&ev);

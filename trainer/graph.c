@@ -152,6 +152,11 @@ void graph_free(struct graph **gp)
 
 static int value_new(struct graph *g, int c, int h, int w, int node)
 {
+    /* every size product is later taken in size_t, times the batch: keep
+     * one example's value well inside int so no builder arithmetic wraps */
+    if (c <= 0 || h <= 0 || w <= 0 || (size_t)c * (size_t)h * (size_t)w > GRAPH_MAX_VALUE_NUMEL)
+        return BAD(g, "graph: a %dx%dx%d activation is too large (at most %zu values per example)", c, h, w,
+                   (size_t)GRAPH_MAX_VALUE_NUMEL);
     if (g->nv == g->cv) {
         int n = g->cv ? 2 * g->cv : 64;
         void *q = realloc(g->v, n * sizeof *g->v);
@@ -205,7 +210,14 @@ int graph_param_add(struct graph *g, const char *name, enum graph_param_kind kin
     if (!p->name) return sticky(g, FAIL(STATUS_NOMEM, "graph: out of memory"));
     p->kind = kind; p->ndim = ndim; p->init = init; p->fan_in = fan_in;
     p->numel = 1;
-    for (int i = 0; i < ndim; i++) { p->shape[i] = shape[i]; p->numel *= (size_t)shape[i]; }
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0 || __builtin_mul_overflow(p->numel, (size_t)shape[i], &p->numel) ||
+            p->numel > GRAPH_MAX_PARAM_NUMEL) {
+            free((char *)p->name);
+            return BAD(g, "graph: parameter %s: shape dimension %d (%d) is zero or too large", name, i, shape[i]);
+        }
+        p->shape[i] = shape[i];
+    }
     return g->np++;
 }
 
@@ -222,8 +234,8 @@ int graph_input(struct graph *g, int channels, int height, int width)
 {
     if (g->err != STATUS_OK) return -1;
     if (g->input >= 0) return BAD(g, "graph: a second input");
-    if (channels <= 0 || height <= 0 || width <= 0)
-        return BAD(g, "graph: input %dx%dx%d", channels, height, width);
+    if (channels <= 0 || height <= 0 || width <= 0 || channels > 4 || height > GRAPH_MAX_SIDE || width > GRAPH_MAX_SIDE)
+        return BAD(g, "graph: input %dx%dx%d (channels 1..4, sides 1..%d)", channels, height, width, GRAPH_MAX_SIDE);
     g->input = value_new(g, channels, height, width, -1);
     return g->input;
 }
@@ -334,7 +346,7 @@ int graph_global_avgpool(struct graph *g, int x)
 int graph_fc(struct graph *g, const char *name, int x, int out)
 {
     if (!ok_in(g, x)) return -1;
-    int in = g->v[x].c * g->v[x].h * g->v[x].w;
+    int in = g->v[x].c * g->v[x].h * g->v[x].w;   /* <= GRAPH_MAX_VALUE_NUMEL (value_new) */
     int shape[2] = { out, in };
     int pw = param_named(g, name, ".weight", PARAM_WEIGHT, 2, shape, g->winit, in);
     int pb = param_named(g, name, ".bias", PARAM_BIAS, 1, &out, (struct graph_init){ INIT_ZEROS, 0 }, in);
@@ -498,10 +510,13 @@ status graph_finalize(struct graph *g)
         g->v[d->out].grad = need;
     }
 
-    /* arena sizes */
+    /* arena sizes (each value <= GRAPH_MAX_VALUE_NUMEL per example, see value_new) */
+    size_t total = 0;
     for (int j = 0; j < g->nv; j++) {
         struct value *v = &g->v[j];
         size_t n = B * v->c * v->h * v->w;
+        if (__builtin_add_overflow(total, n, &total) || total > SIZE_MAX / 64)
+            return FAIL(STATUS_TOO_BIG, "graph: activations of batch %d overflow the address space", g->cfg.batch);
         if (v->store == j && v->scat < 0) { v->off = g->n_act; g->n_act += (n + 15) & ~(size_t)15; }
         if (v->grad && v->gcat < 0) { v->goff = g->n_gact; g->n_gact += (n + 15) & ~(size_t)15; }
     }

@@ -41,6 +41,12 @@
 #ifndef DEEPER_GRAPH_H
 #define DEEPER_GRAPH_H
 
+/* Size limits the builders enforce (one clear error instead of wrapped
+ * arithmetic): input sides, one example's activation, one parameter. */
+#define GRAPH_MAX_SIDE 4096
+#define GRAPH_MAX_VALUE_NUMEL ((size_t)1 << 30)
+#define GRAPH_MAX_PARAM_NUMEL ((size_t)1 << 31)
+
 #include <stddef.h>
 #include <stdint.h>
 

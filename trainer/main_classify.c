@@ -15,6 +15,7 @@
  * A file that cannot be read or decoded gets one error line on stderr and
  * the exit status becomes 1; the other files are still classified.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +24,18 @@
 #include "shared/flags.h"
 #include "shared/image.h"
 #include "shared/log.h"
+#include "shared/regfile.h"
+#include "shared/signals.h"
 #include "trainer/checkpoint.h"
 #include "trainer/model.h"
 #include "trainer/train_state.h"
 
+static volatile sig_atomic_t g_stop;   /* set by the signal watcher (shared/signals.h) */
+
 static status read_file(const char *path, uint8_t **out, size_t *n)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return FAIL(STATUS_IO, "%s: cannot open", path);
+    FILE *fp = NULL;
+    TRY(regfile_fopen(path, &fp));   /* a FIFO or device is refused, never waited on */
     size_t cap = 1 << 16, len = 0, k;
     uint8_t *buf = malloc(cap);
     while (buf && (k = fread(buf + len, 1, cap - len, fp)) > 0) {
@@ -85,9 +90,8 @@ static status classify(const char *dir, const char *device, int top, char **file
     float *probs = NULL;
     int64_t step;
     if ((st = checkpoint_latest(dir, &path, &step)) != STATUS_OK) goto done;
-    if ((st = safetensors_open(&ck, path)) != STATUS_OK) goto done;
     struct ckpt_meta meta;
-    if ((st = checkpoint_meta_read(ck, &meta)) != STATUS_OK) goto done;
+    if ((st = checkpoint_open(path, &ck, &meta)) != STATUS_OK) goto done;
     if ((st = checkpoint_class_names(meta.class_names, &names, &nnames)) != STATUS_OK) goto done;
     const struct model_desc *md = model_find(meta.model);
     if (!md) { st = FAIL(STATUS_FORMAT, "%s: unknown model %s", path, meta.model); goto done; }
@@ -155,7 +159,12 @@ int main(int argc, char **argv)
     status st = files ? flags_parse(&spec, argc, argv, files, &nfiles) : FAIL(STATUS_NOMEM, "out of memory");
     if (st == STATUS_OK && !dir) st = FAIL(STATUS_USAGE, "--checkpoint_dir is required");
     if (st == STATUS_OK && top < 1) st = FAIL(STATUS_USAGE, "--top must be >= 1");
-    if (st == STATUS_OK) st = classify(dir, device, top, files, nfiles, &bad);
+    /* before any thread exists (oneDNN): a stop ends the run at once with one line */
+    if (st == STATUS_OK) st = signals_watch(&g_stop);
+    if (st == STATUS_OK) {
+        signals_stop_now("deeper classify", "classifying");
+        st = classify(dir, device, top, files, nfiles, &bad);
+    }
     free(files);
     int rc = status_report("deeper classify", st, st == STATUS_USAGE ? "see deeper classify --help" : NULL);
     return rc ? rc : (bad ? 1 : 0);

@@ -25,15 +25,21 @@
  * transform_input=False (the default) with an export.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shared/flags.h"
 #include "shared/log.h"
+#include "shared/signals.h"
 #include "shared/safetensors.h"
 #include "shared/status.h"
 #include "trainer/checkpoint.h"
+#include "trainer/model.h"
+#include "trainer/train_state.h"
+
+static volatile sig_atomic_t g_stop;   /* set by the signal watcher (shared/signals.h) */
 
 struct export_opts {
     const char *checkpoint_dir;
@@ -47,6 +53,29 @@ static const char *SUMMARY =
     "state_dict in safetensors: torchvision parameter names, EMA weights (as\n"
     "eval uses them), plus the num_batches_tracked counters torchvision's\n"
     "strict loading needs.  Optimizer slots are not exported.";
+
+/* Strict names: the checkpoint's tensors must be exactly those of its model
+ * (built here on the CPU, batch 1, only to list its parameters). */
+static status export_check_names(const struct st_file *f, const struct ckpt_meta *meta)
+{
+    const struct model_desc *md = model_find(meta->model);
+    if (!md) return FAIL(STATUS_FORMAT, "%s: unknown model %s", safetensors_path(f), meta->model);
+    struct model_options mo = model_options_default();
+    mo.model = meta->model;
+    mo.classes = meta->num_classes;
+    mo.image_size = meta->image_size;
+    mo.channels = md->default_channels == 3 ? 3 : (meta->channels > 0 ? meta->channels : md->default_channels);
+    mo.batch_size = 1;
+    mo.num_towers = 1;
+    mo.backend = "cpu";
+    mo.threads = 1;
+    mo.training = 0;
+    struct tower_set *ts = NULL;
+    status st = model_towers_new(&ts, &mo);
+    if (st == STATUS_OK) st = train_state_check_names(ts->g[0], f);
+    model_towers_free(&ts);
+    return st;
+}
 
 static int has_suffix(const char *s, const char *suf)
 {
@@ -72,11 +101,11 @@ static status export_run(const struct export_opts *o)
         st = checkpoint_latest(o->checkpoint_dir, &ckpt, &step);
         if (st != STATUS_OK) goto done;
     }
-    st = safetensors_open(&f, ckpt);
-    if (st != STATUS_OK) goto done;
     struct ckpt_meta meta;
     memset(&meta, 0, sizeof meta);
-    st = checkpoint_meta_read(f, &meta);
+    st = checkpoint_open(ckpt, &f, &meta);
+    if (st != STATUS_OK) goto done;
+    st = export_check_names(f, &meta);
     if (st != STATUS_OK) goto done;
     step = meta.step;
 
@@ -169,6 +198,12 @@ int main(int argc, char **argv)
     status st = flags_parse(&spec, argc, argv, NULL, NULL);
     if (st == STATUS_OK && (!o.output || !*o.output))
         st = FAIL(STATUS_USAGE, "--output is required (the safetensors file to write)");
-    if (st == STATUS_OK) st = export_run(&o);
+    if (st == STATUS_OK) st = signals_watch(&g_stop);
+    if (st == STATUS_OK) {
+        /* reading and checking: a stop ends the process at once; the output
+         * is written to a temporary name and renamed, so it is whole or absent */
+        signals_stop_now("deeper export", "exporting");
+        st = export_run(&o);
+    }
     return status_report("deeper export", st, st == STATUS_USAGE ? "see deeper export --help" : NULL);
 }

@@ -68,7 +68,9 @@ int main(int argc, char **argv)
         "Train a classifier on a dataset made by `deeper ingest`.  Starts --num_preprocess_threads local "
         "augment workers, logs TF's line every --log_every steps, writes TensorBoard event files and "
         "checkpoints (model.ckpt-STEP.safetensors) into --train_dir, and resumes from the newest one. "
-        "Ctrl-C saves a checkpoint and exits.",
+        "Ctrl-C saves a checkpoint and exits (while still loading, it exits at once). "
+        "A local worker that dies is restarted at its batch, at most 10 times in any 10 minutes; a worker that "
+        "cannot start (bad usage, a dataset missing or inconsistent with its manifest) stops the run at once.",
         flags, FLAGS_COUNT(flags), 0, 0,
     };
     status st = flags_parse(&spec, argc, argv, NULL, NULL);

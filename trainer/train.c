@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "augment/worker.h"
 #include "shared/crc32c.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
@@ -74,6 +75,11 @@ static void pinned_free(void *ptr, size_t size, void *ctx)
     else free(p);
 }
 #endif
+
+/* worker restarts: at most TRAIN_MAX_RESTARTS in any TRAIN_RESTART_WINDOW_S
+ * seconds (rare deaths over a week-long run never end it; a crash loop does) */
+#define TRAIN_MAX_RESTARTS 10
+#define TRAIN_RESTART_WINDOW_S 600
 
 static volatile sig_atomic_t g_stop;   /* set by the signal watcher (shared/signals.h) */
 
@@ -164,9 +170,17 @@ static void reap_workers(void *ctx)
     int dead[256];
     int nd = workers_poll(ic->w, dead, NULL);
     for (int k = 0; k < nd && !g_stop; k++) {
-        if (workers_restarts(ic->w) >= 10) {
-            ic->st = FAIL(STATUS_STATE, "augment workers keep dying (%d restarts); see their messages above",
-                          workers_restarts(ic->w));
+        int code = workers_exit_code(ic->w, dead[k]);
+        if (code == WORKER_EXIT_USAGE || code == WORKER_EXIT_PERMANENT) {
+            ic->st = FAIL(STATUS_STATE, "augment worker %d cannot start (exit status %d: %s, see its message above); "
+                          "a restart would not help, stopping", dead[k], code,
+                          code == WORKER_EXIT_USAGE ? "bad usage" : "the dataset is missing or inconsistent");
+            g_stop = SIGTERM;
+            return;
+        }
+        if (workers_restarts_within(ic->w, TRAIN_RESTART_WINDOW_S) >= TRAIN_MAX_RESTARTS) {
+            ic->st = FAIL(STATUS_STATE, "augment workers keep dying (%d restarts in the last %d minutes); see their "
+                          "messages above", TRAIN_MAX_RESTARTS, TRAIN_RESTART_WINDOW_S / 60);
             g_stop = SIGTERM;
             return;
         }
@@ -227,6 +241,8 @@ status train_run(const struct train_config *c)
 
     /* before any thread exists (backend pool, ZeroMQ, receiver): see shared/signals.h */
     if ((st = signals_watch(&g_stop)) != STATUS_OK) return st;
+    /* until the stream starts nothing is saved: a stop ends the process at once */
+    signals_stop_now("deeper train", "loading");
     if ((st = manifest_load(c->data_dir, &man)) != STATUS_OK) goto done;
     const struct manifest_subset *train = manifest_subset_find(man, "train");
     if (!train || train->count == 0) { st = FAIL(STATUS_FORMAT, "%s: dataset has no train subset", c->data_dir); goto done; }
@@ -257,8 +273,7 @@ status train_run(const struct train_config *c)
         int64_t ck_step;
         st = checkpoint_latest(c->train_dir, &ckpt_path, &ck_step);
         if (st == STATUS_OK) {
-            if ((st = safetensors_open(&ck, ckpt_path)) != STATUS_OK) goto done;
-            if ((st = checkpoint_meta_read(ck, &meta)) != STATUS_OK) goto done;
+            if ((st = checkpoint_open(ckpt_path, &ck, &meta)) != STATUS_OK) goto done;
             if (strcmp(meta.model, c->model) != 0) {
                 st = FAIL(STATUS_USAGE, "%s holds model %s, not %s (use --fresh or another --train_dir)",
                           ckpt_path, meta.model, c->model);
@@ -345,7 +360,8 @@ status train_run(const struct train_config *c)
         goto done;
     }
 
-    /* the stream */
+    /* the stream; from here on a stop is taken at the next step, after saving */
+    signals_stop_now(NULL, NULL);
     int W = c->num_preprocess_threads;
     struct stream_config sc = stream_config_default();
     if (c->listen) snprintf(endpoint, sizeof endpoint, "%s", c->listen);
@@ -353,6 +369,9 @@ status train_run(const struct train_config *c)
         const char *tmp = getenv("TMPDIR");
         if (!tmp || strlen(tmp) > 60) tmp = "/tmp";
         snprintf(endpoint, sizeof endpoint, "ipc://%s/deeper-train-%d", tmp, (int)getpid());
+        int stale = 0;
+        if (stream_ipc_remove_stale(tmp, "deeper-train-", &stale) == STATUS_OK && stale)
+            log_info("removed %d stale socket file(s) of killed runs from %s", stale, tmp);
     }
     /* local workers: one socket each (ipc://.../deeper-train-PID-wI), consumed in a fixed order */
     int ordered = W > 0 && !c->listen;
@@ -498,6 +517,10 @@ status train_run(const struct train_config *c)
         }
     }
     if (tty) fprintf(stderr, "\r\033[K");
+    if (ic.st != STATUS_OK && ts->step == start_step) {
+        st = ic.st;   /* the workers could not start: nothing was trained, nothing to save */
+        goto done;
+    }
     if (ts->step != last_saved || ts->step == start_step) {
         if (ts->step > start_step || !ckpt_path)
             if ((st = save(ts, &meta, c, feed, epoch, ev)) != STATUS_OK) goto done;
@@ -509,6 +532,7 @@ status train_run(const struct train_config *c)
         log_info("done: step %" PRId64 " in %.1f s", ts->step, log_now() - t_start);
     }
 done:
+    signals_stop_now(NULL, NULL);
     workers_stop(&workers);
     feed_free(&feed);
     stream_receiver_free(&rx);

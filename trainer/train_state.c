@@ -83,10 +83,32 @@ status train_state_save(struct tower_set *ts, struct ckpt_meta *meta, const char
     return st;
 }
 
+status train_state_check_names(const struct graph *g, const struct st_file *f)
+{
+    static const char *const prefixes[] = { "ema/", "rmsprop_ms/", "rmsprop_mom/" };
+    const char *path = safetensors_path(f);
+    int n = safetensors_count(f);
+    for (int i = 0; i < n; i++) {
+        const char *name = safetensors_at(f, i)->name, *base = name;
+        for (size_t k = 0; k < sizeof prefixes / sizeof *prefixes; k++)
+            if (strncmp(name, prefixes[k], strlen(prefixes[k])) == 0) { base = name + strlen(prefixes[k]); break; }
+        if (graph_param_find(g, base) < 0)
+            return FAIL(STATUS_FORMAT, "%s: tensor %s is not a parameter of this model (unknown name; strict load)",
+                        path, name);
+    }
+    for (int i = 0; i < graph_num_params(g); i++) {
+        const char *name = graph_param(g, i)->name;
+        if (!safetensors_find(f, name))
+            return FAIL(STATUS_FORMAT, "%s: tensor %s of the model is missing (strict load)", path, name);
+    }
+    return STATUS_OK;
+}
+
 status train_state_restore(struct tower_set *ts, const struct st_file *f,
                            enum train_state_restore_mode mode)
 {
     struct graph *g = ts->g[0];
+    TRY(train_state_check_names(g, f));
     struct staged s;
     TRY(stage(g, mode == RESTORE_TRAINING, &s));
     status st = STATUS_OK;

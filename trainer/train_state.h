@@ -25,7 +25,14 @@ enum train_state_restore_mode {
 status train_state_save(struct tower_set *ts, struct ckpt_meta *meta, const char *train_dir,
                         int keep, char **out_path);
 
-/* Load an open checkpoint into tower 0 and broadcast to every tower. */
+/* Strict names (as torchvision's load_state_dict(strict=True)): every tensor
+ * of f must be a parameter of g, bare or under "ema/", "rmsprop_ms/" or
+ * "rmsprop_mom/", and every parameter of g must be in f under its bare
+ * name.  Otherwise one STATUS_FORMAT line naming the file and the tensor. */
+status train_state_check_names(const struct graph *g, const struct st_file *f);
+
+/* Load an open checkpoint into tower 0 and broadcast to every tower
+ * (names checked with train_state_check_names first). */
 status train_state_restore(struct tower_set *ts, const struct st_file *f,
                            enum train_state_restore_mode mode);
 

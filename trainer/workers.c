@@ -34,7 +34,16 @@ struct workers {
     workers_extra_fn extra;
     void *ctx;
     int restarts;
+    double restart_at[WORKERS_RESTART_MEMORY];   /* ring of monotonic times, newest at restarts-1 */
+    int *exit_code;                              /* workers_exit_code */
 };
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 status workers_sibling_exe(const char *name, char **out)
 {
@@ -106,12 +115,14 @@ status workers_start(struct workers **out, const char *exe, const char *const *c
     w->extra = extra;
     w->ctx = ctx;
     w->pid = calloc((size_t)(n ? n : 1), sizeof(pid_t));
+    w->exit_code = malloc((size_t)(n ? n : 1) * sizeof(int));
+    for (int i = 0; w->exit_code && i < n; i++) w->exit_code[i] = -1;
     w->exe = strdup(exe);
     w->endpoint = strdup(endpoint);
     while (common && common[w->ncommon]) w->ncommon++;
     w->common = calloc((size_t)w->ncommon + 1, sizeof(char *));
     status st = STATUS_OK;
-    if (!w->pid || !w->exe || !w->endpoint || !w->common) { st = FAIL(STATUS_NOMEM, "out of memory"); goto fail; }
+    if (!w->pid || !w->exit_code || !w->exe || !w->endpoint || !w->common) { st = FAIL(STATUS_NOMEM, "out of memory"); goto fail; }
     for (int k = 0; k < w->ncommon; k++)
         if (!(w->common[k] = strdup(common[k]))) { st = FAIL(STATUS_NOMEM, "out of memory"); goto fail; }
     for (int i = 0; i < n; i++)
@@ -137,6 +148,7 @@ int workers_poll(struct workers *w, int *dead, int *clean)
         else if (WEXITSTATUS(ws) != 0)
             log_warn("augment worker %d (pid %d) exited with status %d", i, (int)r, WEXITSTATUS(ws));
         w->pid[i] = 0;
+        w->exit_code[i] = WIFSIGNALED(ws) ? -WTERMSIG(ws) : WEXITSTATUS(ws);
         if (clean) clean[nd] = WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
         dead[nd++] = i;
     }
@@ -145,7 +157,9 @@ int workers_poll(struct workers *w, int *dead, int *clean)
 
 status workers_respawn(struct workers *w, int i)
 {
+    w->restart_at[w->restarts % WORKERS_RESTART_MEMORY] = mono_now();
     w->restarts++;
+    w->exit_code[i] = -1;
     TRY(spawn_one(w, i));
     log_info("augment worker %d restarted (pid %d)", i, (int)w->pid[i]);
     return STATUS_OK;
@@ -153,6 +167,17 @@ status workers_respawn(struct workers *w, int i)
 
 int workers_count(const struct workers *w) { return w->n; }
 int workers_restarts(const struct workers *w) { return w->restarts; }
+
+int workers_restarts_within(const struct workers *w, double secs)
+{
+    double now = mono_now();
+    int k = 0, have = w->restarts < WORKERS_RESTART_MEMORY ? w->restarts : WORKERS_RESTART_MEMORY;
+    for (int j = 0; j < have; j++)
+        if (now - w->restart_at[j] <= secs) k++;
+    return k;
+}
+
+int workers_exit_code(const struct workers *w, int i) { return (i >= 0 && i < w->n) ? w->exit_code[i] : -1; }
 
 void workers_stop(struct workers **pw)
 {
@@ -174,7 +199,7 @@ void workers_stop(struct workers **pw)
     for (int i = 0; i < w->n; i++)
         if (w->pid && w->pid[i] > 0) { kill(w->pid[i], SIGKILL); waitpid(w->pid[i], NULL, 0); }
     for (int k = 0; k < w->ncommon; k++) free(w->common[k]);
-    free(w->common); free(w->pid); free(w->exe); free(w->endpoint);
+    free(w->common); free(w->pid); free(w->exit_code); free(w->exe); free(w->endpoint);
     free(w);
     *pw = NULL;
 }

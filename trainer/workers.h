@@ -45,6 +45,17 @@ status workers_respawn(struct workers *w, int i);
 int workers_count(const struct workers *w);
 int workers_restarts(const struct workers *w);
 
+/* Restarts in the last `secs` seconds (monotonic clock; the newest
+ * WORKERS_RESTART_MEMORY are remembered).  The trainer gives up when a
+ * window holds too many, so rare deaths over a long run never end it. */
+#define WORKERS_RESTART_MEMORY 64
+int workers_restarts_within(const struct workers *w, double secs);
+
+/* How worker i last ended: its exit status (0..255), or -SIGNAL when a
+ * signal killed it; -1 while it has not ended.  An exit status of
+ * WORKER_EXIT_PERMANENT (augment/worker.h) means a restart cannot help. */
+int workers_exit_code(const struct workers *w, int i);
+
 /* Stop all (SIGTERM, 3 s grace, SIGKILL), free; NULL-safe. */
 void workers_stop(struct workers **w);
 

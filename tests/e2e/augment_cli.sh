@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deeper augment's command line: --help, one clear error line (and exit code)
-# for bad usage, a missing and an incomplete dataset; --dump writes PNGs;
+# for bad usage (exit 2), a missing and an incomplete dataset (exit 3: a restart cannot help);
+# --dump writes PNGs;
 # profile defaults (digits: no flip, no colour) and explicit overrides.
 set -euo pipefail
 source "$DEEPER_ROOT/tests/e2e/augment_lib.bash"
@@ -18,12 +19,12 @@ expect_error() {   # expect_error CODE PATTERN ARGS...
 expect_error 2 "data_dir" --connect tcp://127.0.0.1:1
 expect_error 2 "connect" --data_dir x
 expect_error 2 "nope" --nope
-expect_error 1 "$TMPDIR/none" --data_dir "$TMPDIR/none" --connect tcp://127.0.0.1:1
+expect_error 3 "$TMPDIR/none" --data_dir "$TMPDIR/none" --connect tcp://127.0.0.1:1
 
 make_fmnist_ds fm 64
 cp -r fm broken
 rm broken/train-00001-of-00002.mdb
-expect_error 1 "train-00001-of-00002.mdb" --data_dir broken --connect tcp://127.0.0.1:1
+expect_error 3 "train-00001-of-00002.mdb" --data_dir broken --connect tcp://127.0.0.1:1
 expect_error 2 "worker" --data_dir fm --worker 2 --num_workers 2 --connect tcp://127.0.0.1:1
 
 # digits profile: gray, no flip, no colour; dump writes PNG files
