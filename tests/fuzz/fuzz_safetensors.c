@@ -5,11 +5,14 @@
  *
  * The input is the whole file, handed over as an in-memory file.  After
  * safetensors_open validates it, every tensor's bytes are read, every
- * metadata pair is visited, checkpoint_meta_read parses __metadata__,
+ * metadata pair is visited, checkpoint_meta_read range-checks __metadata__,
+ * checkpoint_verify recomputes the per-tensor checksums,
  * checkpoint_class_names parses the class list, and checkpoint_restore
  * copies a small fixed parameter set (fc.weight 2x3, fc.bias 2) as eval
- * does.  Checks: each tensor's data lies in the file with nbytes = numel x
- * dtype size; failures carry one line.
+ * does.  Then checkpoint_open, the one entry every loader uses, opens it
+ * again.  Checks: each tensor's data lies in the file with nbytes = numel x
+ * dtype size; checkpoint_open accepts a file exactly when the metadata and
+ * the checksums pass; failures carry one line.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +25,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static int quiet;
+    if (!quiet) { log_set_quiet(1); quiet = 1; }   /* format 1 files log a notice on every load */
     char path[64];
     int fd = fuzz_memfile(data, size, path, sizeof path);
     if (fd < 0) return 0;
@@ -50,6 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&meta, 0, sizeof meta);
         status mst = checkpoint_meta_read(f, &meta);
         fuzz_check_failure(mst, "checkpoint_meta_read");
+        status vst = checkpoint_verify(f);
+        fuzz_check_failure(vst, "checkpoint_verify");
         if (mst == STATUS_OK && meta.class_names) {
             char **names = NULL;
             int num = 0;
@@ -65,6 +72,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check_failure(checkpoint_restore(f, want, 2, "", 0), "checkpoint_restore");
         fuzz_check_failure(checkpoint_restore(f, want, 2, "ema/", 1), "checkpoint_restore ema");
         safetensors_close(&f);
+
+        struct st_file *g = NULL;
+        struct ckpt_meta meta2;
+        memset(&meta2, 0, sizeof meta2);
+        status ost = checkpoint_open(path, &g, &meta2);
+        fuzz_check_failure(ost, "checkpoint_open");
+        if ((ost == STATUS_OK) != (mst == STATUS_OK && vst == STATUS_OK))
+            fuzz_fail("checkpoint_open %s a file whose metadata/checksums %s", ost == STATUS_OK ? "accepted" : "refused",
+                      ost == STATUS_OK ? "fail" : "pass");
+        if (g && meta2.step != meta.step) fuzz_fail("checkpoint_open read step %lld, meta_read %lld",
+                                                    (long long)meta2.step, (long long)meta.step);
+        safetensors_close(&g);
     }
     close(fd);
     return 0;

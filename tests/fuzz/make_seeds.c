@@ -149,6 +149,10 @@ static void records(void)
     r = (struct record){ .label = 7, .height = 8, .width = 8, .channels = 3, .storage = RECORD_JPEG,
                          .name = "dog/7.jpg", .name_len = 9, .payload = j, .payload_len = nj };
     one_record("jpeg", &r);
+    static const float boxes[8] = { 0.1f, 0.2f, 0.5f, 0.9f, 0.0f, 0.0f, 1.0f, 1.0f };
+    r.num_boxes = 2;
+    r.boxes_in = boxes;
+    one_record("jpeg-two-boxes", &r);
     free(j);
 }
 
