@@ -11,8 +11,9 @@
  *
  * Bad records: a record that fails its checks (CRC, structure, boxes, a
  * label outside the manifest's classes, channels other than the manifest's,
- * a JPEG that does not decode, a key the shard lost) is skipped, counted in
- * bad_records and logged with its shard and key (the first 100; then one
+ * a JPEG that does not decode, a key the shard lost, a value outside the
+ * file; every record, by position, of a shard whose LMDB tree is damaged) is
+ * skipped, counted in bad_records and logged with its shard and key (the first 100; then one
  * line saying further ones are only counted).  The slot it would have taken
  * is filled by the next reference of the same sequence, so a train batch is
  * always full and the sequence of references (shuffle included) does not
@@ -46,6 +47,8 @@ struct shard_state {
     struct shard_txn *txn;
     uint64_t *keys;             /* loaded lazily */
     uint64_t count;
+    int damaged;                /* its LMDB tree failed shard_check_file: every record is bad */
+    char why[300];
     char path[4096];
 };
 
@@ -145,6 +148,8 @@ static struct ref shuffle_take(struct worker *w, int prefetch)
 
 /* ------------------------------------------------------------------- fetch */
 
+/* key: the record's key, or its position in the shard when the shard is
+ * damaged (its keys cannot be read) */
 static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key, const char *why)
 {
     w->st.bad_records++;
@@ -156,15 +161,26 @@ static void note_bad(struct worker *w, const struct shard_state *s, uint64_t key
     }
 }
 
-/* The shard's keys, loaded on first use. */
+/* The shard's keys, loaded on first use, after a walk of its tree (liblmdb
+ * would read a damaged page blindly): STATUS_CORRUPT when the shard is
+ * damaged, for every record of it. */
 static status shard_keys_ready(struct shard_state *s)
 {
     if (s->keys) return STATUS_OK;
+    if (s->damaged) return FAIL(STATUS_CORRUPT, "%s", s->why);
+    status st = shard_check_file(s->path, 0, NULL, NULL);
     uint64_t n = 0;
-    TRY(shard_reader_keys(s->rd, &s->keys, &n));
-    if (n != s->count)
-        return FAIL(STATUS_CORRUPT, "%s: %" PRIu64 " keys, manifest lists %" PRIu64 " records", s->path, n, s->count);
-    return STATUS_OK;
+    if (st == STATUS_OK) st = shard_reader_keys(s->rd, &s->keys, &n);
+    if (st == STATUS_OK && n != s->count) {
+        free(s->keys);
+        s->keys = NULL;
+        st = FAIL(STATUS_CORRUPT, "%s: %" PRIu64 " keys, manifest lists %" PRIu64 " records", s->path, n, s->count);
+    }
+    if (st == STATUS_CORRUPT) {      /* once: every record of the shard is bad from now on */
+        s->damaged = 1;
+        snprintf(s->why, sizeof s->why, "%s", status_msg());
+    }
+    return st;
 }
 
 /* Start reading a record that will be fetched soon (errors surface in fetch). */
@@ -179,12 +195,18 @@ static void prefetch_ref(struct worker *w, struct ref r)
 static status fetch(struct worker *w, struct ref r, uint8_t *dst, int32_t *label, uint64_t *id)
 {
     struct shard_state *s = &w->sh[r.shard];
-    TRY(shard_keys_ready(s));
+    status ks = shard_keys_ready(s);
+    if (ks == STATUS_CORRUPT) {     /* a damaged shard: its records are bad, by position */
+        note_bad(w, s, r.index, status_msg());
+        return STATUS_CORRUPT;
+    }
+    TRY(ks);
     uint64_t key = s->keys[r.index];
     const void *val;
     size_t len;
     status st = shard_txn_get(s->txn, key, &val, &len);
     if (st == STATUS_NOT_FOUND) { note_bad(w, s, key, "key vanished"); return STATUS_CORRUPT; }
+    if (st == STATUS_CORRUPT) { note_bad(w, s, key, status_msg()); return st; }   /* a value outside the file */
     if (st != STATUS_OK) return st;
     struct record rec;
     if (record_decode(val, len, 1, &rec) != STATUS_OK) {

@@ -80,7 +80,7 @@ static status info_verify_shard(const char *dir, const struct manifest *m, const
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, d->file);
     /* the tree first, without liblmdb: a damaged page could crash it */
-    status st = shard_check_file(path, NULL, NULL);
+    status st = shard_check_file(path, 1, NULL, NULL);
     if (st == STATUS_NOMEM) return st;
     if (st != STATUS_OK) {
         fprintf(out, "  %s: %s\n", d->file, status_msg());

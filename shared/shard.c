@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,9 +435,24 @@ static status shard_reader_env_open(struct shard_reader *r, unsigned extra)
 /* Where LMDB mapped the file: every value handed out must lie in the map and
  * inside the file (a damaged length or page number can make LMDB point
  * anywhere).  liblmdb does not say where its map is (mdb_env_info's
- * me_mapaddr is only the fixed-map address, 0 here), so the mapping of this
- * file (device and inode) is looked up in /proc/self/maps; the part checked
- * is the mapping cut to the file size. */
+ * me_mapaddr is only the fixed-map address, 0 here), so after the
+ * environment is opened the mappings of this file (device and inode) are
+ * looked up in /proc/self/maps: ours is the one no other open reader of this
+ * process owns (the registry below).  The part checked is the mapping cut to
+ * the file size.  Nothing here reads a page of the file.  Opens are
+ * serialised so two readers of one file opening at once cannot take each
+ * other's map. */
+static pthread_mutex_t shard_maps_mu = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t *shard_maps_owned;     /* map starts of the open readers */
+static size_t shard_maps_n, shard_maps_cap;
+
+static int shard_maps_is_owned(uintptr_t lo)
+{
+    for (size_t i = 0; i < shard_maps_n; i++)
+        if (shard_maps_owned[i] == lo) return 1;
+    return 0;
+}
+
 static status shard_reader_map_bounds(struct shard_reader *r)
 {
     mdb_filehandle_t fd;
@@ -444,35 +460,39 @@ static status shard_reader_map_bounds(struct shard_reader *r)
     int rc = mdb_env_get_fd(r->env, &fd);
     if (rc) return shard_lmdb_fail(rc, r->path, "mdb_env_get_fd");
     if (fstat(fd, &sb) != 0) return FAIL(STATUS_IO, "%s: %s", r->path, strerror(errno));
+    if (shard_maps_n == shard_maps_cap) {
+        size_t cap = shard_maps_cap ? 2 * shard_maps_cap : 64;
+        uintptr_t *p = realloc(shard_maps_owned, cap * sizeof *p);
+        if (!p) return FAIL(STATUS_NOMEM, "%s: out of memory", r->path);
+        shard_maps_owned = p;
+        shard_maps_cap = cap;
+    }
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f) return FAIL(STATUS_IO, "%s: cannot read /proc/self/maps to find the shard's map: %s", r->path,
                         strerror(errno));
-    /* the same file mapped twice in this process (another reader of it):
-       ours holds the first key LMDB hands out (when it hands one out) */
-    uintptr_t probe = 0;
-    MDB_txn *txn;
-    if (mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn) == 0) {
-        MDB_cursor *c;
-        MDB_val k, v;
-        if (mdb_cursor_open(txn, r->dbi, &c) == 0) {
-            if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0) probe = (uintptr_t)k.mv_data;
-            mdb_cursor_close(c);
-        }
-        mdb_txn_abort(txn);
-    }
-    char line[4096 + 128];
+    char line[4096 + 128], inode[32];
+    snprintf(inode, sizeof inode, " %llu ", (unsigned long long)sb.st_ino);
+    int found = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long long lo, hi, off, ino;
         unsigned maj, min;
+        if (!strstr(line, inode)) continue;   /* cheap: a process with many shards has many lines */
         if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &maj, &min, &ino) != 6) continue;
-        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || min != minor(sb.st_dev) || off != 0)
+        if (ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) || min != minor(sb.st_dev) || off)
             continue;
-        if (r->map_lo && !(probe >= lo && probe < hi)) continue;   /* keep the first unless this one holds the probe */
+        if (shard_maps_is_owned((uintptr_t)lo)) continue;
+        found++;
         r->map_lo = (uintptr_t)lo;
         r->map_hi = (uintptr_t)(hi - lo < (unsigned long long)sb.st_size ? hi : lo + (unsigned long long)sb.st_size);
     }
     fclose(f);
-    if (!r->map_lo) return FAIL(STATUS_IO, "%s: the shard's map is not in /proc/self/maps", r->path);
+    if (found != 1) {
+        r->map_lo = r->map_hi = 0;
+        return FAIL(STATUS_IO, "%s: %s", r->path, found ? "mapped more than once in this process (another open "
+                    "environment of the file): cannot tell which map is this reader's" : "its map is not in "
+                    "/proc/self/maps");
+    }
+    shard_maps_owned[shard_maps_n++] = r->map_lo;
     return STATUS_OK;
 }
 
@@ -488,26 +508,33 @@ status shard_reader_open(const char *path, struct shard_reader **out)
                              : FAIL(STATUS_IO, "%s: %s", path, strerror(errno));
         goto fail;
     }
+    pthread_mutex_lock(&shard_maps_mu);
     st = shard_reader_env_open(r, 0);
     if (st != STATUS_OK) {
         /* a read-only directory: the lock file cannot be made; shards listed
            in a manifest never change, so reading without locks is safe */
         st = shard_reader_env_open(r, MDB_NOLOCK);
-        if (st != STATUS_OK) goto fail;
     } else {
         int dead = 0;
         mdb_reader_check(r->env, &dead);
     }
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "mdb_txn_begin"); goto fail; }
-    rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
-    MDB_stat ms;
-    if (rc == 0) rc = mdb_stat(txn, r->dbi, &ms);
-    mdb_txn_abort(txn);
-    if (rc) { st = shard_lmdb_fail(rc, path, "reading the database"); goto fail; }
-    r->count = ms.ms_entries;
-    if ((st = shard_reader_map_bounds(r)) != STATUS_OK) goto fail;
+    if (st == STATUS_OK) {
+        MDB_txn *txn;
+        MDB_stat ms;
+        int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
+        if (rc) {
+            st = shard_lmdb_fail(rc, path, "mdb_txn_begin");
+        } else {
+            rc = mdb_dbi_open(txn, NULL, 0, &r->dbi);
+            if (rc == 0) rc = mdb_stat(txn, r->dbi, &ms);
+            mdb_txn_abort(txn);
+            if (rc) st = shard_lmdb_fail(rc, path, "reading the database");
+            else r->count = ms.ms_entries;
+        }
+    }
+    if (st == STATUS_OK) st = shard_reader_map_bounds(r);
+    pthread_mutex_unlock(&shard_maps_mu);
+    if (st != STATUS_OK) goto fail;
     *out = r;
     return STATUS_OK;
 fail:
@@ -518,7 +545,13 @@ fail:
 void shard_reader_free(struct shard_reader *r)
 {
     if (!r) return;
+    if (r->map_lo) pthread_mutex_lock(&shard_maps_mu);   /* unmapped and unlisted together */
     if (r->env) mdb_env_close(r->env);
+    if (r->map_lo) {
+        for (size_t i = 0; i < shard_maps_n; i++)
+            if (shard_maps_owned[i] == r->map_lo) { shard_maps_owned[i] = shard_maps_owned[--shard_maps_n]; break; }
+        pthread_mutex_unlock(&shard_maps_mu);
+    }
     free(r->path);
     free(r);
 }
@@ -617,8 +650,9 @@ static status shard_txn_out(struct shard_txn *t, const MDB_val *mk, const MDB_va
 {
     if (mk->mv_size != 8)
         return FAIL(STATUS_CORRUPT, "%s: key of %zu bytes (expected 8)", t->r->path, mk->mv_size);
-    if (!shard_value_inside(t->r, mk) || !shard_value_inside(t->r, mv)) return shard_value_outside(t->r, mk, mv);
-    if (key) *key = shard_key_decode(mk->mv_data);
+    if (!shard_value_inside(t->r, mk)) return shard_value_outside(t->r, mk, mk);
+    if (key) *key = shard_key_decode(mk->mv_data);    /* set even when the value is refused */
+    if (!shard_value_inside(t->r, mv)) return shard_value_outside(t->r, mk, mv);
     if (val) *val = mv->mv_data;
     if (len) *len = mv->mv_size;
     return STATUS_OK;
@@ -682,9 +716,11 @@ status shard_reader_keys(struct shard_reader *r, uint64_t **keys, uint64_t *n)
     if (!k) { shard_txn_end(t); return FAIL(STATUS_NOMEM, "%s: out of memory for %llu keys", r->path,
                                             (unsigned long long)cap); }
     for (;;) {
-        uint64_t key;
+        uint64_t key = UINT64_MAX;
         st = shard_txn_next(t, &key, NULL, NULL);
         if (st == STATUS_NOT_FOUND) { st = STATUS_OK; break; }
+        /* a value outside the file is its reader's to refuse: keep its key */
+        if (st == STATUS_CORRUPT && key != UINT64_MAX) st = STATUS_OK;
         if (st != STATUS_OK) break;
         if (got == cap) {
             void *p = realloc(k, cap * 2 * sizeof *k);

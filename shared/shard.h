@@ -51,8 +51,10 @@
  *     the file (a flipped length or overflow page number), which would crash
  *     whoever reads it.  get/next/seek check every key and value against the
  *     part of the map the file backs (mdb_env_info's map, cut to the file
- *     size) and return STATUS_CORRUPT naming the record instead; the cursor
- *     has then moved onto that record, so next() goes on after it.  Damage
+ *     size) and return STATUS_CORRUPT naming the record instead (next and
+ *     seek still set *key when the key itself is inside); the cursor
+ *     has then moved onto that record, so next() goes on after it;
+ *     shard_reader_keys lists such a record's key.  Damage
  *     LMDB itself detects (a bad page number or page type) comes back as
  *     STATUS_LMDB and leaves the cursor unusable.
  */
@@ -195,10 +197,12 @@ status shard_reader_keys(struct shard_reader *r, uint64_t **keys, uint64_t *n);
  * page and what is wrong; *entries (optional) gets the record count and
  * *bad_values (optional) the number of records whose value lies outside its
  * page or overflow run (damage confined to one value, which liblmdb only
- * points at: reading the shard then reports each such record).  It
- * reads every branch and leaf page: `deeper info --verify` runs it before
- * reading a shard through liblmdb; the augment workers do not (they rely on
- * the value bounds and record checks above). */
-status shard_check_file(const char *path, uint64_t *entries, uint64_t *bad_values);
+ * points at: reading the shard then reports each such record).  It reads
+ * every branch and leaf page, and with read_overflow the first header of
+ * each overflow run too (one more read per large record).  `deeper info
+ * --verify` runs it (read_overflow 1) before reading a shard through
+ * liblmdb; an augment worker runs it (read_overflow 0) the first time it
+ * reads a shard, just before it reads the shard's keys (the same pages). */
+status shard_check_file(const char *path, int read_overflow, uint64_t *entries, uint64_t *bad_values);
 
 #endif

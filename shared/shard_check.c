@@ -24,9 +24,10 @@
  *     such a node (it does not read through it), and the reader refuses a
  *     value outside the file by name, so the walk goes on and the records
  *     are then reported one by one.
- * Only the page headers of overflow pages are read, so a shard of photos
- * costs a few reads per hundred records; a shard of small records is read
- * whole.
+ * Of overflow pages only the first page header of each run is read, and only
+ * when asked (read_overflow), so a shard of photos costs a few reads per
+ * hundred records (one more per record with read_overflow); a shard of small
+ * records is read whole.
  */
 #include "shared/shard.h"
 
@@ -55,6 +56,7 @@ struct sc {
     uint64_t last_key;
     int have_key;
     uint64_t bad_values;       /* values outside their page or overflow run */
+    int read_overflow;         /* also read each overflow run's first page header */
 };
 
 static uint64_t sc_u16(const uint8_t *p) { return (uint64_t)p[0] | (uint64_t)p[1] << 8; }
@@ -141,18 +143,21 @@ static status sc_page(struct sc *c, uint64_t pgno, int level)
         uint64_t op = sc_u64(node + 16), pages = (SC_HDR + size + c->psize - 1) / c->psize;
         uint8_t h[SC_HDR];
         status vs = sc_claim(c, op, pages, "overflow");
-        if (vs == STATUS_OK) vs = sc_read(c, op, h, sizeof h);
-        if (vs == STATUS_IO) return vs;
-        if (vs != STATUS_OK || sc_u64(h) != op || !(sc_u16(h + 10) & SC_P_OVERFLOW) || sc_u32(h + 12) != pages)
-            c->bad_values++;
+        if (vs == STATUS_OK && c->read_overflow) {
+            vs = sc_read(c, op, h, sizeof h);
+            if (vs == STATUS_IO) return vs;
+            if (vs == STATUS_OK && (sc_u64(h) != op || !(sc_u16(h + 10) & SC_P_OVERFLOW) || sc_u32(h + 12) != pages))
+                vs = STATUS_CORRUPT;
+        }
+        if (vs != STATUS_OK) c->bad_values++;
     }
 #undef BAD
     return STATUS_OK;
 }
 
-status shard_check_file(const char *path, uint64_t *entries, uint64_t *bad_values)
+status shard_check_file(const char *path, int read_overflow, uint64_t *entries, uint64_t *bad_values)
 {
-    struct sc c = { .path = path, .fd = -1 };
+    struct sc c = { .path = path, .fd = -1, .read_overflow = read_overflow };
     status st = STATUS_OK;
     c.fd = open(path, O_RDONLY | O_CLOEXEC);
     if (c.fd < 0) return errno == ENOENT ? FAIL(STATUS_NOT_FOUND, "%s: no such shard", path)

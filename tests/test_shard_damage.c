@@ -11,7 +11,10 @@
  *   - FLIPS (400; DEEPER_FLIPS overrides) single random bit flips, each on a fresh copy: the child must not
  *     die of a signal, and either verify reports damage or every record reads
  *     back byte-identical to the original (the flip hit free space or a field
- *     nothing reads: provably harmless).  The tally is printed.
+ *     nothing reads: provably harmless).  The tally is printed;
+ *   - the same flips read by an augment worker (two epochs of batches): it
+ *     never dies of a signal; it skips what is damaged or stops with an
+ *     error.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "augment/worker.h"
 #include "ingest/info.h"
 #include "shared/manifest.h"
 #include "shared/record.h"
@@ -271,5 +275,73 @@ Test(shard_damage, random_bit_flips_never_crash_and_never_pass_silently, .timeou
            flips, detected, harmless, silent, crashed);
     cr_assert_eq(crashed, 0);
     cr_assert_eq(silent, 0);
+    free(d);
+}
+
+/* An augment worker over the damaged copy: 0 two epochs of full batches,
+ * 1 an error (a clean stop), 2 a batch that was not full. */
+static int child_worker(void)
+{
+    FILE *devnull = freopen("/dev/null", "w", stderr);
+    (void)devnull;
+    struct worker_config c = { .data_dir = tmpdir, .subset = "train", .worker = 0, .num_workers = 1,
+                               .batch_size = 16, .queue_factor = 1, .jpeg_scale = 1 };
+    distort_config_default(&c.dc, 8);
+    c.dc.seed = 3;
+    struct worker *w;
+    if (worker_open(&c, &w) != STATUS_OK) return 1;
+    struct send_buf b = { 0 };
+    b.labels = calloc(16, sizeof *b.labels);
+    b.ids = calloc(16, sizeof *b.ids);
+    b.pixels = calloc(16, 8 * 8 * 3);
+    int rc = 0;
+    for (int i = 0; i < 2 * NREC / 16 && rc == 0; i++) {
+        if (worker_next(w, &b) != STATUS_OK) rc = 1;
+        else if (b.header.n != 16) rc = 2;
+    }
+    worker_free(&w);
+    return rc;
+}
+
+Test(shard_damage, augment_worker_never_crashes_on_flipped_bits, .timeout = 120)
+{
+    setup_shard();
+    cr_assert_eq(manifest_save(man, tmpdir), STATUS_OK, "%s", status_msg());
+    struct rng g;
+    rng_init(&g, 2026, 13);
+    uint8_t *d = malloc(orig_len);
+    int flips = getenv("DEEPER_FLIPS") ? atoi(getenv("DEEPER_FLIPS")) / 2 : FLIPS / 2;
+    int full = 0, stopped = 0, crashed = 0;
+    put_copy(orig);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) _exit(child_worker());
+    int ws;
+    waitpid(pid, &ws, 0);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "the undamaged shard must give full batches");
+    for (int i = 0; i < flips; i++) {
+        size_t bit = (size_t)(((uint64_t)rng_below(&g, 1u << 16) << 16 | rng_below(&g, 1u << 16)) % (orig_len * 8));
+        if (getenv("DEEPER_FLIP_BIT")) bit = (size_t)strtoull(getenv("DEEPER_FLIP_BIT"), NULL, 10);
+        memcpy(d, orig, orig_len);
+        d[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        put_copy(d);
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) _exit(child_worker());
+        waitpid(pid, &ws, 0);
+        if (WIFSIGNALED(ws)) {
+            crashed++;
+            printf("worker crash (signal %d): DEEPER_FLIP_BIT=%zu\n", WTERMSIG(ws), bit);
+        } else if (WEXITSTATUS(ws) == 0) {
+            full++;
+        } else if (WEXITSTATUS(ws) == 1) {
+            stopped++;
+        } else {
+            cr_assert_fail("a batch that was not full (DEEPER_FLIP_BIT=%zu)", bit);
+        }
+    }
+    printf("augment worker over %d flipped shards: %d gave full batches, %d stopped with an error, %d crashes\n",
+           flips, full, stopped, crashed);
+    cr_assert_eq(crashed, 0);
     free(d);
 }
