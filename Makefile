@@ -5,6 +5,8 @@
 #   make test-asan    the same under -fsanitize=address,undefined (build/asan/)
 #   make demo         ingest Fashion-MNIST, train, evaluate, classify
 #   make NO_CUDA=1    build without the CUDA backend even where nvcc and cuDNN exist
+#   make fuzz-build   the libFuzzer targets of tests/fuzz/ (clang, ASan+UBSan) into build/fuzz/
+#   make fuzz         run each fuzz target FUZZ_SECONDS (default 600), print a table
 #
 # Layout rules, so nobody has to edit this file to add a source:
 #   shared/*.c                       -> build/libdeeper.a      (every program links it)
@@ -102,7 +104,7 @@ TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .SECONDARY:
-.PHONY: all test test-unit test-e2e test-asan test-gpu gpu-bundle demo clean setup bench
+.PHONY: all test test-unit test-e2e test-asan test-gpu gpu-bundle demo clean setup bench fuzz fuzz-build fuzz-seeds
 all: $(PROGRAMS)
 	@echo "built: $(notdir $(PROGRAMS))  (CUDA backend: $(if $(filter 1,$(CUDA)),on,off - $(if $(NO_CUDA),NO_CUDA=1,nvcc or cuDNN not found)))"
 
@@ -175,7 +177,41 @@ demo: setup
 bench: all
 	@for b in scripts/bench/*/run; do [ -f "$$b" ] && [ -x "$$b" ] || continue; echo "== $$b"; $$b || exit 1; done
 
+# ---------------------------------------------------------------------------
+# Fuzzing (tests/fuzz/): libFuzzer targets built by clang with ASan + UBSan in
+# their own object tree, so the normal build is untouched.  tests/fuzz/run
+# runs them; tests/e2e/fuzz_smoke.sh runs each a few seconds under `make test`.
+FUZZ_CC      ?= clang
+FUZZ_DIR     ?= build/fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -I. -MMD -MP -pthread \
+                $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_LIBSRC  := $(SHARED_SRCS) $(ingest_LIBSRC) $(augment_LIBSRC) trainer/checkpoint.c
+FUZZ_LIBS    := -lzmq -llmdb -lturbojpeg -ljpeg -lwebp -lwebpdemux -lwebpmux -lpng -lz -lcjson -lm -lpthread
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB     := $(FUZZ_DIR)/libdeeper-fuzz.a
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_LIB): $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIBSRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $^ -o $@ $(FUZZ_LIBS)
+$(FUZZ_DIR)/make_seeds: $(FUZZ_DIR)/obj/tests/fuzz/make_seeds.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $^ -o $@ $(FUZZ_LIBS)
+
+fuzz-build: $(FUZZ_TARGETS) $(FUZZ_DIR)/make_seeds
+
+fuzz: fuzz-build
+	@FUZZ_DIR=$(FUZZ_DIR) tests/fuzz/run $(FUZZ_SECONDS)
+
+fuzz-seeds: $(FUZZ_DIR)/make_seeds
+	@FUZZ_DIR=$(FUZZ_DIR) tests/fuzz/make-seeds
+
 clean:
 	rm -rf build bin
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)

@@ -19,6 +19,10 @@ status status_failv(status code, const char *file, int line, const char *fmt, va
      * (glibc overwrites the message while copying it). */
     char tmp[sizeof status_msg_buf];
     vsnprintf(tmp, sizeof tmp, fmt, ap);
+    /* One line, whatever the input held: a name or value quoted from a file
+     * (a JSON key, a tensor name) may carry control characters, shown as '?'. */
+    for (char *c = tmp; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     memcpy(status_msg_buf, tmp, sizeof tmp);
     const char *base = file;
     /* keep "folder/file.c" only */

@@ -45,7 +45,9 @@ typedef enum status {
     STATUS_NO_DEVICE   = -30916, /* asked for a GPU and there is none */
 } status;
 
-/* Record a failure message (printf-style) for this thread and return `code`. */
+/* Record a failure message (printf-style) for this thread and return `code`.
+ * The message is kept to one line: control characters (a newline in a name
+ * quoted from a hostile file) become '?'. */
 status status_fail(status code, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 status status_failv(status code, const char *file, int line, const char *fmt, va_list ap);
