@@ -65,19 +65,6 @@ static int dispatch_worker(const char *ep, int id, uint32_t n, uint32_t h, uint3
     uint64_t session = 0, lease = 0, first = 0, end = 0, limit = 0, next = 0, done = 0;
     double hb_s = 1, last_reg = 0, last_sent = 0, last_req = 0;
     while (!g_worker_stop) {
-        double now = log_now();
-        if (!registered && now - last_reg >= 0.25) { ctrl_send(s, &reg, 0); last_reg = now; }
-        if (registered && !lease && (!requested || now - last_req >= hb_s)) {
-            struct dproto_msg m = { .type = DPROTO_REQUEST, .u.done = done };
-            ctrl_send(s, &m, session);
-            requested = 1; last_req = last_sent = now;
-        }
-        if (registered && now - last_sent >= hb_s) {
-            struct dproto_msg m = { .type = DPROTO_HEARTBEAT };
-            m.u.hb.lease = lease; m.u.hb.next = next; m.u.hb.state = lease ? DPROTO_WAITING_CREDIT : DPROTO_IDLE;
-            ctrl_send(s, &m, session);
-            last_sent = now;
-        }
         /* send what the credit allows */
         while (lease && next < limit && !atomic_load(&busy[slot])) {
             uint8_t *buf = ring[slot];
@@ -91,6 +78,19 @@ static int dispatch_worker(const char *ep, int id, uint32_t n, uint32_t h, uint3
             slot = (slot + 1) % RING;
             last_sent = log_now();
             if (++next >= end) { done = lease; lease = 0; requested = 0; break; }
+        }
+        double now = log_now();
+        if (!registered && now - last_reg >= 0.25) { ctrl_send(s, &reg, 0); last_reg = now; }
+        if (registered && !lease && (!requested || now - last_req >= hb_s)) {
+            struct dproto_msg m = { .type = DPROTO_REQUEST, .u.done = done };
+            ctrl_send(s, &m, session);
+            requested = 1; last_req = last_sent = now;
+        }
+        if (registered && now - last_sent >= hb_s) {
+            struct dproto_msg m = { .type = DPROTO_HEARTBEAT };
+            m.u.hb.lease = lease; m.u.hb.next = next; m.u.hb.state = lease ? DPROTO_WAITING_CREDIT : DPROTO_IDLE;
+            ctrl_send(s, &m, session);
+            last_sent = now;
         }
         int can_send = lease && next < limit;
         zmq_pollitem_t it = { s, 0, ZMQ_POLLIN, 0 };
@@ -140,6 +140,8 @@ static int dispatch_bench(const char *ep, int batches, uint32_t n, uint32_t h, u
     dc.num_classes = 1000;
     dc.end_batch = (uint64_t)batches;
     dc.curve = so;
+    if (getenv("SPLIT")) dc.split_batches = atoi(getenv("SPLIT"));
+    if (getenv("WINDOW")) dc.window = atoi(getenv("WINDOW"));
     struct dispatcher *d;
     if (dispatcher_new(&dc, &d) != STATUS_OK) { fprintf(stderr, "%s\n", status_msg()); return 1; }
     pid_t pids[16];
