@@ -99,11 +99,16 @@ struct dispatcher {
     struct dispatcher_stats st;
     char forget[8][DPROTO_NAME_MAX];
     int nforget;
-    /* the batch handed out */
+    /* the batch handed out: labels and ids converted to host order; the
+     * pixels either copied into `pixels` (cfg.alloc given: the backend's
+     * buffers) or left in the received message, held in `out` until the
+     * next call (no copy) */
     int32_t *labels;
     uint64_t *ids;
     uint8_t *pixels;
     size_t pix_cap;
+    zmq_msg_t out;
+    int out_held;
     struct stream_allocator alloc;
     FILE *dump;
     int trace;                       /* DEEPER_DISPATCH_TRACE=1: a line per lease */
@@ -710,8 +715,8 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
     d->slots = calloc((size_t)c->window, sizeof *d->slots);
     d->labels = d->alloc.alloc((size_t)c->batch_size * sizeof(int32_t), d->alloc.ctx);
     d->ids = malloc((size_t)c->batch_size * sizeof(uint64_t));
-    d->pixels = d->alloc.alloc(d->pix_cap + 1, d->alloc.ctx);
-    if (!d->peers || !d->slots || !d->labels || !d->ids || !d->pixels) { st = FAIL(STATUS_NOMEM, "dispatcher buffers"); goto fail; }
+    if (c->alloc) d->pixels = d->alloc.alloc(d->pix_cap + 1, d->alloc.ctx);
+    if (!d->peers || !d->slots || !d->labels || !d->ids || (c->alloc && !d->pixels)) { st = FAIL(STATUS_NOMEM, "dispatcher buffers"); goto fail; }
     for (;;) {
         if (getentropy(&d->session, sizeof d->session) != 0) d->session = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(log_now() * 1e6);
         if (d->session) break;
@@ -768,6 +773,7 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
     double t0 = log_now();
     uint64_t W = (uint64_t)d->cfg.window;
     status st = STATUS_OK;
+    if (d->out_held) { zmq_msg_close(&d->out); d->out_held = 0; }   /* the previous batch's pixels */
     pthread_mutex_lock(&d->mu);
     struct slot *s = &d->slots[d->next % W];
     while (!(s->full && s->index == d->next)) {
@@ -792,8 +798,12 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
         d->labels[i] = (int32_t)dproto_get_u32(s->b.labels + 4 * i);
         d->ids[i] = dproto_get_u64(s->b.ids + 8 * (size_t)i);
     }
-    memcpy(d->pixels, s->b.pixels, (size_t)h->n * h->h * h->w * h->c);
-    *out = (struct dispatch_batch){ (int)h->n, (int)h->h, (int)h->w, (int)h->c, d->labels, d->ids, d->pixels,
+    const uint8_t *pixels = s->b.pixels;
+    if (d->pixels) {
+        memcpy(d->pixels, s->b.pixels, (size_t)h->n * h->h * h->w * h->c);
+        pixels = d->pixels;
+    }
+    *out = (struct dispatch_batch){ (int)h->n, (int)h->h, (int)h->w, (int)h->c, d->labels, d->ids, pixels,
                                     h->epoch, s->index };
     if (d->dump) {
         fprintf(d->dump, "%" PRIu64 " %" PRIu64, s->index, h->epoch);
@@ -802,7 +812,14 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
         fflush(d->dump);
     }
     pthread_mutex_lock(&d->mu);
-    zmq_msg_close(&s->msg);
+    if (d->pixels) {
+        zmq_msg_close(&s->msg);
+    } else {   /* the message moves out of the window (its credit goes back) and lives until the next call */
+        zmq_msg_init(&d->out);
+        zmq_msg_move(&d->out, &s->msg);
+        zmq_msg_close(&s->msg);
+        d->out_held = 1;
+    }
     s->full = 0;
     d->next++;
     pthread_mutex_unlock(&d->mu);
@@ -851,6 +868,7 @@ void dispatcher_free(struct dispatcher **pd)
     if (d->slots)
         for (int i = 0; i < d->cfg.window; i++)
             if (d->slots[i].full) zmq_msg_close(&d->slots[i].msg);
+    if (d->out_held) zmq_msg_close(&d->out);
     if (d->sock) zmq_close(d->sock);
     conn_watch_free(&d->conns);
     curve_server_free(&d->cs);

@@ -59,7 +59,10 @@ struct dispatcher_config {
     double stall_secs;              /* default 10 */
     int max_workers;                /* registered at once; default 64 */
     int max_connections;            /* open connections at once; default 2 x max_workers */
-    const struct stream_allocator *alloc;   /* buffers of the batch handed out; NULL: malloc */
+    /* the batch handed out: with alloc, its pixels are copied into one
+     * buffer from it (e.g. pinned memory for a GPU); NULL: no copy, the
+     * pixels point into the received message, kept until the next call */
+    const struct stream_allocator *alloc;
     const char *dump_ids;           /* debugging: append "index epoch id..." per batch consumed */
     /* CURVE (shared/curve.h): with keys, only workers whose public keys are
      * in curve->authorized_keys (and holders of the consumer's own pair, its
@@ -92,7 +95,7 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
 
 /* The next batch in index order.  Blocks; every 200 ms without it calls
  * on_idle(ctx) (NULL: none) and checks *stop (STATUS_INTERRUPTED).  *out
- * is valid until the next call.  *wait_s accumulates the time waited. */
+ * (pixels included) is valid until the next call or dispatcher_free.  *wait_s accumulates the time waited. */
 status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatile sig_atomic_t *stop,
                        void (*on_idle)(void *ctx), void *ctx, double *wait_s);
 

@@ -17,9 +17,16 @@
  *   bare:   one frame of the same total size, zero-copy send
  *           (zmq_msg_init_data, constant buffer), zmq_msg_recv; SNDHWM and
  *           RCVHWM 2 as deeper's.
- * With KEYDIR (server.key_secret, client.key_secret, authorized/), both use
- * CURVE: deeper through shared/curve.c (ZAP handler), bare with the same keys
- * set directly on the sockets (encryption, no ZAP handler).
+ *   dispatcher: the path `deeper train` uses (trainer/dispatcher.c): the
+ *           consumer is dispatcher_new + dispatcher_next (which copies each
+ *           batch into the buffer it hands out, as the trainer gets it),
+ *           fed by WORKERS forked workers (default 1) that speak
+ *           proto/dispatch.md themselves (dispatch_worker.c) and send
+ *           pre-made batches zero-copy, so no augmentation is measured.
+ * With KEYDIR (server.key_secret, client.key_secret, authorized/), all use
+ * CURVE: deeper and the dispatcher through shared/curve.c (ZAP handler),
+ * bare with the same keys set directly on the sockets (encryption, no ZAP
+ * handler).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +39,9 @@
 #include "shared/curve.h"
 #include "shared/log.h"
 #include "shared/stream.h"
+#include "trainer/dispatcher.h"
+
+#include "dispatch_worker.c"
 
 static char srv_sec[512], cli_sec[512], srv_pub[512], auth[512];
 
@@ -54,9 +64,10 @@ static void bare_curve(void *s, int server)
 int main(int argc, char **argv)
 {
     if (argc < 8) {
-        fprintf(stderr, "usage: stream_bench deeper|deeper_copy|bare ENDPOINT BATCHES N H W C [KEYDIR]\n");
+        fprintf(stderr, "usage: stream_bench deeper|deeper_copy|bare|dispatcher ENDPOINT BATCHES N H W C [KEYDIR]\n");
         return 2;
     }
+
     int bare = strcmp(argv[1], "bare") == 0, copy = strcmp(argv[1], "deeper_copy") == 0;
     const char *ep = argv[2];
     int batches = atoi(argv[3]);
@@ -70,6 +81,10 @@ int main(int argc, char **argv)
     }
     struct curve_opts so = { .secret_key = srv_sec, .authorized_keys = auth };
     struct curve_opts co = { .secret_key = cli_sec, .server_key = srv_pub };
+    if (strcmp(argv[1], "dispatcher") == 0) {
+        const char *w = getenv("WORKERS");
+        return dispatch_bench(ep, batches, n, h, wd, c, w ? atoi(w) : 1, curve ? &so : NULL, curve ? &co : NULL);
+    }
     size_t pix = (size_t)n * h * wd * c, total = pix + n * 12u + WIRE_HEADER_SIZE;
     pid_t pid = fork();
     if (pid == 0) {   /* sender */
