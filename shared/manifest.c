@@ -661,3 +661,11 @@ status manifest_check_records(const struct manifest *m, const char *dir)
     }
     return st;
 }
+
+uint64_t manifest_subset_id_limit(const struct manifest_subset *s)
+{
+    uint64_t lim = 0;
+    for (int i = 0; i < s->nshards; i++)
+        if (s->shards[i].records > 0 && s->shards[i].last_id + 1 > lim) lim = s->shards[i].last_id + 1;
+    return lim;
+}

@@ -120,6 +120,9 @@ void manifest_free(struct manifest *m);
 
 /* The subset called name, or NULL. Borrowed. */
 const struct manifest_subset *manifest_subset_find(const struct manifest *m, const char *name);
+/* One past the largest example id of a subset's shards (ids of rejected
+ * inputs are absent, so this may exceed the record count). */
+uint64_t manifest_subset_id_limit(const struct manifest_subset *s);
 /* Name of class `id` (label), or NULL. Borrowed. */
 const char *manifest_class_name(const struct manifest *m, int32_t id);
 

@@ -69,7 +69,10 @@ const char *dispatch_batch_wrong(const struct dispatcher_config *c, const struct
             if (l < 0 || l >= c->num_classes) { snprintf(buf, n, "label %d out of range", l); return buf; }
         }
     for (uint32_t i = 0; i < h->n; i++)
-        if (dproto_get_u64(b->ids + 8 * (size_t)i) >= c->records) { snprintf(buf, n, "example id out of range"); return buf; }
+        if (dproto_get_u64(b->ids + 8 * (size_t)i) >= (c->id_limit ? c->id_limit : c->records)) {
+            snprintf(buf, n, "example id out of range");
+            return buf;
+        }
     return NULL;
 }
 

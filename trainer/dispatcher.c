@@ -77,6 +77,7 @@ struct dispatcher {
     void *zctx, *sock;
     struct curve_server *cs;        /* CURVE: the ZAP handler, NULL when plain */
     struct conn_watch *conns;
+    char fatal[320];                /* set under mu: a local worker that cannot be right; next() stops with it */
     int wake_fd;
     pthread_t thread;
     int started;
@@ -375,6 +376,14 @@ static void malformed(struct dispatcher *d, struct peer *p, const char *why)
     p->bad++;
     if (p->bad >= BAN_AFTER && !p->banned) {
         p->banned = 1;
+        /* our own worker over the private ipc endpoint: a bug that no retry heals */
+        if (strncmp(p->addr, "localhost:", 10) == 0) {
+            pthread_mutex_lock(&d->mu);
+            snprintf(d->fatal, sizeof d->fatal, "local worker %s keeps sending malformed batches (%s); stopping",
+                     peer_label(p, lb, sizeof lb), why);
+            pthread_cond_broadcast(&d->ready);
+            pthread_mutex_unlock(&d->mu);
+        }
         if (p->registered) peer_drop(d, p, "is ignored from now on: too many malformed messages");
         else log_warn("ignoring %s from now on: %u malformed messages (%" PRIu64 " dropped in all)",
                       peer_label(p, lb, sizeof lb), p->bad, total);
@@ -777,6 +786,11 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
     pthread_mutex_lock(&d->mu);
     struct slot *s = &d->slots[d->next % W];
     while (!(s->full && s->index == d->next)) {
+        if (d->fatal[0]) {
+            st = FAIL(STATUS_STATE, "%s", d->fatal);
+            pthread_mutex_unlock(&d->mu);
+            goto done;
+        }
         if (d->waiting_since == 0) d->waiting_since = t0;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -52,6 +52,7 @@ struct dispatcher_config {
     int8_t flip, color, crop;       /* -1: the dataset profile's */
     uint32_t manifest_crc;          /* dataset identity (dproto_dataset_identity) */
     uint64_t manifest_len, records;
+    uint64_t id_limit;              /* example ids lie below this (rejected inputs leave gaps); 0: records */
     int32_t num_classes;            /* labels must be in [0, num_classes) */
     int split_batches;              /* default 4 */
     int window;                     /* credits in batches; default 4 x split_batches */

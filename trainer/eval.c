@@ -185,6 +185,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     dc.channels = (uint32_t)data_c;
     dc.seed = meta.seed;
     dc.examples = sub->count;
+    dc.id_limit = manifest_subset_id_limit(sub);
     dc.end_batch = nb;
     dc.num_classes = classes;
     augment_flags_tristate(&c->augment, &dc.flip, &dc.color, &dc.crop);

@@ -474,6 +474,7 @@ status train_run(const struct train_config *cin)
     dc.channels = (uint32_t)data_c;
     dc.seed = seed;
     dc.examples = train->count;
+    dc.id_limit = manifest_subset_id_limit(train);
     dc.start_batch = (uint64_t)position;
     augment_flags_tristate(&c->augment, &dc.flip, &dc.color, &dc.crop);
     dc.num_classes = classes;
