@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Remote workers through the dispatcher (proto/dispatch.md), over tcp on 127.0.0.1:
-#   a: 1 worker;  b: 3 workers, one killed with kill -9 mid-epoch, a 4th joining later.
+#   a: 1 worker;  b: 3 workers, one killed with kill -9 mid-epoch (the other two
+#   frozen meanwhile), a 4th joining later.
 # The ids reaching the trainer cover the first epoch exactly once and are the
 # same batches in the same order in both runs; the weights at step 45 are
 # bit-identical.  The dead worker's split is re-leased (one line) and the
@@ -26,15 +27,20 @@ once_per_epoch a.ids 600
 port=$(free_port)
 DEEPER_DUMP_IDS=b.ids "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "tcp://127.0.0.1:$port" --insecure 2> b.log &
 tb=$!; PIDS+=($tb)
+declare -A wp
 for i in 1 2 3; do
-  "$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w$i 2> b-w$i.log & PIDS+=($!)
-  [ $i = 2 ] && victim=$!
+  "$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w$i 2> b-w$i.log & wp[$i]=$!; PIDS+=($!)
 done
+victim=${wp[2]}
 wait_lines b.ids 8
-kill -STOP $victim          # freeze it so it holds its lease when it dies
+# freeze all three (the victim holds its lease when it dies; the other two stay
+# frozen until the newcomer has joined, so the run cannot end without it)
+kill -STOP ${wp[1]} ${wp[3]} $victim
 kill -9 $victim
 wait_grep "worker w2 .* timed out" b.log 30
 "$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w4 2> b-w4.log & w4=$!; PIDS+=($w4)
+wait_grep "worker w4 .* joined" b.log 30
+kill -CONT ${wp[1]} ${wp[3]}
 wait $tb
 kill $w4; wait $w4 || true
 cat b.log | grep -E "timed out|re-leased|joined" || true
