@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "shared/dispatch_proto.h"
 #include "shared/image.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
@@ -345,6 +346,61 @@ static void stream_seeds(void)
     stream_msg("end-of-pass", 1, &h, labels, 4);
 }
 
+/* One message of each kind the dispatcher protocol has (proto/dispatch.md). */
+static void dispatch_seeds(void)
+{
+    uint8_t buf[1024];
+    struct dproto_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = DPROTO_REGISTER;
+    m.u.reg.manifest_crc = 0x1234;
+    m.u.reg.manifest_len = 900;
+    m.u.reg.records = 70000;
+    snprintf(m.u.reg.subset, sizeof m.u.reg.subset, "train");
+    m.u.reg.batch_size = 32;
+    m.u.reg.image_size = 28;
+    m.u.reg.channels = 1;
+    m.u.reg.flip = m.u.reg.color = m.u.reg.crop = m.u.reg.color_ordering = -1;
+    snprintf(m.u.reg.name, sizeof m.u.reg.name, "host:42");
+    put("dispatch", "register", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
+    memset(&m, 0, sizeof m);
+    m.type = DPROTO_REFUSED;
+    m.session = 7;
+    snprintf(m.u.refused.field, sizeof m.u.refused.field, "image_size");
+    snprintf(m.u.refused.ours, sizeof m.u.refused.ours, "28");
+    snprintf(m.u.refused.theirs, sizeof m.u.refused.theirs, "32");
+    put("dispatch", "refused", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
+    memset(&m, 0, sizeof m);
+    m.type = DPROTO_LEASE;
+    m.session = 7;
+    m.u.lease = (struct dproto_lease){ 3, 8, 12, 10 };
+    put("dispatch", "lease", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
+    m.type = DPROTO_CREDIT;
+    m.u.credit = (struct dproto_credit){ 3, 10 };
+    put("dispatch", "credit", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
+    memset(&m, 0, sizeof m);
+    m.type = DPROTO_REQUEST;
+    m.session = 7;
+    m.u.done = 2;
+    put("dispatch", "request", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
+    memset(&m, 0, sizeof m);
+    m.type = DPROTO_HEARTBEAT;
+    m.session = 7;
+    put("dispatch", "heartbeat", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
+    m.type = DPROTO_BYE;
+    put("dispatch", "bye", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
+    struct wire_header h;
+    wire_header_init(&h, 0, 1, 9, 0, 2, 4, 4, 3, 0, 5);
+    size_t n = dproto_batch_size(2, 4, 4, 3);
+    memset(buf, 0, sizeof buf);
+    dproto_batch_begin(buf, 7, 3, 9, &h);
+    for (int i = 0; i < 2; i++) {
+        dproto_put_u32(buf + dproto_batch_labels_off() + 4 * (size_t)i, (uint32_t)i);
+        dproto_put_u64(buf + dproto_batch_ids_off(2) + 8 * (size_t)i, (uint64_t)(10 + i));
+    }
+    put("dispatch", "batch", buf, n, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -361,5 +417,6 @@ int main(int argc, char **argv)
     idx_seeds();
     wire_seeds();
     stream_seeds();
+    dispatch_seeds();
     return 0;
 }
