@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include "augment/worker.h"
-#include "shared/crc32c.h"
+#include "shared/dispatch_proto.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
 #include "shared/signals.h"
@@ -170,19 +170,13 @@ static void log_settings(const struct train_config *c, const char *model, unsign
     log_info("%s; %s", line, sw);
 }
 
-/* Digest of manifest.json: CRC32C of its bytes and its length, as hex. */
+/* Digest of manifest.json: CRC32C of its bytes and its length (the
+ * dataset identity the workers register with), as text. */
 status train_manifest_digest(const char *data_dir, char *out, size_t size)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", data_dir, MANIFEST_FILE);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return FAIL(STATUS_IO, "%s: %s", path, strerror(errno));
-    uint32_t crc = 0;
-    uint64_t n = 0;
-    char buf[65536];
-    size_t k;
-    while ((k = fread(buf, 1, sizeof buf, fp)) > 0) { crc = crc32c_update(crc, buf, k); n += k; }
-    fclose(fp);
+    uint32_t crc;
+    uint64_t n, records;
+    TRY(dproto_dataset_identity(data_dir, &crc, &n, &records));
     snprintf(out, size, "crc32c:%08x:%" PRIu64, crc, n);
     return STATUS_OK;
 }
