@@ -18,7 +18,6 @@
  */
 #include "shared/stream.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -35,7 +34,6 @@
 #include "shared/log.h"
 
 #define STREAM_PASS_TRACKERS 4
-#define STREAM_MAX_SOCKETS 256                 /* per_worker mode: at most this many workers */
 #define STREAM_WORKER_BITS 65536
 
 struct pass_tracker {
@@ -50,10 +48,7 @@ struct stream_receiver {
     struct stream_allocator alloc;
     void *ctx;
     struct curve_server *curve;             /* bind with keys: the ZAP handler, bound before any socket */
-    void **socks;                           /* one, or one per worker (per_worker mode) */
-    int nsocks, per_worker, depth;
-    int *held;                              /* per_worker: slots holding worker i's batches */
-    int rr;                                 /* per_worker: where the next poll round starts */
+    void *sock;
     char endpoint[256];
     char *bound;                            /* endpoints we bound: ipc:// files are ours to remove */
     size_t labels_off, ids_off, pixels_off, slot_bytes, pixels_cap;
@@ -229,9 +224,9 @@ static void track_end(struct stream_receiver *r, struct stream_batch *b)
 /* Receive one message from socket i into slot: 1 appended to the ready
  * queue, 0 nothing kept (nothing there, or a malformed message dropped),
  * -1 the socket failed (dead_msg says why). */
-static int receive_one(struct stream_receiver *r, int i, int slot)
+static int receive_one(struct stream_receiver *r, int slot)
 {
-    void *sock = r->socks[i];
+    void *sock = r->sock;
     char why[200];
     uint8_t hbuf[WIRE_HEADER_SIZE];
     struct wire_expect ex = {
@@ -251,9 +246,6 @@ static int receive_one(struct stream_receiver *r, int i, int slot)
     if (wire_header_unpack(hbuf, (size_t)hn, &b->header) != STATUS_OK ||
         wire_header_check(&b->header, &ex) != STATUS_OK) {
         snprintf(why, sizeof why, "%s", status_msg());
-        bad = 1;
-    } else if (r->per_worker && b->header.worker != i) {
-        snprintf(why, sizeof why, "worker %u's batch on worker %d's socket", b->header.worker, i);
         bad = 1;
     }
     if (bad) drain_message(sock);
@@ -296,48 +288,24 @@ static int receive_one(struct stream_receiver *r, int i, int slot)
     r->st.bytes += wire_labels_bytes(&b->header) + wire_ids_bytes(&b->header) + wire_pixels_bytes(&b->header);
     r->ready[(r->ready_head + r->nready) % r->cfg.pool_size] = slot;
     r->nready++;
-    if (r->per_worker) r->held[i]++;
     pthread_cond_broadcast(&r->ready_cv);
     pthread_mutex_unlock(&r->mu);
     return 1;
 }
 
-/* Wait until a socket that may be read has a message: its index, -1 when
- * stopping, -2 on a failure (dead_msg says why).  In per_worker mode a
- * worker already holding `depth` slots is not read: its socket fills up and
- * ZeroMQ's high-water mark stops that worker, not the others. */
+/* Wait until the socket has a message: 0, -1 when stopping, -2 on a
+ * failure (dead_msg says why). */
 static int wait_readable(struct stream_receiver *r)
 {
-    zmq_pollitem_t items[STREAM_MAX_SOCKETS];
-    int map[STREAM_MAX_SOCKETS];
     while (!atomic_load(&r->stop)) {
-        int n = 0;
-        pthread_mutex_lock(&r->mu);
-        for (int k = 0; k < r->nsocks && n < STREAM_MAX_SOCKETS; k++) {
-            int i = (r->rr + k) % r->nsocks;
-            if (r->per_worker && r->held[i] >= r->depth) continue;
-            items[n] = (zmq_pollitem_t){ r->socks[i], 0, ZMQ_POLLIN, 0 };
-            map[n++] = i;
-        }
-        if (n == 0) {           /* every worker is at its depth: wait for a release */
-            struct timespec ts;
-            abs_deadline(&ts, 100);
-            pthread_cond_timedwait(&r->slot_cv, &r->mu, &ts);
-            pthread_mutex_unlock(&r->mu);
-            continue;
-        }
-        pthread_mutex_unlock(&r->mu);
-        int rc = zmq_poll(items, n, 100);
+        zmq_pollitem_t item = { r->sock, 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll(&item, 1, 100);
         if (rc < 0 && zmq_errno() == EINTR) continue;
         if (rc < 0) {
             snprintf(r->dead_msg, sizeof r->dead_msg, "stream: zmq_poll: %s", zmq_strerror(zmq_errno()));
             return -2;
         }
-        for (int k = 0; k < n && rc > 0; k++)
-            if (items[k].revents & ZMQ_POLLIN) {
-                r->rr = map[k] + 1;
-                return map[k];
-            }
+        if (item.revents & ZMQ_POLLIN) return 0;
     }
     return -1;
 }
@@ -358,7 +326,7 @@ static void *receive_thread(void *arg)
         if (slot < 0) break;
         /* 2. a message into it */
         int i = wait_readable(r);
-        int got = i >= 0 ? receive_one(r, i, slot) : 0;
+        int got = i >= 0 ? receive_one(r, slot) : 0;
         if (got != 1) {
             pthread_mutex_lock(&r->mu);
             r->free_stack[r->nfree++] = slot;
@@ -374,13 +342,6 @@ died:
     pthread_cond_broadcast(&r->ready_cv);
     pthread_mutex_unlock(&r->mu);
     return NULL;
-}
-
-status stream_worker_endpoint(const char *base, int worker, char *buf, size_t size)
-{
-    int k = snprintf(buf, size, "%s-w%d", base, worker);
-    if (k < 0 || (size_t)k >= size) return FAIL(STATUS_USAGE, "stream: endpoint %s-w%d is too long", base, worker);
-    return STATUS_OK;
 }
 
 status stream_socket_attach(void *sock, const char *endpoints, int bind, const char *who,
@@ -434,32 +395,13 @@ static status open_socket(struct stream_receiver *r, const char *eps, void **out
     return STATUS_OK;
 }
 
-/* Open the socket(s) and remember what was bound (ipc files to remove). */
+/* Open the socket and remember what was bound (ipc files to remove). */
 static status open_sockets(struct stream_receiver *r)
 {
     const struct stream_config *cfg = &r->cfg;
-    r->nsocks = r->per_worker ? cfg->per_worker : 1;
-    r->socks = calloc((size_t)r->nsocks, sizeof *r->socks);
-    r->held = calloc((size_t)r->nsocks, sizeof *r->held);
-    size_t cap = r->per_worker ? (strlen(cfg->endpoint) + 16) * (size_t)r->nsocks : strlen(cfg->endpoint) + 1;
-    r->bound = calloc(1, cap);
-    if (!r->socks || !r->held || !r->bound) return FAIL(STATUS_NOMEM, "stream: sockets");
-    if (!r->per_worker) {
-        TRY(open_socket(r, cfg->endpoint, &r->socks[0]));
-        if (!cfg->connect) snprintf(r->bound, cap, "%s", cfg->endpoint);
-        return STATUS_OK;
-    }
-    for (int i = 0; i < r->nsocks; i++) {
-        char ep[1024];
-        TRY(stream_worker_endpoint(cfg->endpoint, i, ep, sizeof ep));
-        TRY(open_socket(r, ep, &r->socks[i]));
-        if (!cfg->connect) {
-            size_t used = strlen(r->bound);
-            snprintf(r->bound + used, cap - used, "%s%s", used ? "," : "", ep);
-        }
-    }
-    snprintf(r->endpoint, sizeof r->endpoint, "%s-w0..%d", cfg->endpoint, r->nsocks - 1);
-    return STATUS_OK;
+    r->bound = strdup(cfg->connect ? "" : cfg->endpoint);
+    if (!r->bound) return FAIL(STATUS_NOMEM, "stream: sockets");
+    return open_socket(r, cfg->endpoint, &r->sock);
 }
 
 status stream_receiver_new(const struct stream_config *cfg, struct stream_receiver **out)
@@ -470,17 +412,11 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
     if (!cfg->h || !cfg->w || !cfg->c || cfg->h > WIRE_MAX_SIDE || cfg->w > WIRE_MAX_SIDE || cfg->c > WIRE_MAX_C)
         return FAIL(STATUS_USAGE, "stream: image shape %ux%ux%u out of range", cfg->h, cfg->w, cfg->c);
     if (cfg->pool_size < 1 || cfg->pool_size > 1024) return FAIL(STATUS_USAGE, "stream: pool_size %d", cfg->pool_size);
-    if (cfg->per_worker < 0 || cfg->per_worker > STREAM_MAX_SOCKETS)
-        return FAIL(STATUS_USAGE, "stream: %d per-worker sockets (at most %d)", cfg->per_worker, STREAM_MAX_SOCKETS);
     status st = STATUS_OK;
     struct stream_receiver *r = calloc(1, sizeof *r);
     if (!r) return FAIL(STATUS_NOMEM, "stream: receiver");
     r->cfg = *cfg;
     if (r->cfg.rcvhwm <= 0) r->cfg.rcvhwm = 2;
-    r->per_worker = cfg->per_worker > 0;
-    r->depth = cfg->per_worker_depth > 0 ? cfg->per_worker_depth : 2;
-    if (r->per_worker && r->cfg.pool_size < cfg->per_worker * r->depth)
-        r->cfg.pool_size = cfg->per_worker * r->depth;   /* every worker can hold its depth */
     cfg = &r->cfg;
     r->alloc = cfg->allocator ? *cfg->allocator : (struct stream_allocator){ default_alloc, default_free, NULL };
     pthread_mutex_init(&r->mu, NULL);
@@ -529,41 +465,24 @@ fail:
     return st;
 }
 
-/* Position in the ready queue of the oldest batch from worker (any: -1), or -1. */
-static int ready_find(const struct stream_receiver *r, int worker)
-{
-    for (int k = 0; k < r->nready; k++) {
-        int slot = r->ready[(r->ready_head + k) % r->cfg.pool_size];
-        if (worker < 0 || r->slots[slot].header.worker == worker) return k;
-    }
-    return -1;
-}
-
-static status next_common(struct stream_receiver *r, int worker, struct stream_batch **out, int timeout_ms)
+status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out, int timeout_ms)
 {
     *out = NULL;
     double t0 = log_now();
     struct timespec ts;
     if (timeout_ms >= 0) abs_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&r->mu);
-    int k;
-    while ((k = ready_find(r, worker)) < 0 && !r->dead) {
+    while (r->nready == 0 && !r->dead) {
         if (timeout_ms < 0) pthread_cond_wait(&r->ready_cv, &r->mu);
         else if (pthread_cond_timedwait(&r->ready_cv, &r->mu, &ts) == ETIMEDOUT) break;
     }
     status st = STATUS_OK;
-    if (k >= 0) {
-        int pool = r->cfg.pool_size;
-        *out = &r->slots[r->ready[(r->ready_head + k) % pool]];
-        for (int j = k; j > 0; j--)        /* close the gap: the older ones move up one */
-            r->ready[(r->ready_head + j) % pool] = r->ready[(r->ready_head + j - 1) % pool];
-        r->ready_head = (r->ready_head + 1) % pool;
+    if (r->nready > 0) {
+        *out = &r->slots[r->ready[r->ready_head]];
+        r->ready_head = (r->ready_head + 1) % r->cfg.pool_size;
         r->nready--;
     } else if (r->dead) {
         st = FAIL(STATUS_ZMQ, "%s", r->dead_msg);
-    } else if (worker >= 0) {
-        st = FAIL(STATUS_TIMEOUT, "stream: no batch from worker %d within %d ms on %s", worker, timeout_ms,
-                  r->endpoint);
     } else {
         st = FAIL(STATUS_TIMEOUT, "stream: no batch within %d ms on %s", timeout_ms, r->endpoint);
     }
@@ -571,22 +490,6 @@ static status next_common(struct stream_receiver *r, int worker, struct stream_b
     pthread_mutex_unlock(&r->mu);
     return st;
 }
-
-status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out, int timeout_ms)
-{
-    return next_common(r, -1, out, timeout_ms);
-}
-
-status stream_receiver_next_from(struct stream_receiver *r, int worker, struct stream_batch **out, int timeout_ms)
-{
-    if (!r->per_worker || worker < 0 || worker >= r->nsocks) {
-        *out = NULL;
-        return FAIL(STATUS_USAGE, "stream: next_from(%d) needs a per-worker receiver with that worker", worker);
-    }
-    return next_common(r, worker, out, timeout_ms);
-}
-
-int stream_receiver_per_worker(const struct stream_receiver *r) { return r->per_worker ? r->nsocks : 0; }
 
 void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b)
 {
@@ -596,7 +499,6 @@ void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b)
     ASSERT(r->nfree < r->cfg.pool_size);
     close_pix(r, b->slot_);
     r->free_stack[r->nfree++] = b->slot_;
-    if (r->per_worker) r->held[b->header.worker]--;
     pthread_cond_signal(&r->slot_cv);
     pthread_mutex_unlock(&r->mu);
 }
@@ -632,14 +534,11 @@ void stream_receiver_free(struct stream_receiver **rp)
     }
     if (r->pix_msgs)
         for (int i = 0; i < r->cfg.pool_size; i++) close_pix(r, i);
-    for (int i = 0; r->socks && i < r->nsocks; i++)
-        if (r->socks[i]) zmq_close(r->socks[i]);
+    if (r->sock) zmq_close(r->sock);
     curve_server_free(&r->curve);           /* only once no socket can handshake */
     if (r->ctx) zmq_ctx_term(r->ctx);
     unlink_ipc_files(r->bound);
     free(r->bound);
-    free(r->socks);
-    free(r->held);
     if (r->buffers)
         for (int i = 0; i < r->cfg.pool_size; i++)
             if (r->buffers[i]) r->alloc.free(r->buffers[i], r->slot_bytes, r->alloc.ctx);
@@ -654,36 +553,4 @@ void stream_receiver_free(struct stream_receiver **rp)
     pthread_cond_destroy(&r->ready_cv);
     free(r);
     *rp = NULL;
-}
-
-status stream_ipc_remove_stale(const char *dir, const char *prefix, int *removed)
-{
-    if (removed) *removed = 0;
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? STATUS_OK : FAIL(STATUS_IO, "%s: %s", dir, strerror(errno));
-    size_t lp = strlen(prefix);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, lp) != 0) continue;
-        const char *p = e->d_name + lp;
-        char *end = NULL;
-        if (*p < '0' || *p > '9') continue;
-        errno = 0;
-        long pid = strtol(p, &end, 10);
-        if (errno || pid <= 0 || pid > INT32_MAX || pid == (long)getpid()) continue;
-        if (*end == '-' && end[1] == 'w' && end[2] >= '0' && end[2] <= '9') {
-            for (end += 2; *end >= '0' && *end <= '9'; end++) {}
-        } else if (strcmp(end, ".ipc") == 0) {
-            end += 4;
-        }
-        if (*end) continue;
-        struct stat sb;
-        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(sb.st_mode) ||
-            sb.st_uid != geteuid())
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive (or not ours to judge) */
-        if (unlinkat(dirfd(d), e->d_name, 0) == 0 && removed) (*removed)++;
-    }
-    closedir(d);
-    return STATUS_OK;
 }

@@ -2,8 +2,7 @@
  * stream.h — the receiving side of the batch stream (used by the trainer,
  * eval, and anything else that consumes `deeper augment` workers).
  *
- * A receiver owns one ZeroMQ PULL socket (bound by default, or connected;
- * or one per worker, see per_worker),
+ * A receiver owns one ZeroMQ PULL socket (bound by default, or connected),
  * a fixed pool of `pool_size` batch buffers allocated once at start (by a
  * caller-supplied allocator, so the CUDA trainer can hand out pinned host
  * memory), and a receive thread.  The thread takes a free buffer, receives the
@@ -79,14 +78,6 @@ struct stream_config {
                                the pool then holds only labels/ids and the allocator does
                                not hold pixels); 0 (default): pixels copied into the pool */
     int log_drops;          /* log the first N drops (default 5) */
-    int per_worker;         /* W > 0: W local workers consumed in a fixed order: one PULL socket
-                               per worker, at stream_worker_endpoint(endpoint, i) (ipc:// or
-                               inproc://); a worker's batches are read only while fewer than
-                               per_worker_depth of them are held, so a worker that runs ahead
-                               of the one the consumer waits for is stopped by its own socket's
-                               high-water mark and memory stays bounded.  Take batches with
-                               stream_receiver_next_from.  0 (default): one socket, any order */
-    int per_worker_depth;   /* batches held per worker (default 2); pool_size >= W x depth */
     const struct curve_opts *curve; /* with a secret key: CURVE server (bind: ZAP handler admitting
                                curve->authorized_keys and the receiver's own key) or client
                                (connect: curve->server_key); NULL or no key: plain (see
@@ -140,17 +131,6 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
  * or STATUS_ZMQ if the receive thread died (message says why). */
 status stream_receiver_next(struct stream_receiver *r, struct stream_batch **out, int timeout_ms);
 
-/* per_worker receivers: the oldest batch of one worker (same results as
- * stream_receiver_next otherwise).  STATUS_USAGE for any other receiver. */
-status stream_receiver_next_from(struct stream_receiver *r, int worker, struct stream_batch **out, int timeout_ms);
-
-/* W for a per_worker receiver, 0 otherwise. */
-int stream_receiver_per_worker(const struct stream_receiver *r);
-
-/* "<base>-w<worker>": worker's endpoint in per_worker mode (STATUS_USAGE if
- * it does not fit in size). */
-status stream_worker_endpoint(const char *base, int worker, char *buf, size_t size);
-
 /* Return a batch's buffer to the pool. */
 void stream_receiver_release(struct stream_receiver *r, struct stream_batch *b);
 
@@ -164,12 +144,6 @@ const char *stream_receiver_endpoint(struct stream_receiver *r);
 /* Start a new end-of-pass round (eval: call before consuming pass k+1 if the
  * workers restart their pass numbering).  Usually unnecessary. */
 void stream_receiver_reset_pass(struct stream_receiver *r);
-
-/* Remove ipc socket files that a killed process left in dir: entries named
- * PREFIX<pid>, PREFIX<pid>-w<k> or PREFIX<pid>.ipc that are sockets owned
- * by this user and whose pid is no longer alive (kill -9 gives a process no
- * chance to remove its own).  *removed (optional) gets the count. */
-status stream_ipc_remove_stale(const char *dir, const char *prefix, int *removed);
 
 /* Stop the thread, close the socket (LINGER 0), free the pool; NULL-safe,
  * sets *r to NULL.  Batches not yet released become invalid. */

@@ -478,7 +478,7 @@ Test(backend_cuda, input_pinned_double_buffered)
     for (int k = 0; k < 3; k++) {
         memcpy(pin, src[k], bytes);
         cr_assert_eq(gpu->ops->input_normalize(gpu, &yg[k], pin, n, h, w, c), STATUS_OK, "%s", status_msg());
-        memset(pin, 0xff, bytes);       /* reused at once, as the feed does */
+        memset(pin, 0xff, bytes);       /* reused at once, as the dispatcher does */
         cr_assert_eq(cpu->ops->input_normalize(cpu, &yc[k], src[k], n, h, w, c), STATUS_OK);
     }
     pb_cmp(&y[0], "input pinned batch 1", 0);

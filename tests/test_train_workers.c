@@ -1,6 +1,6 @@
 /*
- * test_train_workers.c — the worker supervisor's restart bookkeeping and the
- * stale socket sweep, with real child processes and real unix sockets.
+ * test_train_workers.c — the worker supervisor's restart bookkeeping, with
+ * real child processes.
  *
  * The "worker" here is a two-line shell script (the supervisor execs any
  * program), so each test controls how it ends.
@@ -11,14 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "shared/stream.h"
 #include "tests/tmpdir_util.h"
 #include "trainer/workers.h"
 
@@ -57,7 +54,7 @@ static void wait_dead(struct workers *w)
 Test(workers, restarts_counted_per_time_window)
 {
     struct workers *w = NULL;
-    cr_assert_eq(workers_start(&w, script(1), NULL, 1, "ipc:///nonexistent", 0, NULL, NULL), STATUS_OK, "%s",
+    cr_assert_eq(workers_start(&w, script(1), NULL, 1, "ipc:///nonexistent", NULL, NULL), STATUS_OK, "%s",
                  status_msg());
     for (int k = 0; k < 3; k++) {
         wait_dead(w);
@@ -81,7 +78,7 @@ Test(workers, restarts_counted_per_time_window)
 Test(workers, exit_code_and_signal_reported)
 {
     struct workers *w = NULL;
-    cr_assert_eq(workers_start(&w, script(3), NULL, 1, "ipc:///nonexistent", 0, NULL, NULL), STATUS_OK);
+    cr_assert_eq(workers_start(&w, script(3), NULL, 1, "ipc:///nonexistent", NULL, NULL), STATUS_OK);
     wait_dead(w);
     cr_expect_eq(workers_exit_code(w, 0), 3);
     workers_stop(&w);
@@ -91,7 +88,7 @@ Test(workers, exit_code_and_signal_reported)
     FILE *f = fopen(p, "w");
     fprintf(f, "#!/bin/sh\nexec sleep 30\n");
     fclose(f);
-    cr_assert_eq(workers_start(&w, p, NULL, 1, "ipc:///nonexistent", 0, NULL, NULL), STATUS_OK);
+    cr_assert_eq(workers_start(&w, p, NULL, 1, "ipc:///nonexistent", NULL, NULL), STATUS_OK);
     sleep_s(0.1);
     cr_expect_eq(workers_exit_code(w, 0), -1);
     int dead[1];
@@ -103,49 +100,4 @@ Test(workers, exit_code_and_signal_reported)
     wait_dead(w);
     cr_expect_eq(workers_exit_code(w, 0), -SIGKILL);
     workers_stop(&w);
-}
-
-static void make_socket(const char *name)
-{
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    int k = snprintf(a.sun_path, sizeof a.sun_path, "%.60s/%.40s", tmpdir, name);
-    cr_assert(k > 0 && (size_t)k < sizeof a.sun_path, "socket path too long");
-    int s = socket(AF_UNIX, SOCK_STREAM, 0);
-    cr_assert(s >= 0);
-    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0, "bind %s: %s", a.sun_path, strerror(errno));
-    close(s);   /* the file stays, as after kill -9 */
-}
-
-static int exists(const char *name)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/%.200s", tmpdir, name);
-    struct stat sb;
-    return lstat(p, &sb) == 0;
-}
-
-Test(workers, stale_sockets_of_dead_processes_removed)
-{
-    pid_t dead = fork();
-    if (dead == 0) _exit(0);
-    waitpid(dead, NULL, 0);
-    int live = (int)getppid();
-    char n[8][64];
-    snprintf(n[0], 64, "deeper-train-%d", (int)dead);
-    snprintf(n[1], 64, "deeper-train-%d-w0", (int)dead);
-    snprintf(n[2], 64, "deeper-train-%d-w12", (int)dead);
-    snprintf(n[3], 64, "deeper-train-%d-w0", live);            /* alive: kept */
-    snprintf(n[4], 64, "deeper-train-%d-wx", (int)dead);       /* not our name: kept */
-    snprintf(n[5], 64, "deeper-train-%d-w1", (int)getpid());   /* our own: kept */
-    for (int i = 0; i < 6; i++) make_socket(n[i]);
-    snprintf(n[6], 64, "deeper-train-%d-w3", (int)dead);       /* a regular file: kept */
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, n[6]);
-    FILE *f = fopen(p, "w");
-    fclose(f);
-    int removed = -1;
-    cr_assert_eq(stream_ipc_remove_stale(tmpdir, "deeper-train-", &removed), STATUS_OK, "%s", status_msg());
-    cr_expect_eq(removed, 3);
-    for (int i = 0; i < 3; i++) cr_expect(!exists(n[i]), "%s still there", n[i]);
-    for (int i = 3; i < 7; i++) cr_expect(exists(n[i]), "%s removed", n[i]);
 }

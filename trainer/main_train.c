@@ -34,6 +34,17 @@ static const char *model_help(char *buf, size_t size, const char *help, double v
     return buf;
 }
 
+/* "model to train: NAME NAME ..." */
+static const char *models_help(void)
+{
+    static char help[512];
+    int nm = 0;
+    const struct model_desc *ml = model_list(&nm);
+    size_t o = (size_t)snprintf(help, sizeof help, "model to train:");
+    for (int i = 0; i < nm && o < sizeof help; i++) o += (size_t)snprintf(help + o, sizeof help - o, " %s", ml[i].name);
+    return help;
+}
+
 int main(int argc, char **argv)
 {
     struct train_config c = train_config_default();
@@ -45,16 +56,10 @@ int main(int argc, char **argv)
     int g_lr = 0, g_de = 0, g_df = 0, g_bs = 0, g_is = 0, g_wd = 0, g_kp = 0, g_ls = 0;
     static char h_lr[160], h_de[160], h_df[160], h_bs[160], h_is[160], h_wd[160], h_kp[160], h_ls[160];
     int64_t seed = c.seed;
-    static char models_help[512];
-    int nm = 0;
-    const struct model_desc *ml = model_list(&nm);
-    size_t o = (size_t)snprintf(models_help, sizeof models_help, "model to train:");
-    for (int i = 0; i < nm && o < sizeof models_help; i++)
-        o += (size_t)snprintf(models_help + o, sizeof models_help - o, " %s", ml[i].name);
     struct flag flags[] = {
         { "data_dir", FLAG_STRING, &c.data_dir, "dataset directory made by `deeper ingest` (required)", NULL },
         { "train_dir", FLAG_STRING, &c.train_dir, "checkpoints and event files go here; resumes from the newest (required)", NULL },
-        { "model", FLAG_STRING, &c.model, models_help, NULL },
+        { "model", FLAG_STRING, &c.model, models_help(), NULL },
         { "max_steps", FLAG_INT64, &c.max_steps, "stop after this many steps (global step)", NULL },
         { "batch_size", FLAG_INT, &c.batch_size,
           model_help(h_bs, sizeof h_bs, "examples per step (all towers together)", c.batch_size, mname), &g_bs },

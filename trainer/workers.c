@@ -21,7 +21,6 @@
 
 #include "shared/log.h"
 #include "shared/signals.h"
-#include "shared/stream.h"
 
 struct workers {
     int n;
@@ -30,7 +29,6 @@ struct workers {
     char **common;
     int ncommon;
     char *endpoint;
-    int per_worker;             /* worker i connects to stream_worker_endpoint(endpoint, i) */
     const char *ep_flag;        /* "--connect" or "--dispatcher" */
     workers_extra_fn extra;
     void *ctx;
@@ -79,14 +77,7 @@ static status spawn_one(struct workers *w, int i)
     for (int k = 0; k < w->ncommon; k++) argv[argc++] = w->common[k];
     argv[argc++] = "--worker"; argv[argc++] = idx;
     argv[argc++] = "--num_workers"; argv[argc++] = num;
-    char ep[1024];
-    if (w->per_worker) {
-        status st = stream_worker_endpoint(w->endpoint, i, ep, sizeof ep);
-        if (st != STATUS_OK) { free(argv); return st; }
-    } else {
-        snprintf(ep, sizeof ep, "%s", w->endpoint);
-    }
-    argv[argc++] = (char *)(w->ep_flag ? w->ep_flag : "--connect"); argv[argc++] = ep;
+    argv[argc++] = (char *)(w->ep_flag ? w->ep_flag : "--connect"); argv[argc++] = w->endpoint;
     for (int k = 0; k < nextra; k++) argv[argc++] = (char *)extra[k];
     argv[argc] = NULL;
     pid_t parent = getpid();
@@ -106,14 +97,13 @@ static status spawn_one(struct workers *w, int i)
 }
 
 static status start(struct workers **out, const char *exe, const char *const *common, int n, const char *endpoint,
-                    int per_worker, workers_extra_fn extra, void *ctx, const char *ep_flag)
+                    workers_extra_fn extra, void *ctx, const char *ep_flag)
 {
     *out = NULL;
     struct workers *w = calloc(1, sizeof(*w));
     if (!w) return FAIL(STATUS_NOMEM, "out of memory");
     w->n = n;
     w->ep_flag = ep_flag;
-    w->per_worker = per_worker;
     w->extra = extra;
     w->ctx = ctx;
     w->pid = calloc((size_t)(n ? n : 1), sizeof(pid_t));
@@ -137,15 +127,15 @@ fail:
 }
 
 status workers_start(struct workers **out, const char *exe, const char *const *common, int n,
-                     const char *endpoint, int per_worker, workers_extra_fn extra, void *ctx)
+                     const char *endpoint, workers_extra_fn extra, void *ctx)
 {
-    return start(out, exe, common, n, endpoint, per_worker, extra, ctx, "--connect");
+    return start(out, exe, common, n, endpoint, extra, ctx, "--connect");
 }
 
 status workers_start_dispatched(struct workers **out, const char *exe, const char *const *common, int n,
                                 const char *endpoint, workers_extra_fn extra, void *ctx)
 {
-    return start(out, exe, common, n, endpoint, 0, extra, ctx, "--dispatcher");
+    return start(out, exe, common, n, endpoint, extra, ctx, "--dispatcher");
 }
 
 int workers_poll(struct workers *w, int *dead, int *clean)

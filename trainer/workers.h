@@ -26,12 +26,11 @@ struct workers;
 status workers_sibling_exe(const char *name, char **out);
 
 /* Start n workers: exe, then `common` args (NULL-terminated), then
- * --worker I --num_workers n --connect endpoint (per_worker: the worker's own
- * endpoint, stream_worker_endpoint(endpoint, I)), then per-worker extra args
+ * --worker I --num_workers n --connect endpoint, then per-worker extra args
  * from extra(i) (NULL-terminated array or NULL; may be NULL function). */
 typedef const char *const *(*workers_extra_fn)(int i, void *ctx);
 status workers_start(struct workers **out, const char *exe, const char *const *common, int n,
-                     const char *endpoint, int per_worker, workers_extra_fn extra, void *ctx);
+                     const char *endpoint, workers_extra_fn extra, void *ctx);
 
 /* The same, each worker given --dispatcher ENDPOINT instead of --connect
  * (proto/dispatch.md; --worker I --num_workers n only name it). */
