@@ -166,7 +166,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     mo.seed = meta.seed;
     if ((st = model_towers_new(&ts, &mo)) != STATUS_OK) goto done;
     if ((st = train_state_restore(ts, ck, RESTORE_EMA_AS_WEIGHTS)) != STATUS_OK) goto done;
-    safetensors_close(&ck);
+    safetensors_free(&ck);
     log_info("Successfully loaded model from %s at step=%" PRId64 ".", ckpt_path, step);
 
     signals_stop_now(NULL, NULL);
@@ -280,10 +280,10 @@ done:
     workers_stop(&workers);
     dispatcher_free(&disp);
     dispatcher_ipc_dir_remove(ipc_dir);
-    tfevents_close(&ev);
+    tfevents_free(&ev);
     model_towers_free(&ts);
-    safetensors_close(&ck);
-    manifest_free(man);
+    safetensors_free(&ck);
+    manifest_free(&man);
     free(seen.v); free(probs); free(ckpt_path); free(exe);
     return st;
 }

@@ -177,7 +177,7 @@ done:
     free(names);
     free(counters);
     safetensors_writer_free(&w);
-    safetensors_close(&f);
+    safetensors_free(&f);
     free(ckpt);
     return st;
 }

@@ -303,7 +303,7 @@ status train_run(const struct train_config *cin)
             if (cv.batch_size < 0 && !(cv.given & TRAIN_GIVEN_BATCH) && m0.batch_size > 0) { cv.batch_size = m0.batch_size; ckpt_bits |= TRAIN_GIVEN_BATCH; }
             if (cv.image_size <= 0 && m0.image_size > 0) { cv.image_size = m0.image_size; ckpt_bits |= TRAIN_GIVEN_IMAGE_SIZE; }
         }
-        safetensors_close(&f);
+        safetensors_free(&f);
         free(p);
         status_clear();
     }
@@ -440,7 +440,7 @@ status train_run(const struct train_config *cin)
         ts->step = meta.step;
         log_info("resuming from %s at step %" PRId64 " (epoch %" PRId64 ", batch %" PRId64 ")", ckpt_path,
                  meta.step, meta.epoch, meta.position);
-        safetensors_close(&ck);
+        safetensors_free(&ck);
         if (c->pretrained_model_checkpoint_path)
             log_info("resuming: --pretrained_model_checkpoint_path %s is not used",
                      c->pretrained_model_checkpoint_path);
@@ -639,10 +639,10 @@ done:
     workers_stop(&workers);
     dispatcher_free(&disp);
     dispatcher_ipc_dir_remove(ipc_dir);
-    tfevents_close(&ev);
+    tfevents_free(&ev);
     model_towers_free(&ts);
-    safetensors_close(&ck);
-    manifest_free(man);
+    safetensors_free(&ck);
+    manifest_free(&man);
     free(ckpt_path); free(names_json); free(exe);
     (void)buf;
     return st;
