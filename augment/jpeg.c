@@ -51,7 +51,7 @@ void jpeg_decoder_free(struct jpeg_decoder **dp)
     struct jpeg_decoder *d = *dp;
     if (d->lj_ready) jpeg_destroy_decompress(&d->lj);
     free(d->buf);
-    image_free(&d->fallback);
+    image_clear(&d->fallback);
     free(d);
     *dp = NULL;
 }
@@ -80,7 +80,7 @@ static status jpeg_decoder_decode_with(struct jpeg_decoder *d, tjhandle tj, cons
     if (max_pixels && (uint64_t)W * (uint64_t)H > max_pixels)
         return FAIL(STATUS_TOO_BIG, "jpeg: %dx%d exceeds %llu pixels", W, H, (unsigned long long)max_pixels);
     if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
-        image_free(&d->fallback);
+        image_clear(&d->fallback);
         struct image_decode_opts o = { channels, max_pixels };
         TRY(image_decode(data, n, &o, &d->fallback));
         *pixels = d->fallback.pixels;

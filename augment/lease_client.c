@@ -18,6 +18,7 @@
 #include <sys/random.h>
 #include <zmq.h>
 
+#include "shared/endian.h"
 #include "shared/log.h"
 
 #define REGISTER_EVERY_S 0.25
@@ -244,8 +245,8 @@ static status make_batch(struct client *c)
     }
     dproto_batch_begin(buf, c->session, c->lease, c->next, &wh);
     for (uint32_t i = 0; i < wh.n; i++) {
-        dproto_put_u32(buf + dproto_batch_labels_off() + 4 * i, (uint32_t)c->labels[i]);
-        dproto_put_u64(buf + dproto_batch_ids_off(wh.n) + 8 * (size_t)i, c->ids[i]);
+        le_put_u32(buf + dproto_batch_labels_off() + 4 * i, (uint32_t)c->labels[i]);
+        le_put_u64(buf + dproto_batch_ids_off(wh.n) + 8 * (size_t)i, c->ids[i]);
     }
     c->msg = msg;
     c->held = 1;
@@ -265,8 +266,8 @@ static void refusals_drain(struct client *c)
         if (n < 0) return;
         (void)zmq_recv(c->mon, where, sizeof where, 0);
         if (n < 6) continue;
-        uint16_t e = (uint16_t)(ev[0] | (ev[1] << 8));
-        uint32_t value = (uint32_t)ev[2] | ((uint32_t)ev[3] << 8) | ((uint32_t)ev[4] << 16) | ((uint32_t)ev[5] << 24);
+        uint16_t e = le_get_u16(ev);
+        uint32_t value = le_get_u32(ev + 2);
         double now = log_now();
         if (c->refusals++ == 0 || now - c->refusal_logged >= 60) {
             char why[200];

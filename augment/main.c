@@ -176,7 +176,7 @@ static status open_for_run(const struct dproto_registered *r, void *ctx, struct 
     sw->color_set = r->color >= 0; sw->color = r->color > 0; sw->no_color = r->color == 0;
     sw->crop_set = r->crop >= 0; sw->crop = r->crop > 0; sw->no_crop = r->crop == 0;
     status st = settle_switches(&run_o, m, &dc);
-    manifest_free(m);
+    manifest_free(&m);
     TRY(st);
     log_info("distortions for this run: crop %s, flip %s, colour %s", dc.eval ? "central 0.875" : dc.crop ? "on" : "off",
              !dc.eval && dc.flip ? "on" : "off", !dc.eval && dc.color ? "on" : "off");
@@ -317,16 +317,16 @@ static status run(int argc, char **argv)
     int data_c = m->image.channels;
     dc.out_c = o.channels ? o.channels : data_c;
     if (dc.out_c != data_c && !(data_c == 1 && dc.out_c == 3)) {
-        manifest_free(m);
+        manifest_free(&m);
         return FAIL(STATUS_USAGE, "--channels %d: the dataset has %d channels (only gray -> 3 is supported)", o.channels, data_c);
     }
     if (!strcmp(o.resize_method, "bilinear")) dc.resize_p.method = RESIZE_BILINEAR;
     else if (!strcmp(o.resize_method, "bilinear_half")) { dc.resize_p.method = RESIZE_BILINEAR; dc.resize_p.half_pixel = 1; }
     else if (!strcmp(o.resize_method, "nearest")) dc.resize_p.method = RESIZE_NEAREST;
-    else { manifest_free(m); return FAIL(STATUS_USAGE, "--resize_method %s: expected bilinear, bilinear_half or nearest", o.resize_method); }
+    else { manifest_free(&m); return FAIL(STATUS_USAGE, "--resize_method %s: expected bilinear, bilinear_half or nearest", o.resize_method); }
     st = settle_switches(&o, m, &dc);
     enum manifest_profile profile = m->augment.profile;
-    manifest_free(m);
+    manifest_free(&m);
     TRY(st);
 
     struct worker_config wc = {

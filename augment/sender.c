@@ -17,6 +17,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "shared/endian.h"
 #include "shared/log.h"
 #include "shared/stream.h"
 
@@ -39,8 +40,6 @@ struct sender {
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
-
-static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 static void release_entry(struct pool_entry *e)
 {
@@ -76,8 +75,8 @@ status sender_new(const struct sender_config *cfg, struct sender **out)
     s->entries = calloc((size_t)pool, sizeof *s->entries);
     s->free_stack = calloc((size_t)pool, sizeof *s->free_stack);
     if (!s->entries || !s->free_stack) { st = FAIL(STATUS_NOMEM, "sender: pool"); goto fail; }
-    size_t lab = round64((size_t)cfg->max_n * 4), ids = round64((size_t)cfg->max_n * 8);
-    size_t pix = round64((size_t)cfg->max_n * cfg->h * cfg->w * cfg->c);
+    size_t lab = stream_round64((size_t)cfg->max_n * 4), ids = stream_round64((size_t)cfg->max_n * 8);
+    size_t pix = stream_round64((size_t)cfg->max_n * cfg->h * cfg->w * cfg->c);
     for (int i = 0; i < pool; i++) {
         struct pool_entry *e = &s->entries[i];
         if (posix_memalign(&e->mem, 64, lab + ids + pix) != 0) { e->mem = NULL; st = FAIL(STATUS_NOMEM, "sender: buffer"); goto fail; }
@@ -216,7 +215,7 @@ int sender_peers(struct sender *s)
             sz = sizeof more;
         }
         if (n < 2) continue;
-        uint16_t e = (uint16_t)(ev[0] | (ev[1] << 8));
+        uint16_t e = le_get_u16(ev);
         if (e & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) {
             double now = log_now();   /* the first refusal, then one line a minute */

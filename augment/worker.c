@@ -531,7 +531,7 @@ void worker_free(struct worker **wp)
     if (w->sh)
         for (int s = 0; s < w->nshards; s++) {
             if (w->sh[s].txn) shard_txn_end(w->sh[s].txn);
-            if (w->sh[s].rd) shard_reader_free(w->sh[s].rd);
+            if (w->sh[s].rd) shard_reader_free(&w->sh[s].rd);
             free(w->sh[s].keys);
         }
     free(w->sh);
@@ -541,7 +541,7 @@ void worker_free(struct worker **wp)
     free(w->perm);
     distort_ctx_free(&w->dctx);
     jpeg_decoder_free(&w->jd);
-    manifest_free(w->m);
+    manifest_free(&w->m);
     free(w);
     *wp = NULL;
 }

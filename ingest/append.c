@@ -57,7 +57,7 @@ status ingest_append_check_folders(const struct ingest_ctx *c, const char *const
             st = FAIL(STATUS_USAGE, "--append: class folder '%s' is not a class of the dataset in %s (an append "
                                     "cannot add classes)", found.names[i], c->o->output_directory);
     }
-    ingest_classes_free(&found);
+    ingest_classes_clear(&found);
     return st;
 }
 

@@ -102,7 +102,7 @@ static status info_verify_shard(const char *dir, const struct manifest *m, const
     struct shard_txn *t;
     st = shard_txn_begin(r, &t);
     if (st != STATUS_OK) {
-        shard_reader_free(r);
+        shard_reader_free(&r);
         if (st == STATUS_NOMEM) return st;
         fprintf(out, "  %s: %s\n", d->file, status_msg());
         (*problems)++;
@@ -154,7 +154,7 @@ static status info_verify_shard(const char *dir, const struct manifest *m, const
     }
 #undef PROBLEM
     shard_txn_end(t);
-    shard_reader_free(r);
+    shard_reader_free(&r);
     if (st != STATUS_NOT_FOUND && st != STATUS_CORRUPT) return st;
     if (!bad_struct && sum != d->checksum) {   /* (a damaged tree was reported already) */
         fprintf(out, "  %s: content checksum %08" PRIx32 ", manifest says %08" PRIx32 "\n", d->file, sum, d->checksum);

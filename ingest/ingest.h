@@ -105,17 +105,17 @@ struct ingest_classes {
 /* walk.c */
 status ingest_classes_load(const char *labels_file, struct ingest_classes *c);
 status ingest_classes_discover(const char *const *dirs, int ndirs, struct ingest_classes *c);
-void ingest_classes_free(struct ingest_classes *c);
+void ingest_classes_clear(struct ingest_classes *c);   /* frees the names, zeroes *c */
 status ingest_walk(const char *root, const struct ingest_classes *c, struct ingest_subset *s);
 status ingest_subset_add(struct ingest_subset *s, char *path, char *name, int32_t cls, uint32_t mnist_index);
 status ingest_subset_reject(struct ingest_subset *s, const char *name, const char *reason);
-void ingest_subset_free(struct ingest_subset *s);
+void ingest_subset_clear(struct ingest_subset *s);      /* frees the items, zeroes *s */
 /* Escape control bytes and backslashes for one-line output ("a\nb" -> "a\\nb"). */
 void ingest_escape(const char *s, size_t n, char *out, size_t cap);
 
 /* mnist.c: read an idx3 images file and an idx1 labels file (gzip or not). */
 status ingest_mnist_load(const char *images, const char *labels, struct ingest_mnist **out);
-void ingest_mnist_free(struct ingest_mnist *m);
+void ingest_mnist_free(struct ingest_mnist **m);
 status ingest_mnist_list(struct ingest_mnist *m, const char *images_path, struct ingest_subset *s);
 
 /* worker.c */

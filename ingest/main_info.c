@@ -32,7 +32,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         st = info_verify(args[0], m, stdout);
     }
-    manifest_free(m);
+    manifest_free(&m);
     fflush(stdout);
     return status_report("deeper info", st, st == STATUS_USAGE ? "see deeper info --help" : NULL);
 }

@@ -53,12 +53,14 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-void ingest_mnist_free(struct ingest_mnist *m)
+void ingest_mnist_free(struct ingest_mnist **mp)
 {
+    struct ingest_mnist *m = mp ? *mp : NULL;
     if (!m) return;
     free(m->images);
     free(m->labels);
     free(m);
+    *mp = NULL;
 }
 
 status ingest_mnist_load(const char *images, const char *labels, struct ingest_mnist **out)
@@ -110,7 +112,7 @@ status ingest_mnist_load(const char *images, const char *labels, struct ingest_m
 fail:
     free(ib);
     free(lb);
-    ingest_mnist_free(m);
+    ingest_mnist_free(&m);
     return st;
 }
 

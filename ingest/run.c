@@ -490,7 +490,7 @@ static status run_write_manifest(struct ingest_ctx *c, uint64_t *accepted)
     if (*accepted == 0) { st = FAIL(STATUS_FORMAT, "no image was accepted; see the rejections above"); goto done; }
     st = manifest_save(m, o->output_directory);
 done:
-    manifest_free(m);
+    manifest_free(&m);
     return st;
 }
 
@@ -503,9 +503,9 @@ status ingest_outputs_write(struct ingest_ctx *c, struct ingest_rej_line *v, siz
 
 static void run_free(struct ingest_ctx *c)
 {
-    for (int k = 0; k < c->nsubsets; k++) ingest_subset_free(&c->subsets[k]);
+    for (int k = 0; k < c->nsubsets; k++) ingest_subset_clear(&c->subsets[k]);
     free(c->subsets);
-    ingest_classes_free(&c->classes);
+    ingest_classes_clear(&c->classes);
     free(c->jobs);
     free(c->local);
     if (c->shared) {
@@ -595,7 +595,7 @@ status ingest_run(const struct ingest_opts *opts)
     printf("rejected: %llu (listed in %s/rejected.txt)\n", (unsigned long long)nrej, o->output_directory);
 done:
     ingest_rej_lines_free(rej, nrej);
-    manifest_free(old);
+    manifest_free(&old);
     run_free(&c);
     return st;
 }

@@ -291,7 +291,7 @@ static int tasks_check_shard(const char *dir, const char *file, uint64_t records
         bad = 1;
     }
     if (t) shard_txn_end(t);
-    shard_reader_free(r);
+    shard_reader_free(&r);
     return bad ? -1 : 0;
 }
 
@@ -519,7 +519,7 @@ done:
     ingest_rej_lines_free(rej, nrej);
     for (int i = 0; i < nrecs; i++) cJSON_Delete(recs[i].json);
     free(recs);
-    ingest_classes_free(&c.classes);
+    ingest_classes_clear(&c.classes);
     free(c.subsets);
     free(c.jobs);
     free(c.shared);

@@ -42,7 +42,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void ingest_classes_free(struct ingest_classes *c)
+void ingest_classes_clear(struct ingest_classes *c)
 {
     for (int i = 0; i < c->n; i++) free(c->names[i]);
     free(c->names);
@@ -93,7 +93,7 @@ status ingest_classes_load(const char *labels_file, struct ingest_classes *c)
     free(line);
     fclose(f);
     if (st == STATUS_OK && c->n == 0) st = FAIL(STATUS_USAGE, "--labels_file %s: no class names in it", labels_file);
-    if (st != STATUS_OK) ingest_classes_free(c);
+    if (st != STATUS_OK) ingest_classes_clear(c);
     return st;
 }
 
@@ -104,7 +104,7 @@ status ingest_classes_discover(const char *const *dirs, int ndirs, struct ingest
     for (int d = 0; d < ndirs; d++) {
         DIR *dir = opendir(dirs[d]);
         if (!dir) {
-            ingest_classes_free(c);
+            ingest_classes_clear(c);
             return FAIL(STATUS_IO, "%s: cannot open the input directory: %s", dirs[d], strerror(errno));
         }
         struct dirent *de;
@@ -118,7 +118,7 @@ status ingest_classes_discover(const char *const *dirs, int ndirs, struct ingest
             for (int i = 0; i < c->n && !seen; i++) seen = !strcmp(c->names[i], de->d_name);
             if (!seen) {
                 status st = ingest_classes_push(c, de->d_name, &cap);
-                if (st != STATUS_OK) { closedir(dir); ingest_classes_free(c); return st; }
+                if (st != STATUS_OK) { closedir(dir); ingest_classes_clear(c); return st; }
             }
         }
         closedir(dir);
@@ -163,13 +163,13 @@ status ingest_subset_reject(struct ingest_subset *s, const char *name, const cha
     return STATUS_OK;
 }
 
-void ingest_subset_free(struct ingest_subset *s)
+void ingest_subset_clear(struct ingest_subset *s)
 {
     for (size_t i = 0; i < s->n; i++) { free(s->items[i].path); free(s->items[i].name); free(s->items[i].boxes); }
     free(s->items);
     for (size_t i = 0; i < s->nrejects; i++) { free(s->rejects[i].name); free(s->rejects[i].reason); }
     free(s->rejects);
-    ingest_mnist_free(s->mnist);
+    ingest_mnist_free(&s->mnist);
     memset(s, 0, sizeof *s);
 }
 

@@ -118,7 +118,7 @@ static int worker_load(struct worker *w, const struct ingest_subset *s, const st
         struct image_view v = image_view_of(img->pixels, img->height, img->width, img->channels);
         if (!dst || image_resize(&v, dst, nh, nw, 0, IMAGE_RESIZE_AREA) != STATUS_OK) {
             free(dst);
-            image_free(img);
+            image_clear(img);
             snprintf(reason, rcap, "resize failed: out of memory");
             return -1;
         }
@@ -245,7 +245,7 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
                     snprintf(reason, sizeof reason, "%s", status_msg());
                     worker_reject(w, s, id, it->name, reason);
                     st = STATUS_OK;
-                    image_free(&img);
+                    image_clear(&img);
                     goto next;
                 }
                 r.payload = enc;
@@ -260,7 +260,7 @@ static status worker_shard(struct worker *w, const struct ingest_shard_job *job,
                 shard_writer_value_crc(sw, record_seal(dst, size, crc32c(r.payload, r.payload_len)));
             }
             free(enc);
-            image_free(&img);
+            image_clear(&img);
             if (st != STATUS_OK) break;
             worker_count(res, id, &r, size);
         }
@@ -269,10 +269,10 @@ next:
         __atomic_store_n(&c->shared->processed[w->p], w->processed, __ATOMIC_RELAXED);
         __atomic_store_n(&c->shared->rejected[w->p], w->rejected, __ATOMIC_RELAXED);
     }
-    if (st != STATUS_OK) { shard_writer_free(sw); return st; }
+    if (st != STATUS_OK) { shard_writer_free(&sw); return st; }
     uint64_t records;
     uint32_t checksum;
-    TRY(shard_writer_close(sw, &records, &checksum));
+    TRY(shard_writer_close(&sw, &records, &checksum));
     if (records != res->records)
         return FAIL(STATUS_STATE, "%s: wrote %llu records, counted %llu", path, (unsigned long long)records,
                     (unsigned long long)res->records);
@@ -318,7 +318,7 @@ status ingest_decode_only(struct ingest_ctx *c)
             char reason[600];
             if (worker_load(&w, s, &s->items[i], &img, &len, &plain, reason, sizeof reason) != 0) { bad++; continue; }
             pixels += (uint64_t)img.height * img.width;
-            image_free(&img);
+            image_clear(&img);
             n++;
         }
     }

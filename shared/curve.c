@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "shared/endian.h"
 #include "shared/log.h"
 
 #define CURVE_ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -468,7 +469,7 @@ static void watch_serve(struct curve_server *cs, struct watch *w)
     int wn = zmq_recv(w->pair, where, sizeof where - 1, 0);
     if (n < 6) return;
     where[wn > 0 ? (wn < (int)sizeof where ? wn : (int)sizeof where - 1) : 0] = 0;
-    uint16_t event = (uint16_t)(ev[0] | ev[1] << 8);
+    uint16_t event = le_get_u16(ev);
     uint32_t value;
     memcpy(&value, ev + 2, 4);
     switch (event) {

@@ -30,17 +30,8 @@
 #include <string.h>
 
 #include "shared/crc32c.h"
+#include "shared/endian.h"
 #include "shared/manifest.h"
-
-void dproto_put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-void dproto_put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-uint32_t dproto_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-uint64_t dproto_get_u64(const uint8_t *p) { return (uint64_t)dproto_get_u32(p) | ((uint64_t)dproto_get_u32(p + 4) << 32); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 static const char *const type_names[] = {
     "?", "REGISTER", "REGISTERED", "REFUSED", "REQUEST", "LEASE", "CREDIT", "BATCH", "HEARTBEAT", "RESET", "BYE",
@@ -94,10 +85,10 @@ static status get_str(const uint8_t *p, size_t field, char *out, const char *wha
 
 static void put_header(uint8_t *buf, uint16_t type, uint64_t session)
 {
-    dproto_put_u32(buf, DPROTO_MAGIC);
-    put16(buf + 4, DPROTO_VERSION);
-    put16(buf + 6, type);
-    dproto_put_u64(buf + 8, session);
+    le_put_u32(buf, DPROTO_MAGIC);
+    le_put_u16(buf + 4, DPROTO_VERSION);
+    le_put_u16(buf + 6, type);
+    le_put_u64(buf + 8, session);
 }
 
 size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap)
@@ -111,16 +102,16 @@ size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap)
     switch (m->type) {
     case DPROTO_REGISTER: {
         const struct dproto_register *r = &m->u.reg;
-        dproto_put_u32(b, r->manifest_crc);
-        dproto_put_u64(b + 8, r->manifest_len);
-        dproto_put_u64(b + 16, r->records);
+        le_put_u32(b, r->manifest_crc);
+        le_put_u64(b + 8, r->manifest_len);
+        le_put_u64(b + 16, r->records);
         put_str(b + 24, DPROTO_SUBSET_MAX, r->subset);
-        dproto_put_u32(b + 40, r->batch_size);
-        dproto_put_u32(b + 44, r->image_size);
-        dproto_put_u32(b + 48, r->channels);
+        le_put_u32(b + 40, r->batch_size);
+        le_put_u32(b + 44, r->image_size);
+        le_put_u32(b + 48, r->channels);
         b[52] = (uint8_t)r->flip; b[53] = (uint8_t)r->color; b[54] = (uint8_t)r->crop;
         b[55] = (uint8_t)r->color_ordering; b[56] = r->resize_method; b[57] = r->fast_jpeg; b[58] = r->has_seed;
-        dproto_put_u64(b + 64, r->seed);
+        le_put_u64(b + 64, r->seed);
         put_str(b + 72, DPROTO_NAME_MAX, r->name);
         break;
     }
@@ -128,9 +119,9 @@ size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap)
         const struct dproto_registered *r = &m->u.ok;
         const uint32_t v[8] = { r->batch_size, r->image_size, r->channels, r->split_batches, r->heartbeat_ms,
                                 r->timeout_ms, r->eval, r->window };
-        for (int i = 0; i < 8; i++) dproto_put_u32(b + 4 * i, v[i]);
-        dproto_put_u64(b + 32, r->seed);
-        dproto_put_u64(b + 40, r->examples);
+        for (int i = 0; i < 8; i++) le_put_u32(b + 4 * i, v[i]);
+        le_put_u64(b + 32, r->seed);
+        le_put_u64(b + 40, r->examples);
         b[48] = (uint8_t)r->flip; b[49] = (uint8_t)r->color; b[50] = (uint8_t)r->crop;
         put_str(b + 56, DPROTO_SUBSET_MAX, r->subset);
         break;
@@ -141,20 +132,20 @@ size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap)
         put_str(b + 96, DPROTO_NAME_MAX, m->u.refused.theirs);
         break;
     case DPROTO_LEASE:
-        dproto_put_u64(b, m->u.lease.lease); dproto_put_u64(b + 8, m->u.lease.first);
-        dproto_put_u64(b + 16, m->u.lease.end); dproto_put_u64(b + 24, m->u.lease.limit);
+        le_put_u64(b, m->u.lease.lease); le_put_u64(b + 8, m->u.lease.first);
+        le_put_u64(b + 16, m->u.lease.end); le_put_u64(b + 24, m->u.lease.limit);
         break;
     case DPROTO_CREDIT:
-        dproto_put_u64(b, m->u.credit.lease); dproto_put_u64(b + 8, m->u.credit.limit);
+        le_put_u64(b, m->u.credit.lease); le_put_u64(b + 8, m->u.credit.limit);
         break;
     case DPROTO_HEARTBEAT:
-        dproto_put_u64(b, m->u.hb.lease); dproto_put_u64(b + 8, m->u.hb.next); dproto_put_u32(b + 16, m->u.hb.state);
+        le_put_u64(b, m->u.hb.lease); le_put_u64(b + 8, m->u.hb.next); le_put_u32(b + 16, m->u.hb.state);
         break;
     case DPROTO_RESET:
-        dproto_put_u32(b, m->u.reset_reason);
+        le_put_u32(b, m->u.reset_reason);
         break;
     case DPROTO_REQUEST:
-        dproto_put_u64(b, m->u.done);
+        le_put_u64(b, m->u.done);
         break;
     default:
         break;
@@ -165,8 +156,8 @@ size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap)
 void dproto_batch_begin(uint8_t *buf, uint64_t session, uint64_t lease, uint64_t index, const struct wire_header *h)
 {
     put_header(buf, DPROTO_BATCH, session);
-    dproto_put_u64(buf + DPROTO_HEADER_SIZE, lease);
-    dproto_put_u64(buf + DPROTO_HEADER_SIZE + 8, index);
+    le_put_u64(buf + DPROTO_HEADER_SIZE, lease);
+    le_put_u64(buf + DPROTO_HEADER_SIZE + 8, index);
     wire_header_pack(h, buf + DPROTO_BATCH_FIXED);
 }
 
@@ -177,13 +168,13 @@ status dproto_parse(const void *buf, size_t len, struct dproto_msg *out)
     const uint8_t *p = buf;
     memset(out, 0, sizeof *out);
     if (len < DPROTO_HEADER_SIZE) return FAIL(STATUS_FORMAT, "message of %zu bytes, shorter than the 16-byte header", len);
-    uint32_t magic = dproto_get_u32(p);
+    uint32_t magic = le_get_u32(p);
     if (magic != DPROTO_MAGIC) return FAIL(STATUS_FORMAT, "magic 0x%08x is not a dispatcher message", magic);
-    uint16_t version = get16(p + 4), type = get16(p + 6);
+    uint16_t version = le_get_u16(p + 4), type = le_get_u16(p + 6);
     if (version != DPROTO_VERSION) return FAIL(STATUS_FORMAT, "protocol version %u, this side speaks %u", version, DPROTO_VERSION);
     if (type < 1 || type > DPROTO_TYPE_MAX) return FAIL(STATUS_FORMAT, "unknown message type %u", type);
     out->type = type;
-    out->session = dproto_get_u64(p + 8);
+    out->session = le_get_u64(p + 8);
     const uint8_t *b = p + DPROTO_HEADER_SIZE;
     size_t want = DPROTO_HEADER_SIZE + dproto_body_size(type);
     if (type == DPROTO_BATCH) {
@@ -195,16 +186,16 @@ status dproto_parse(const void *buf, size_t len, struct dproto_msg *out)
     switch (type) {
     case DPROTO_REGISTER: {
         struct dproto_register *r = &out->u.reg;
-        r->manifest_crc = dproto_get_u32(b);
-        r->manifest_len = dproto_get_u64(b + 8);
-        r->records = dproto_get_u64(b + 16);
+        r->manifest_crc = le_get_u32(b);
+        r->manifest_len = le_get_u64(b + 8);
+        r->records = le_get_u64(b + 16);
         TRY(get_str(b + 24, DPROTO_SUBSET_MAX, r->subset, "REGISTER subset"));
-        r->batch_size = dproto_get_u32(b + 40);
-        r->image_size = dproto_get_u32(b + 44);
-        r->channels = dproto_get_u32(b + 48);
+        r->batch_size = le_get_u32(b + 40);
+        r->image_size = le_get_u32(b + 44);
+        r->channels = le_get_u32(b + 48);
         r->flip = (int8_t)b[52]; r->color = (int8_t)b[53]; r->crop = (int8_t)b[54]; r->color_ordering = (int8_t)b[55];
         r->resize_method = b[56]; r->fast_jpeg = b[57]; r->has_seed = b[58];
-        r->seed = dproto_get_u64(b + 64);
+        r->seed = le_get_u64(b + 64);
         TRY(get_str(b + 72, DPROTO_NAME_MAX, r->name, "REGISTER name"));
         if (r->batch_size > WIRE_MAX_N) return FAIL(STATUS_FORMAT, "REGISTER batch_size %u > %u", r->batch_size, WIRE_MAX_N);
         if (r->image_size > WIRE_MAX_SIDE) return FAIL(STATUS_FORMAT, "REGISTER image_size %u > %u", r->image_size, WIRE_MAX_SIDE);
@@ -218,11 +209,11 @@ status dproto_parse(const void *buf, size_t len, struct dproto_msg *out)
     case DPROTO_REGISTERED: {
         struct dproto_registered *r = &out->u.ok;
         uint32_t v[8];
-        for (int i = 0; i < 8; i++) v[i] = dproto_get_u32(b + 4 * i);
+        for (int i = 0; i < 8; i++) v[i] = le_get_u32(b + 4 * i);
         r->batch_size = v[0]; r->image_size = v[1]; r->channels = v[2]; r->split_batches = v[3];
         r->heartbeat_ms = v[4]; r->timeout_ms = v[5]; r->eval = v[6]; r->window = v[7];
-        r->seed = dproto_get_u64(b + 32);
-        r->examples = dproto_get_u64(b + 40);
+        r->seed = le_get_u64(b + 32);
+        r->examples = le_get_u64(b + 40);
         r->flip = (int8_t)b[48]; r->color = (int8_t)b[49]; r->crop = (int8_t)b[50];
         TRY(get_str(b + 56, DPROTO_SUBSET_MAX, r->subset, "REGISTERED subset"));
         if (r->batch_size < 1 || r->batch_size > WIRE_MAX_N) return FAIL(STATUS_FORMAT, "REGISTERED batch_size %u", r->batch_size);
@@ -244,34 +235,34 @@ status dproto_parse(const void *buf, size_t len, struct dproto_msg *out)
         break;
     case DPROTO_LEASE: {
         struct dproto_lease *l = &out->u.lease;
-        l->lease = dproto_get_u64(b); l->first = dproto_get_u64(b + 8);
-        l->end = dproto_get_u64(b + 16); l->limit = dproto_get_u64(b + 24);
+        l->lease = le_get_u64(b); l->first = le_get_u64(b + 8);
+        l->end = le_get_u64(b + 16); l->limit = le_get_u64(b + 24);
         if (l->lease == 0 || l->first >= l->end || l->limit > l->end)
             return FAIL(STATUS_FORMAT, "LEASE %llu [%llu, %llu) limit %llu is not a range", (unsigned long long)l->lease,
                         (unsigned long long)l->first, (unsigned long long)l->end, (unsigned long long)l->limit);
         break;
     }
     case DPROTO_CREDIT:
-        out->u.credit.lease = dproto_get_u64(b);
-        out->u.credit.limit = dproto_get_u64(b + 8);
+        out->u.credit.lease = le_get_u64(b);
+        out->u.credit.limit = le_get_u64(b + 8);
         if (out->u.credit.lease == 0) return FAIL(STATUS_FORMAT, "CREDIT for lease 0");
         break;
     case DPROTO_HEARTBEAT:
-        out->u.hb.lease = dproto_get_u64(b);
-        out->u.hb.next = dproto_get_u64(b + 8);
-        out->u.hb.state = dproto_get_u32(b + 16);
+        out->u.hb.lease = le_get_u64(b);
+        out->u.hb.next = le_get_u64(b + 8);
+        out->u.hb.state = le_get_u32(b + 16);
         if (out->u.hb.state > DPROTO_REGISTERING) return FAIL(STATUS_FORMAT, "HEARTBEAT state %u", out->u.hb.state);
         break;
     case DPROTO_RESET:
-        out->u.reset_reason = dproto_get_u32(b);
+        out->u.reset_reason = le_get_u32(b);
         break;
     case DPROTO_REQUEST:
-        out->u.done = dproto_get_u64(b);
+        out->u.done = le_get_u64(b);
         break;
     case DPROTO_BATCH: {
         struct dproto_batch *bt = &out->u.batch;
-        bt->lease = dproto_get_u64(b);
-        bt->index = dproto_get_u64(b + 8);
+        bt->lease = le_get_u64(b);
+        bt->index = le_get_u64(b + 8);
         TRY(wire_header_unpack(p + DPROTO_BATCH_FIXED, WIRE_HEADER_SIZE, &bt->header));
         const struct wire_header *h = &bt->header;
         if (h->n == 0 || (h->flags & WIRE_FLAG_END_OF_PASS))
@@ -307,7 +298,7 @@ status dproto_dataset_identity(const char *data_dir, uint32_t *crc, uint64_t *le
     TRY(manifest_load(data_dir, &m));
     uint64_t total = 0;
     for (int i = 0; i < m->nsubsets; i++) total += m->subsets[i].count;
-    manifest_free(m);
+    manifest_free(&m);
     *crc = c;
     *len = n;
     *records = total;

@@ -139,12 +139,8 @@ size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap);
 
 /* Write the fixed part and the wire header of a BATCH message into buf
  * (which holds dproto_batch_size(...) bytes); labels, ids and pixels go at
- * the offsets above (ids and labels little-endian: dproto_put_u32/u64). */
+ * the offsets above (ids and labels little-endian: le_put_u32/u64 of shared/endian.h). */
 void dproto_batch_begin(uint8_t *buf, uint64_t session, uint64_t lease, uint64_t index, const struct wire_header *h);
-void dproto_put_u32(uint8_t *p, uint32_t v);
-void dproto_put_u64(uint8_t *p, uint64_t v);
-uint32_t dproto_get_u32(const uint8_t *p);
-uint64_t dproto_get_u64(const uint8_t *p);
 
 /* Parse one message of len bytes.  STATUS_FORMAT with a message naming the
  * field when anything is wrong; *out is meaningful only on STATUS_OK.  The

@@ -64,14 +64,14 @@ struct image {
     int height, width, channels;
 };
 
-void image_free(struct image *img);       /* frees pixels, zeroes the struct; NULL ok */
+void image_clear(struct image *img);       /* frees pixels, zeroes the struct; NULL ok */
 
 struct image_decode_opts {
     int channels;          /* 0: native (gray stays 1, colour 3); 1: to gray; 3: to RGB */
     uint64_t max_pixels;   /* 0: no limit */
 };
 
-/* Decode data into *out (caller frees with image_free).  Fails with
+/* Decode data into *out (caller frees with image_clear).  Fails with
  * STATUS_FORMAT (not an image we know), STATUS_DECODE (the codec refused it,
  * message says why), STATUS_TOO_BIG (max_pixels), STATUS_UNSUPPORTED
  * (animated WebP, GIF, BMP). Messages do not name the file; the caller does. */
@@ -80,7 +80,7 @@ status image_decode(const void *data, size_t n, const struct image_decode_opts *
 /* Decode into a caller's buffer (e.g. straight into a record being written):
  * dst must hold height*width*channels bytes of what image_probe reports
  * (channels as opts asks).  out->pixels is set to dst and NOT owned: do not
- * image_free it.  JPEG (not CMYK) decodes in place; other formats go through
+ * image_clear it.  JPEG (not CMYK) decodes in place; other formats go through
  * a temporary image.  STATUS_USAGE when cap is too small. */
 status image_decode_to(const void *data, size_t n, const struct image_decode_opts *opts, uint8_t *dst,
                        size_t cap, struct image *out);

@@ -48,7 +48,7 @@ const char *image_format_name(enum image_format f)
     return "unknown";
 }
 
-void image_free(struct image *img)
+void image_clear(struct image *img)
 {
     if (!img) return;
     free(img->pixels);
@@ -413,7 +413,7 @@ status image_decode_to(const void *data, size_t n, const struct image_decode_opt
     TRY(image_decode(data, n, o, &tmp));
     size_t need = (size_t)tmp.height * tmp.width * tmp.channels;
     if (need > cap) {
-        image_free(&tmp);
+        image_clear(&tmp);
         return FAIL(STATUS_USAGE, "image_decode_to: %zu bytes needed, buffer has %zu", need, cap);
     }
     memcpy(dst, tmp.pixels, need);

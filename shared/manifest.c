@@ -125,8 +125,9 @@ status manifest_profile_parse(const char *s, enum manifest_profile *out)
     return STATUS_OK;
 }
 
-void manifest_free(struct manifest *m)
+void manifest_free(struct manifest **mp)
 {
+    struct manifest *m = mp ? *mp : NULL;
     if (!m) return;
     for (int i = 0; i < m->nclasses; i++) free(m->classes[i].name);
     free(m->classes);
@@ -143,6 +144,7 @@ void manifest_free(struct manifest *m)
     for (int i = 0; i < m->nappends; i++) { free(m->appends[i].command); free(m->appends[i].date); }
     free(m->appends);
     free(m);
+    *mp = NULL;
 }
 
 const struct manifest_subset *manifest_subset_find(const struct manifest *m, const char *name)
@@ -570,7 +572,7 @@ status manifest_from_json(const char *text, const char *what, struct manifest **
 done:
     strset_free(&c.files);
     cJSON_Delete(root);
-    if (st != STATUS_OK) { manifest_free(m); return st; }
+    if (st != STATUS_OK) { manifest_free(&m); return st; }
     *out = m;
     return STATUS_OK;
 }
@@ -656,7 +658,7 @@ status manifest_check_records(const struct manifest *m, const char *dir)
                           "labels %d..%d", dir, (unsigned long long)key, sub->shards[i].file, rec.label, m->nclasses,
                           m->label_offset, manifest_num_labels(m) - 1);
             shard_txn_end(t);
-            shard_reader_free(r);
+            shard_reader_free(&r);
         }
     }
     return st;

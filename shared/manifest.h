@@ -116,7 +116,7 @@ status manifest_to_json(const struct manifest *m, char **out);
 /* Parse and validate JSON text; `what` names the source in messages. */
 status manifest_from_json(const char *text, const char *what, struct manifest **out);
 
-void manifest_free(struct manifest *m);
+void manifest_free(struct manifest **m);   /* sets *m to NULL; NULL ok */
 
 /* The subset called name, or NULL. Borrowed. */
 const struct manifest_subset *manifest_subset_find(const struct manifest *m, const char *name);

@@ -11,17 +11,7 @@
 
 #include "shared/crc32c.h"
 
-static void put_u16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
-}
-static uint32_t get_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
+#include "shared/endian.h"
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
 static size_t record_name_len(const struct record *r)
@@ -39,24 +29,9 @@ size_t record_encoded_size(const struct record *r)
     return record_payload_offset(r) + r->payload_len;
 }
 
-static void put_f32(uint8_t *p, float f)
-{
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    put_u32(p, v);
-}
-
-static float get_f32(const uint8_t *p)
-{
-    uint32_t v = get_u32(p);
-    float f;
-    memcpy(&f, &v, 4);
-    return f;
-}
-
 void record_box_get(const struct record *r, uint32_t i, float out[4])
 {
-    for (int k = 0; k < 4; k++) out[k] = get_f32(r->boxes + (size_t)i * RECORD_BOX_BYTES + 4 * (size_t)k);
+    for (int k = 0; k < 4; k++) out[k] = le_get_f32(r->boxes + (size_t)i * RECORD_BOX_BYTES + 4 * (size_t)k);
 }
 
 /* A box: finite, in [0,1], min <= max (written so that NaN fails). */
@@ -119,21 +94,21 @@ status record_encode_header(const struct record *r, uint8_t *out, size_t cap)
     size_t need = record_encoded_size(r);
     if (cap < need) return FAIL(STATUS_USAGE, "record_encode: buffer of %zu bytes, need %zu", cap, need);
     out[0] = RECORD_MAGIC0; out[1] = RECORD_MAGIC1; out[2] = RECORD_MAGIC2; out[3] = RECORD_MAGIC3;
-    put_u16(out + 4, RECORD_VERSION);
+    le_put_u16(out + 4, RECORD_VERSION);
     out[6] = (uint8_t)r->storage;
     out[7] = (uint8_t)r->channels;
-    put_u32(out + 8, (uint32_t)r->label);
-    put_u32(out + 12, r->height);
-    put_u32(out + 16, r->width);
-    put_u32(out + 20, 0);
-    put_u32(out + 24, (uint32_t)r->payload_len);
-    put_u16(out + 28, (uint32_t)name_len);
-    put_u16(out + 30, r->num_boxes);
+    le_put_u32(out + 8, (uint32_t)r->label);
+    le_put_u32(out + 12, r->height);
+    le_put_u32(out + 16, r->width);
+    le_put_u32(out + 20, 0);
+    le_put_u32(out + 24, (uint32_t)r->payload_len);
+    le_put_u16(out + 28, (uint32_t)name_len);
+    le_put_u16(out + 30, r->num_boxes);
     uint8_t *p = out + RECORD_HEADER_SIZE;
     if (name_len) memcpy(p, r->name, name_len);
     memset(p + name_len, 0, pad8(name_len) - name_len);
     p += pad8(name_len);
-    for (size_t i = 0; i < 4 * (size_t)r->num_boxes; i++) put_f32(p + 4 * i, r->boxes_in[i]);
+    for (size_t i = 0; i < 4 * (size_t)r->num_boxes; i++) le_put_f32(p + 4 * i, r->boxes_in[i]);
     return STATUS_OK;
 }
 
@@ -150,8 +125,8 @@ static uint32_t record_crc_v2(const uint8_t *v, size_t size, size_t payload_len,
 uint32_t record_seal(uint8_t *value, size_t size, uint32_t payload_crc)
 {
     uint32_t tail;
-    uint32_t c = record_crc_v2(value, size, get_u32(value + 24), payload_crc, &tail);
-    put_u32(value + 20, c);
+    uint32_t c = record_crc_v2(value, size, le_get_u32(value + 24), payload_crc, &tail);
+    le_put_u32(value + 20, c);
     return crc32c_combine(crc32c(value, 24), tail, size - 24);
 }
 
@@ -161,7 +136,7 @@ status record_encode(struct record *r, uint8_t *out, size_t cap, size_t *written
     size_t size = record_encoded_size(r);
     memcpy(out + record_payload_offset(r), r->payload, r->payload_len);
     record_seal(out, size, crc32c(r->payload, r->payload_len));
-    r->crc = get_u32(out + 20);
+    r->crc = le_get_u32(out + 20);
     if (written) *written = size;
     return STATUS_OK;
 }
@@ -173,14 +148,14 @@ status record_decode(const void *buf, size_t size, int verify_crc, struct record
         return FAIL(STATUS_CORRUPT, "record: %zu bytes, shorter than the %d-byte header", size, RECORD_HEADER_SIZE);
     if (b[0] != RECORD_MAGIC0 || b[1] != RECORD_MAGIC1 || b[2] != RECORD_MAGIC2 || b[3] != RECORD_MAGIC3)
         return FAIL(STATUS_CORRUPT, "record: bad magic %02x %02x %02x %02x (expected \"DRC1\")", b[0], b[1], b[2], b[3]);
-    uint32_t version = get_u16(b + 4);
+    uint32_t version = le_get_u16(b + 4);
     if (version != 1 && version != 2)
         return FAIL(STATUS_UNSUPPORTED, "record: version %u (this program reads 1 and 2)", version);
     uint32_t storage = b[6], channels = b[7];
-    uint32_t h = get_u32(b + 12), w = get_u32(b + 16);
-    uint64_t payload_len = get_u32(b + 24);
-    uint64_t name_len = get_u16(b + 28);
-    uint64_t num_boxes = get_u16(b + 30);
+    uint32_t h = le_get_u32(b + 12), w = le_get_u32(b + 16);
+    uint64_t payload_len = le_get_u32(b + 24);
+    uint64_t name_len = le_get_u16(b + 28);
+    uint64_t num_boxes = le_get_u16(b + 30);
     status st = record_check_fields(storage, channels, h, w, payload_len);
     if (st != STATUS_OK) {
         char why[256];
@@ -194,7 +169,7 @@ status record_decode(const void *buf, size_t size, int verify_crc, struct record
         return FAIL(STATUS_CORRUPT, "record: value is %zu bytes, header describes %llu", size, (unsigned long long)need);
     for (size_t i = RECORD_HEADER_SIZE + name_len; i < RECORD_HEADER_SIZE + pad8(name_len); i++)
         if (b[i]) return FAIL(STATUS_CORRUPT, "record: name padding byte %zu is not zero", i);
-    out->label = (int32_t)get_u32(b + 8);
+    out->label = (int32_t)le_get_u32(b + 8);
     out->height = h;
     out->width = w;
     out->channels = channels;
@@ -206,7 +181,7 @@ status record_decode(const void *buf, size_t size, int verify_crc, struct record
     out->boxes_in = NULL;
     out->payload = out->boxes + num_boxes * RECORD_BOX_BYTES;
     out->payload_len = (size_t)payload_len;
-    out->crc = get_u32(b + 20);
+    out->crc = le_get_u32(b + 20);
     out->version = version;
     out->value = b;
     out->value_size = size;

@@ -6,7 +6,7 @@
  * accept only integral values in [0, 2^53] for shapes and offsets, which
  * covers every real file and rejects fractional or negative ones.  The reader
  * maps the file with mmap (read-only, private), so opening a large checkpoint
- * costs no copy; tensor data pointers stay valid until safetensors_close.
+ * costs no copy; tensor data pointers stay valid until safetensors_free.
  */
 #include "shared/safetensors.h"
 
@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shared/endian.h"
 #include "shared/regfile.h"
 
 #define ST_MAX_HEADER 100000000ull
@@ -278,8 +279,7 @@ status safetensors_writer_save(struct st_writer *w, const char *path)
     size_t hlen = (jlen + 7) & ~(size_t)7;      /* data buffer starts 8-aligned */
     header = malloc(8 + hlen);
     if (!header) { st = FAIL(STATUS_NOMEM, "%s: out of memory", path); goto done; }
-    uint64_t n = hlen;
-    for (int b = 0; b < 8; b++) header[b] = (char)((n >> (8 * b)) & 0xff);
+    le_put_u64((uint8_t *)header, hlen);
     memcpy(header + 8, json, jlen);
     memset(header + 8 + jlen, ' ', hlen - jlen);
     parts[0] = header; sizes[0] = 8 + hlen;
@@ -305,7 +305,7 @@ struct st_file {
     int *by_name;              /* indices into t sorted by name */
 };
 
-void safetensors_close(struct st_file **pf)
+void safetensors_free(struct st_file **pf)
 {
     struct st_file *f = *pf;
     if (!f) return;
@@ -363,8 +363,7 @@ status safetensors_open(struct st_file **out, const char *path)
     close(fd); fd = -1;
 
     const unsigned char *b = f->map;
-    uint64_t hn = 0;
-    for (int i = 0; i < 8; i++) hn |= (uint64_t)b[i] << (8 * i);
+    uint64_t hn = le_get_u64(b);
     if (hn > ST_MAX_HEADER) { st = FAIL(STATUS_FORMAT, "%s: header length %llu exceeds %llu", path, (unsigned long long)hn, ST_MAX_HEADER); goto fail; }
     if (hn > f->size - 8) { st = FAIL(STATUS_FORMAT, "%s: header length %llu exceeds the file (%zu bytes)", path, (unsigned long long)hn, f->size); goto fail; }
     const char *hj = (const char *)b + 8;
@@ -494,7 +493,7 @@ fail:
     cJSON_Delete(root);
     if (tmpnames) for (int i = 0; i < n; i++) free(tmpnames[i]);
     free(spans); free(tmp); free(tmpnames);
-    safetensors_close(&f);
+    safetensors_free(&f);
     return st;
 }
 

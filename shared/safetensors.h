@@ -73,9 +73,9 @@ void safetensors_writer_free(struct st_writer **w);
 /* ---- reader ---- */
 struct st_file;
 
-/* Open and validate `path`; caller closes with safetensors_close. */
+/* Open and validate `path`; caller closes with safetensors_free. */
 status safetensors_open(struct st_file **out, const char *path);
-void safetensors_close(struct st_file **f);
+void safetensors_free(struct st_file **f);
 
 /* The path the file was opened with (borrowed). */
 const char *safetensors_path(const struct st_file *f);

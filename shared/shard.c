@@ -113,7 +113,7 @@ status shard_writer_open(const char *path, const struct shard_writer_opts *opts,
     *out = w;
     return STATUS_OK;
 fail:
-    shard_writer_free(w);
+    shard_writer_free(&w);
     return st;
 }
 
@@ -181,22 +181,25 @@ status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, s
     return STATUS_OK;
 }
 
-status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *checksum)
+status shard_writer_close(struct shard_writer **wp, uint64_t *records, uint32_t *checksum)
 {
+    struct shard_writer *w = *wp;
     shard_writer_settle(w);
     status st = w->ops->close(w->engine, records);   /* frees the engine in every case */
     w->engine = NULL;
     if (st == STATUS_OK && checksum) *checksum = w->checksum;
-    shard_writer_free(w);
+    shard_writer_free(wp);
     return st;
 }
 
-void shard_writer_free(struct shard_writer *w)
+void shard_writer_free(struct shard_writer **wp)
 {
+    struct shard_writer *w = wp ? *wp : NULL;
     if (!w) return;
     if (w->ops) w->ops->free(w->engine);
     free(w->path);
     free(w);
+    *wp = NULL;
 }
 
 uint64_t shard_writer_count(const struct shard_writer *w) { return w->ops->count(w->engine); }
@@ -342,12 +345,13 @@ status shard_reader_open(const char *path, struct shard_reader **out)
     *out = r;
     return STATUS_OK;
 fail:
-    shard_reader_free(r);
+    shard_reader_free(&r);
     return st;
 }
 
-void shard_reader_free(struct shard_reader *r)
+void shard_reader_free(struct shard_reader **rp)
 {
+    struct shard_reader *r = rp ? *rp : NULL;
     if (!r) return;
     if (r->map_lo) pthread_mutex_lock(&shard_maps_mu);   /* unmapped and unlisted together */
     if (r->env) mdb_env_close(r->env);
@@ -358,6 +362,7 @@ void shard_reader_free(struct shard_reader *r)
     }
     free(r->path);
     free(r);
+    *rp = NULL;
 }
 
 uint64_t shard_reader_count(const struct shard_reader *r) { return r->count; }

@@ -118,12 +118,12 @@ status shard_writer_put(struct shard_writer *w, uint64_t key, const void *val, s
 /* Commit what is buffered (done automatically when a batch limit is hit). */
 status shard_writer_flush(struct shard_writer *w);
 
-/* Commit, sync to disk, close.  Frees w in every case; *records and
- * *checksum (optional) receive the totals. */
-status shard_writer_close(struct shard_writer *w, uint64_t *records, uint32_t *checksum);
+/* Commit, sync to disk, close.  Frees *w and sets it to NULL in every case;
+ * *records and *checksum (optional) receive the totals. */
+status shard_writer_close(struct shard_writer **w, uint64_t *records, uint32_t *checksum);
 
 /* Abandon: abort the pending batch and close without syncing.  NULL is fine. */
-void shard_writer_free(struct shard_writer *w);
+void shard_writer_free(struct shard_writer **w);
 
 uint64_t shard_writer_count(const struct shard_writer *w);   /* records put so far */
 size_t shard_writer_map_size(const struct shard_writer *w);  /* current map size */
@@ -137,7 +137,7 @@ struct shard_txn;
 /* Open a shard read-only.  Caller frees with shard_reader_free (after ending
  * every transaction). */
 status shard_reader_open(const char *path, struct shard_reader **out);
-void shard_reader_free(struct shard_reader *r);
+void shard_reader_free(struct shard_reader **r);
 
 uint64_t shard_reader_count(const struct shard_reader *r);    /* number of records */
 const char *shard_reader_path(const struct shard_reader *r);

@@ -39,6 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shared/endian.h"
+
 #define SC_HDR 16
 #define SC_P_BRANCH 0x01
 #define SC_P_LEAF 0x02
@@ -58,10 +60,6 @@ struct sc {
     uint64_t bad_values;       /* values outside their page or overflow run */
     int read_overflow;         /* also read each overflow run's first page header */
 };
-
-static uint64_t sc_u16(const uint8_t *p) { return (uint64_t)p[0] | (uint64_t)p[1] << 8; }
-static uint64_t sc_u32(const uint8_t *p) { return sc_u16(p) | sc_u16(p + 2) << 16; }
-static uint64_t sc_u64(const uint8_t *p) { return sc_u32(p) | sc_u32(p + 4) << 32; }
 
 static status sc_read(struct sc *c, uint64_t pgno, uint8_t *buf, size_t n)
 {
@@ -95,8 +93,8 @@ static status sc_page(struct sc *c, uint64_t pgno, int level)
     TRY(sc_read(c, pgno, b, c->psize));
 #define BAD(...) FAIL(STATUS_CORRUPT, "%s: page %llu: " __VA_ARGS__)
     unsigned long long pg = (unsigned long long)pgno;
-    if (sc_u64(b) != pgno) return BAD("holds page number %llu (damaged shard)", c->path, pg, (unsigned long long)sc_u64(b));
-    uint64_t flags = sc_u16(b + 10), lower = sc_u16(b + 12), upper = sc_u16(b + 14);
+    if (le_get_u64(b) != pgno) return BAD("holds page number %llu (damaged shard)", c->path, pg, (unsigned long long)le_get_u64(b));
+    uint64_t flags = le_get_u16(b + 10), lower = le_get_u16(b + 12), upper = le_get_u16(b + 14);
     if ((flags & (SC_P_BRANCH | SC_P_LEAF | SC_P_OVERFLOW)) != (leaf ? SC_P_LEAF : SC_P_BRANCH))
         return BAD("flags %#llx, expected a %s page (damaged shard)", c->path, pg, (unsigned long long)flags,
                    leaf ? "leaf" : "branch");
@@ -105,11 +103,11 @@ static status sc_page(struct sc *c, uint64_t pgno, int level)
                    (unsigned long long)lower, (unsigned long long)upper);
     uint64_t n = (lower - SC_HDR) / 2;
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t off = sc_u16(b + SC_HDR + 2 * i);
+        uint64_t off = le_get_u16(b + SC_HDR + 2 * i);
         if (off < upper || off + 8 > c->psize) return BAD("node %llu at offset %llu (damaged shard)", c->path, pg,
                                                            (unsigned long long)i, (unsigned long long)off);
         const uint8_t *node = b + off;
-        uint64_t lo = sc_u16(node), hi = sc_u16(node + 2), nflags = sc_u16(node + 4), ksize = sc_u16(node + 6);
+        uint64_t lo = le_get_u16(node), hi = le_get_u16(node + 2), nflags = le_get_u16(node + 4), ksize = le_get_u16(node + 6);
         if (off + 8 + ksize > c->psize) return BAD("node %llu's key runs past the page (damaged shard)", c->path, pg,
                                                    (unsigned long long)i);
         if (!leaf) {
@@ -140,13 +138,13 @@ static status sc_page(struct sc *c, uint64_t pgno, int level)
                                             (unsigned long long)key);
         /* a damaged size or page number of one value: liblmdb only forms a
            pointer from them, which the reader checks; count it and go on */
-        uint64_t op = sc_u64(node + 16), pages = (SC_HDR + size + c->psize - 1) / c->psize;
+        uint64_t op = le_get_u64(node + 16), pages = (SC_HDR + size + c->psize - 1) / c->psize;
         uint8_t h[SC_HDR];
         status vs = sc_claim(c, op, pages, "overflow");
         if (vs == STATUS_OK && c->read_overflow) {
             vs = sc_read(c, op, h, sizeof h);
             if (vs == STATUS_IO) return vs;
-            if (vs == STATUS_OK && (sc_u64(h) != op || !(sc_u16(h + 10) & SC_P_OVERFLOW) || sc_u32(h + 12) != pages))
+            if (vs == STATUS_OK && (le_get_u64(h) != op || !(le_get_u16(h + 10) & SC_P_OVERFLOW) || le_get_u32(h + 12) != pages))
                 vs = STATUS_CORRUPT;
         }
         if (vs != STATUS_OK) c->bad_values++;
@@ -169,20 +167,20 @@ status shard_check_file(const char *path, int read_overflow, uint64_t *entries, 
     for (int m = 0; m < 2; m++) {
         /* meta page m sits at m * (its page size): read page 0 first for the size */
         if ((st = sc_read(&c, (uint64_t)m, meta[m], sizeof meta[m])) != STATUS_OK) goto done;
-        if (sc_u32(meta[m] + 16) != 0xBEEFC0DEu || sc_u32(meta[m] + 20) != 1) {
+        if (le_get_u32(meta[m] + 16) != 0xBEEFC0DEu || le_get_u32(meta[m] + 20) != 1) {
             st = FAIL(STATUS_CORRUPT, "%s: meta page %d has no LMDB 0.9 magic (damaged or not a shard)", path, m);
             goto done;
         }
-        if (m == 0) c.psize = sc_u32(meta[0] + 40);
+        if (m == 0) c.psize = le_get_u32(meta[0] + 40);
         if (c.psize < 4096 || c.psize > 65536 || (c.psize & (c.psize - 1))) {
             st = FAIL(STATUS_CORRUPT, "%s: page size %llu (damaged shard)", path, (unsigned long long)c.psize);
             goto done;
         }
     }
-    const uint8_t *mt = sc_u64(meta[1] + 144) > sc_u64(meta[0] + 144) ? meta[1] : meta[0];
+    const uint8_t *mt = le_get_u64(meta[1] + 144) > le_get_u64(meta[0] + 144) ? meta[1] : meta[0];
     c.npages = (uint64_t)sb.st_size / c.psize;
-    c.depth = (int)sc_u16(mt + 94);
-    uint64_t root = sc_u64(mt + 128), want = sc_u64(mt + 120);
+    c.depth = (int)le_get_u16(mt + 94);
+    uint64_t root = le_get_u64(mt + 128), want = le_get_u64(mt + 120);
     if (c.depth > SC_MAX_DEPTH) { st = FAIL(STATUS_CORRUPT, "%s: tree depth %d (damaged shard)", path, c.depth); goto done; }
     c.seen = calloc((size_t)(c.npages / 8 + 1), 1);
     int ok = c.seen != NULL;

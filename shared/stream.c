@@ -73,8 +73,6 @@ struct stream_receiver {
     int drops_logged;
 };
 
-static size_t round64(size_t x) { return (x + 63) & ~(size_t)63; }
-
 static void *default_alloc(size_t size, void *ctx)
 {
     (void)ctx;
@@ -426,9 +424,9 @@ status stream_receiver_new(const struct stream_config *cfg, struct stream_receiv
     int pool = cfg->pool_size;
     r->pixels_cap = (size_t)cfg->max_n * cfg->h * cfg->w * cfg->c;
     r->labels_off = 0;
-    r->ids_off = round64((size_t)cfg->max_n * 4);
-    r->pixels_off = r->ids_off + round64((size_t)cfg->max_n * 8);
-    r->slot_bytes = r->pixels_off + (cfg->zero_copy ? 0 : round64(r->pixels_cap));
+    r->ids_off = stream_round64((size_t)cfg->max_n * 4);
+    r->pixels_off = r->ids_off + stream_round64((size_t)cfg->max_n * 8);
+    r->slot_bytes = r->pixels_off + (cfg->zero_copy ? 0 : stream_round64(r->pixels_cap));
     r->slots = calloc((size_t)pool, sizeof *r->slots);
     r->buffers = calloc((size_t)pool, sizeof *r->buffers);
     r->free_stack = calloc((size_t)pool, sizeof *r->free_stack);

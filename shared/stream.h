@@ -53,6 +53,10 @@
 #include "shared/status.h"
 #include "shared/wire.h"
 
+/* A batch buffer's arrays (labels, ids, pixels) each start on a 64-byte
+ * boundary: the size of an array rounded up to that boundary. */
+static inline size_t stream_round64(size_t x) { return (x + 63) & ~(size_t)63; }
+
 /* Allocator for pool buffers.  alloc returns memory of at least `size` bytes
  * aligned to 64 bytes (or NULL); free releases it.  Called only from
  * stream_receiver_new / stream_receiver_free, on the caller's thread. */

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "shared/crc32c.h"
+#include "shared/endian.h"
 #include "shared/image.h"
 
 struct tfevents {
@@ -74,14 +75,15 @@ static void pb_varint(struct pbuf *b, uint64_t v)
 
 static void pb_fixed32(struct pbuf *b, uint32_t v)
 {
-    unsigned char t[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24 };
+    uint8_t t[4];
+    le_put_u32(t, v);
     pb_put(b, t, 4);
 }
 
 static void pb_fixed64(struct pbuf *b, uint64_t v)
 {
-    unsigned char t[8];
-    for (int i = 0; i < 8; i++) t[i] = (unsigned char)(v >> (8 * i));
+    uint8_t t[8];
+    le_put_u64(t, v);
     pb_put(b, t, 8);
 }
 
@@ -116,13 +118,10 @@ static void event_begin(struct pbuf *e, int64_t step, int with_step)
 static status write_record(struct tfevents *w, const struct pbuf *e)
 {
     if (e->oom) return FAIL(STATUS_NOMEM, "%s: out of memory building an event", w->path);
-    unsigned char head[12];
-    uint64_t len = e->n;
-    for (int i = 0; i < 8; i++) head[i] = (unsigned char)(len >> (8 * i));
-    uint32_t hc = crc32c_mask(crc32c(head, 8));
-    for (int i = 0; i < 4; i++) head[8 + i] = (unsigned char)(hc >> (8 * i));
-    uint32_t dc = crc32c_mask(crc32c(e->p, e->n));
-    unsigned char tail[4] = { dc & 0xff, (dc >> 8) & 0xff, (dc >> 16) & 0xff, dc >> 24 };
+    uint8_t head[12], tail[4];
+    le_put_u64(head, e->n);
+    le_put_u32(head + 8, crc32c_mask(crc32c(head, 8)));
+    le_put_u32(tail, crc32c_mask(crc32c(e->p, e->n)));
     if (fwrite(head, 1, 12, w->fp) != 12 || fwrite(e->p, 1, e->n, w->fp) != e->n ||
         fwrite(tail, 1, 4, w->fp) != 4)
         return FAIL(STATUS_IO, "%s: write: %s", w->path, strerror(errno));
@@ -174,7 +173,7 @@ status tfevents_open(struct tfevents **out, const char *dir)
     status st = write_record(w, &e);
     free(e.p);
     if (st == STATUS_OK) st = tfevents_flush(w);
-    if (st != STATUS_OK) { tfevents_close(&w); return st; }
+    if (st != STATUS_OK) { tfevents_free(&w); return st; }
     *out = w;
     return STATUS_OK;
 }
@@ -308,7 +307,7 @@ status tfevents_flush(struct tfevents *w)
     return STATUS_OK;
 }
 
-void tfevents_close(struct tfevents **pw)
+void tfevents_free(struct tfevents **pw)
 {
     struct tfevents *w = *pw;
     if (!w) return;

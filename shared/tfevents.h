@@ -28,7 +28,7 @@
 struct tfevents;
 
 /* Create DIR (and its parents, if missing) and a new event file in it; write the
- * file_version event.  Caller closes with tfevents_close. */
+ * file_version event.  Caller closes with tfevents_free. */
 status tfevents_open(struct tfevents **out, const char *dir);
 /* Path of the event file (borrowed). */
 const char *tfevents_path(const struct tfevents *w);
@@ -48,6 +48,6 @@ status tfevents_histogram(struct tfevents *w, int64_t step, const char *tag, con
 status tfevents_session_start(struct tfevents *w, int64_t step);
 /* Flush to the OS. */
 status tfevents_flush(struct tfevents *w);
-void tfevents_close(struct tfevents **w);
+void tfevents_free(struct tfevents **w);
 
 #endif

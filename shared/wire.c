@@ -12,16 +12,7 @@
 
 #include <string.h>
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
-
+#include "shared/endian.h"
 void wire_header_init(struct wire_header *h, uint16_t worker, uint16_t num_workers,
                       uint64_t seq, uint64_t epoch, uint32_t n, uint32_t height,
                       uint32_t width, uint32_t channels, uint32_t flags, uint64_t seed)
@@ -46,21 +37,21 @@ void wire_header_init(struct wire_header *h, uint16_t worker, uint16_t num_worke
 void wire_header_pack(const struct wire_header *h, uint8_t out[WIRE_HEADER_SIZE])
 {
     memset(out, 0, WIRE_HEADER_SIZE);
-    put32(out + 0, h->magic);
-    put16(out + 4, h->version);
-    put16(out + 6, h->header_size);
-    put32(out + 8, h->flags);
-    put16(out + 12, h->worker);
-    put16(out + 14, h->num_workers);
-    put64(out + 16, h->seq);
-    put64(out + 24, h->epoch);
-    put32(out + 32, h->n);
-    put32(out + 36, h->h);
-    put32(out + 40, h->w);
-    put32(out + 44, h->c);
-    put32(out + 48, h->dtype);
-    put32(out + 52, h->count);
-    put64(out + 56, h->seed);
+    le_put_u32(out + 0, h->magic);
+    le_put_u16(out + 4, h->version);
+    le_put_u16(out + 6, h->header_size);
+    le_put_u32(out + 8, h->flags);
+    le_put_u16(out + 12, h->worker);
+    le_put_u16(out + 14, h->num_workers);
+    le_put_u64(out + 16, h->seq);
+    le_put_u64(out + 24, h->epoch);
+    le_put_u32(out + 32, h->n);
+    le_put_u32(out + 36, h->h);
+    le_put_u32(out + 40, h->w);
+    le_put_u32(out + 44, h->c);
+    le_put_u32(out + 48, h->dtype);
+    le_put_u32(out + 52, h->count);
+    le_put_u64(out + 56, h->seed);
 }
 
 status wire_header_unpack(const void *buf, size_t size, struct wire_header *o)
@@ -68,21 +59,21 @@ status wire_header_unpack(const void *buf, size_t size, struct wire_header *o)
     const uint8_t *p = buf;
     if (size != WIRE_HEADER_SIZE)
         return FAIL(STATUS_FORMAT, "batch header: %zu bytes, expected %u", size, WIRE_HEADER_SIZE);
-    o->magic = get32(p + 0);
-    o->version = get16(p + 4);
-    o->header_size = get16(p + 6);
-    o->flags = get32(p + 8);
-    o->worker = get16(p + 12);
-    o->num_workers = get16(p + 14);
-    o->seq = get64(p + 16);
-    o->epoch = get64(p + 24);
-    o->n = get32(p + 32);
-    o->h = get32(p + 36);
-    o->w = get32(p + 40);
-    o->c = get32(p + 44);
-    o->dtype = get32(p + 48);
-    o->count = get32(p + 52);
-    o->seed = get64(p + 56);
+    o->magic = le_get_u32(p + 0);
+    o->version = le_get_u16(p + 4);
+    o->header_size = le_get_u16(p + 6);
+    o->flags = le_get_u32(p + 8);
+    o->worker = le_get_u16(p + 12);
+    o->num_workers = le_get_u16(p + 14);
+    o->seq = le_get_u64(p + 16);
+    o->epoch = le_get_u64(p + 24);
+    o->n = le_get_u32(p + 32);
+    o->h = le_get_u32(p + 36);
+    o->w = le_get_u32(p + 40);
+    o->c = le_get_u32(p + 44);
+    o->dtype = le_get_u32(p + 48);
+    o->count = le_get_u32(p + 52);
+    o->seed = le_get_u64(p + 56);
     if (o->magic != WIRE_MAGIC) return FAIL(STATUS_FORMAT, "batch header: bad magic 0x%08x", o->magic);
     if (o->version != WIRE_VERSION)
         return FAIL(STATUS_FORMAT, "batch header: version %u, this build reads %u", o->version, WIRE_VERSION);

@@ -91,12 +91,12 @@ static void make_dataset(int n_train, int n_val, int bad_id)
             }
             uint64_t recs;
             uint32_t crc;
-            cr_assert_eq(shard_writer_close(wr, &recs, &crc), STATUS_OK);
+            cr_assert_eq(shard_writer_close(&wr, &recs, &crc), STATUS_OK);
             sub->shards[k] = (struct manifest_shard){ strdup(name), recs, first, id - 1, crc, bytes };
         }
     }
     cr_assert_eq(manifest_save(m, dir), STATUS_OK, "%s", status_msg());
-    manifest_free(m);
+    manifest_free(&m);
 }
 
 #endif

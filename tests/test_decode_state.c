@@ -93,7 +93,7 @@ static void check_same(const struct good *g, const char *after, int channels)
               "%s after %s: shape differs", g->b.name, after);
     cr_assert(!memcmp(img.pixels, g->ref.pixels, (size_t)img.height * img.width * img.channels),
               "%s after %s: pixels differ", g->b.name, after);
-    image_free(&img);
+    image_clear(&img);
     /* the in-place path and the probe go through the same handle */
     struct image_info info;
     cr_assert_eq(image_probe(g->b.p, g->b.n, &info), STATUS_OK, "probe of %s after %s: %s", g->b.name, after,
@@ -150,7 +150,7 @@ Test(decode_state, valid_images_decode_identically_after_every_broken_one)
         for (int g = 0; g < ngood; g++) check_same(&goods[g], bad[i].name, 0);
     }
     for (int i = 0; i < nbad; i++) free(bad[i].p);
-    for (int g = 0; g < ngood; g++) { free(goods[g].b.p); image_free(&goods[g].ref); }
+    for (int g = 0; g < ngood; g++) { free(goods[g].b.p); image_clear(&goods[g].ref); }
 }
 
 /* the augment decoder: scaled full decodes and region decodes on one object */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "shared/dispatch_proto.h"
+#include "shared/endian.h"
 #include "shared/rng.h"
 
 static size_t enc(struct dproto_msg *m, uint8_t *buf, size_t cap)
@@ -77,7 +78,7 @@ static size_t make_batch(uint8_t **out, uint32_t n)
     struct wire_header h;
     wire_header_init(&h, 0, 1, 9, 0, n, 4, 4, 1, 0, 5);
     dproto_batch_begin(b, 7, 2, 9, &h);
-    for (uint32_t i = 0; i < n; i++) dproto_put_u64(b + dproto_batch_ids_off(n) + 8 * i, 100 + i);
+    for (uint32_t i = 0; i < n; i++) le_put_u64(b + dproto_batch_ids_off(n) + 8 * i, 100 + i);
     *out = b;
     return sz;
 }
@@ -90,7 +91,7 @@ Test(dispatch_proto, batch_round_trip_and_size_check)
     cr_assert_eq(dproto_parse(b, sz, &g), STATUS_OK, "%s", status_msg());
     cr_assert_eq(g.u.batch.index, 9u);
     cr_assert_eq(g.u.batch.header.n, 3u);
-    cr_assert_eq(dproto_get_u64(g.u.batch.ids + 16), 102u);
+    cr_assert_eq(le_get_u64(g.u.batch.ids + 16), 102u);
     cr_assert_eq(g.u.batch.pixels, b + dproto_batch_pixels_off(3));
     cr_assert_eq(dproto_parse(b, sz - 1, &g), STATUS_FORMAT);
     cr_assert(strstr(status_msg(), "implies") != NULL, "%s", status_msg());
@@ -114,7 +115,7 @@ Test(dispatch_proto, malformed_refused)
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_FORMAT);
     buf[6] = DPROTO_LEASE;
     cr_assert_eq(dproto_parse(buf, n + 1, &g), STATUS_FORMAT);
-    dproto_put_u64(buf + 16 + 16, 4);   /* end == first */
+    le_put_u64(buf + 16 + 16, 4);   /* end == first */
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_FORMAT);
     /* a REFUSED whose field has no NUL */
     m = (struct dproto_msg){ .type = DPROTO_REFUSED };
@@ -150,7 +151,7 @@ Test(dispatch_proto, truncations_and_noise)
         uint8_t *buf = malloc(len ? len : 1);
         for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)rng_u32(&r);
         if (len >= 16 && (t & 1)) {
-            dproto_put_u32(buf, DPROTO_MAGIC);
+            le_put_u32(buf, DPROTO_MAGIC);
             buf[4] = 1; buf[5] = 0;
             buf[6] = (uint8_t)(1 + rng_below(&r, DPROTO_TYPE_MAX)); buf[7] = 0;
         }

@@ -56,11 +56,11 @@ Test(image, jpeg_rgb_and_gray)
     int d = max_abs_diff(src, img.pixels, 37 * 53 * 3);
     printf("jpeg q98 rgb: largest error %d\n", d);
     cr_assert_leq(d, 24);
-    image_free(&img);
+    image_clear(&img);
     struct image_decode_opts gray = { .channels = 1 };
     cr_assert_eq(image_decode(jpg, n, &gray, &img), STATUS_OK);
     cr_assert_eq(img.channels, 1);
-    image_free(&img);
+    image_clear(&img);
     free(jpg);
     /* grayscale JPEG: native 1 channel, or expanded to RGB on request */
     uint8_t *g = pattern(20, 30, 1);
@@ -78,8 +78,8 @@ Test(image, jpeg_rgb_and_gray)
         cr_assert_eq(rgb.pixels[3 * i], img.pixels[i]);
         cr_assert_eq(rgb.pixels[3 * i + 2], img.pixels[i]);
     }
-    image_free(&img);
-    image_free(&rgb);
+    image_clear(&img);
+    image_clear(&rgb);
     free(jpg);
     free(g);
     free(src);
@@ -124,7 +124,7 @@ Test(image, jpeg_after_a_bad_header_decodes)
     status st = image_decode(jpg, n, NULL, &img);
     cr_assert_eq(st, STATUS_OK, "valid JPEG after a bad one: %s", status_msg());
     cr_assert_eq(img.width, 30);
-    image_free(&img);
+    image_clear(&img);
     struct image_info info;
     cr_assert_eq(image_probe(bad, sizeof bad, &info), STATUS_DECODE);
     cr_assert_eq(image_probe(jpg, n, &info), STATUS_OK, "probe after a bad one: %s", status_msg());
@@ -159,7 +159,7 @@ Test(image, cmyk_ycck_jpeg_becomes_rgb)
         for (int k = 0; k < 3; k++) { int d = abs(img.pixels[3 * i + k] - want[k]); if (d > worst) worst = d; }
     printf("cmyk->rgb: largest error %d\n", worst);
     cr_assert_leq(worst, 3);
-    image_free(&img);
+    image_clear(&img);
     tjFree(jpg);
 }
 
@@ -200,7 +200,7 @@ Test(image, png_variants)
     cr_assert_eq(image_decode(png, n, NULL, &img), STATUS_OK, "%s", status_msg());
     cr_assert_eq(img.channels, 3);
     cr_assert_eq(max_abs_diff(src, img.pixels, 9 * 11 * 3), 0);
-    image_free(&img);
+    image_clear(&img);
     free(png);
     /* 16-bit RGB: the high byte */
     uint8_t rows16[4 * 5 * 6];
@@ -209,7 +209,7 @@ Test(image, png_variants)
     cr_assert_eq(image_decode(png, n, NULL, &img), STATUS_OK, "%s", status_msg());
     cr_assert_eq(img.channels, 3);
     for (int i = 0; i < 60; i++) cr_assert_eq(img.pixels[i], (uint8_t)(i * 3), "16-bit sample %d", i);
-    image_free(&img);
+    image_clear(&img);
     free(png);
     /* palette with transparency: RGB from the palette, alpha dropped */
     png_color pal[3] = { { 255, 0, 0 }, { 0, 255, 0 }, { 10, 20, 30 } };
@@ -222,7 +222,7 @@ Test(image, png_variants)
         cr_assert_eq(img.pixels[3 * i], pal[idx[i]].red);
         cr_assert_eq(img.pixels[3 * i + 2], pal[idx[i]].blue);
     }
-    image_free(&img);
+    image_clear(&img);
     free(png);
     /* RGBA: alpha dropped, colour exact */
     uint8_t rgba[2 * 2 * 4] = { 1, 2, 3, 0, 4, 5, 6, 50, 7, 8, 9, 100, 10, 11, 12, 255 };
@@ -230,7 +230,7 @@ Test(image, png_variants)
     cr_assert_eq(image_decode(png, n, NULL, &img), STATUS_OK, "%s", status_msg());
     cr_assert_eq(img.channels, 3);
     for (int i = 0; i < 4; i++) cr_assert_eq(img.pixels[3 * i + 1], rgba[4 * i + 1]);
-    image_free(&img);
+    image_clear(&img);
     free(png);
     /* gray + alpha: gray */
     uint8_t ga[2 * 2 * 2] = { 10, 0, 20, 9, 30, 99, 40, 255 };
@@ -238,7 +238,7 @@ Test(image, png_variants)
     cr_assert_eq(image_decode(png, n, NULL, &img), STATUS_OK, "%s", status_msg());
     cr_assert_eq(img.channels, 1);
     cr_assert_eq(img.pixels[3], 40);
-    image_free(&img);
+    image_clear(&img);
     free(png);
     /* 1-bit gray: 0/255 */
     uint8_t bits[2] = { 0xA0, 0x40 };   /* row0: 1 0 1 0, row1: 0 1 0 0 */
@@ -246,7 +246,7 @@ Test(image, png_variants)
     cr_assert_eq(image_decode(png, n, NULL, &img), STATUS_OK, "%s", status_msg());
     uint8_t want1[8] = { 255, 0, 255, 0, 0, 255, 0, 0 };
     cr_assert_eq(memcmp(img.pixels, want1, 8), 0);
-    image_free(&img);
+    image_clear(&img);
     free(png);
     /* interlaced gray 16-bit, 13x7 */
     uint8_t g16[7 * 13 * 2];
@@ -255,7 +255,7 @@ Test(image, png_variants)
     cr_assert_eq(image_decode(png, n, NULL, &img), STATUS_OK, "%s", status_msg());
     cr_assert_eq(img.channels, 1);
     for (int i = 0; i < 91; i++) cr_assert_eq(img.pixels[i], (uint8_t)(i * 2));
-    image_free(&img);
+    image_clear(&img);
     /* truncated */
     for (size_t cut = n - 1; cut > 0; cut /= 2)
         cr_assert_neq(image_decode(png, cut, NULL, &img), STATUS_OK, "png truncated to %zu accepted", cut);
@@ -272,7 +272,7 @@ Test(image, webp_still_and_animated)
     cr_assert_eq(image_decode(out, n, NULL, &img), STATUS_OK, "%s", status_msg());
     cr_assert_eq(img.channels, 3);
     cr_assert_eq(max_abs_diff(src, img.pixels, 360), 0);
-    image_free(&img);
+    image_clear(&img);
     cr_assert_neq(image_decode(out, n / 2, NULL, &img), STATUS_OK, "truncated webp accepted");
     WebPFree(out);
 
@@ -346,7 +346,7 @@ Test(image, max_pixels_checked_on_the_header)
     cr_assert_eq(image_decode(out, wn, &tiny, &img), STATUS_TOO_BIG);
     tiny.max_pixels = 64;
     cr_assert_eq(image_decode(out, wn, &tiny, &img), STATUS_OK);
-    image_free(&img);
+    image_clear(&img);
     WebPFree(out);
     free(src);
 }
@@ -367,7 +367,7 @@ Test(image, decode_into_a_caller_buffer)
     cr_assert_eq(image_encode_png(src, 30, 40, 3, &png, &pn), STATUS_OK);
     cr_assert_eq(image_decode_to(png, pn, NULL, buf, 3600, &b), STATUS_OK);
     cr_assert_eq(memcmp(src, buf, 3600), 0);
-    image_free(&a);
+    image_clear(&a);
     free(buf);
     free(png);
     free(jpg);

@@ -140,7 +140,7 @@ Test(image_codec, encoders_round_trip_and_gray)
     cr_assert_eq(image_decode(png, n, NULL, &img), STATUS_OK, "%s", status_msg());
     cr_assert_eq(img.channels, 1);
     cr_assert_eq(memcmp(img.pixels, src, 21 * 19), 0);
-    image_free(&img);
+    image_clear(&img);
     free(png);
     uint8_t *jpg;
     cr_assert_eq(image_encode_jpeg(src, 21, 19, 1, 100, &jpg, &n), STATUS_OK);

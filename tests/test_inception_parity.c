@@ -56,7 +56,7 @@ static void eval_case(const char *in_name, const char *out_name, int size, int c
     free(got);
     graph_free(&g);
     backend_free(&be);
-    safetensors_close(&e);
+    safetensors_free(&e);
 }
 
 Test(inception_parity, eval_logits_299_batch2, .timeout = 600)
@@ -216,5 +216,5 @@ Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
     free(al);
     graph_free(&g);
     backend_free(&be);
-    safetensors_close(&tr);
+    safetensors_free(&tr);
 }

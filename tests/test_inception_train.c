@@ -127,7 +127,7 @@ Test(inception_train, fine_tune_restores_and_reinitialises, .timeout = 600)
     printf("inception fine-tune: first step loss %.4f\n", loss);
     free(w);
     free(px);
-    safetensors_close(&f);
+    safetensors_free(&f);
     graph_free(&g); graph_free(&g0);
     backend_free(&be); backend_free(&be0);
     free(wpath);
@@ -153,7 +153,7 @@ static void write_bad_file(const char *src, const char *dst, const char *transpo
     }
     cr_assert_eq(safetensors_writer_save(w, dst), STATUS_OK, "%s", status_msg());
     safetensors_writer_free(&w);
-    safetensors_close(&f);
+    safetensors_free(&f);
 }
 
 /* Writes a damaged copy of wpath to bad (write_bad_file), loads it with

@@ -39,7 +39,7 @@ Test(inputs, labels_file_and_discovery)
     cr_assert_str_eq(c.names[0], "roses");
     cr_assert_str_eq(c.names[1], "daisy");
     cr_assert_str_eq(c.names[2], "tulips");
-    ingest_classes_free(&c);
+    ingest_classes_clear(&c);
     sh("printf 'a\\nb\\na\\n' > dup.txt");
     snprintf(p, sizeof p, "%s/dup.txt", tmpdir);
     cr_assert_eq(ingest_classes_load(p, &c), STATUS_USAGE);
@@ -53,7 +53,7 @@ Test(inputs, labels_file_and_discovery)
     cr_assert_str_eq(c.names[0], "B");        /* byte order: uppercase first */
     cr_assert_str_eq(c.names[1], "a");
     cr_assert_str_eq(c.names[3], "c");
-    ingest_classes_free(&c);
+    ingest_classes_clear(&c);
 }
 
 Test(inputs, walk_is_sorted_recursive_and_rejects_loops)
@@ -82,8 +82,8 @@ Test(inputs, walk_is_sorted_recursive_and_rejects_loops)
     }
     cr_assert_eq(loops, 3);
     cr_assert_eq(broken, 1);
-    ingest_subset_free(&s);
-    ingest_classes_free(&c);
+    ingest_subset_clear(&s);
+    ingest_classes_clear(&c);
 }
 
 Test(inputs, escape)
@@ -135,7 +135,7 @@ Test(inputs, mnist_idx)
     cr_assert_str_eq(s.items[2].name, "i.gz:2");
     cr_assert_eq(s.items[2].class_idx, 2);
     s.mnist = m;
-    ingest_subset_free(&s);
+    ingest_subset_clear(&s);
     /* every mismatch is refused with the file named */
     write_idx(im, 1, 0x803, 5, 3, 4, 1);                  /* one byte short */
     cr_assert_eq(ingest_mnist_load(im, lb, &m), STATUS_FORMAT);

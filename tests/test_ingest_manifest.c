@@ -74,14 +74,14 @@ Test(manifest, round_trip_through_a_directory)
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s/manifest.json.tmp", dir);
     cr_assert_neq(access(tmp, F_OK), 0, "the temporary file is gone after the rename");
-    manifest_free(l);
+    manifest_free(&l);
     /* a huge seed survives as a string */
     m->made.seed = 18446744073709551615ull;
     cr_assert_eq(manifest_save(m, dir), STATUS_OK);
     cr_assert_eq(manifest_load(dir, &l), STATUS_OK, "%s", status_msg());
     cr_assert_eq(l->made.seed, 18446744073709551615ull);
-    manifest_free(l);
-    manifest_free(m);
+    manifest_free(&l);
+    manifest_free(&m);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
@@ -95,7 +95,7 @@ static void expect_broken(const char *from, const char *to, const char *needle)
     struct manifest *m = sample();
     char *text;
     cr_assert_eq(manifest_to_json(m, &text), STATUS_OK);
-    manifest_free(m);
+    manifest_free(&m);
     char *at = strstr(text, from);
     cr_assert_not_null(at, "'%s' not in the JSON", from);
     size_t nl = strlen(text) - strlen(from) + strlen(to) + 1;
@@ -190,7 +190,7 @@ Test(manifest, sixty_thousand_classes_load_fast)
     printf("60,000 classes: manifest parsed and checked in %.3f s of CPU\n", dt);
     cr_assert_lt(dt, 0.5, "took %.2f s", dt);
     cr_assert_eq(l->nclasses, 60000);
-    manifest_free(l);
+    manifest_free(&l);
     /* the last name repeating the first is still found */
     free(m->classes[59999].name);
     m->classes[59999].name = strdup(m->classes[0].name);
@@ -199,7 +199,7 @@ Test(manifest, sixty_thousand_classes_load_fast)
     cr_assert_eq(manifest_from_json(text, "m.json", &l), STATUS_FORMAT);
     cr_assert(strstr(status_msg(), "classes[0] and [59999]"), "%s", status_msg());
     free(text);
-    manifest_free(m);
+    manifest_free(&m);
 }
 
 /* One shard of raw records (label, channels, 4x5 pixels) under dir. */
@@ -218,7 +218,7 @@ static void write_shard(const char *dir, const char *file, int nrec, int channel
         cr_assert_eq(record_encode(&r, buf, sizeof buf, &len), STATUS_OK);
         cr_assert_eq(shard_writer_put(w, (uint64_t)k, buf, len), STATUS_OK);
     }
-    cr_assert_eq(shard_writer_close(w, NULL, NULL), STATUS_OK);
+    cr_assert_eq(shard_writer_close(&w, NULL, NULL), STATUS_OK);
 }
 
 /* A manifest that says 3 channels for gray records, or fewer classes than
@@ -249,7 +249,7 @@ Test(manifest, contradicting_the_records_is_refused)
     cr_assert(strstr(status_msg(), "label 2") && strstr(status_msg(), "1 classes"), "%s", status_msg());
     m->nclasses = 2;
     cr_assert_eq(manifest_check_records(m, dir), STATUS_OK, "%s", status_msg());
-    manifest_free(m);
+    manifest_free(&m);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);

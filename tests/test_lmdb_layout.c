@@ -54,7 +54,7 @@ static uint8_t *lmdb_file(const char *name, uint64_t n, size_t len, size_t *size
     uint8_t *val = calloc(1, len + 1);
     for (uint64_t i = 0; i < n; i++) cr_assert_eq(shard_writer_put(w, i, val, len), STATUS_OK, "%s", status_msg());
     free(val);
-    cr_assert_eq(shard_writer_close(w, NULL, NULL), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(shard_writer_close(&w, NULL, NULL), STATUS_OK, "%s", status_msg());
     FILE *f = fopen(path, "rb");
     cr_assert_not_null(f);
     fseek(f, 0, SEEK_END);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "shared/crc32c.h"
+#include "shared/endian.h"
 #include "shared/record.h"
 
 static uint8_t *encode(struct record *r, size_t *n)
@@ -183,7 +184,7 @@ Test(record, boxes_round_trip_and_are_checked)
     cr_assert_eq(n, 32 + 8 + 3 * 16 + sizeof jpg);
     /* boxes sit right after the padded name, little-endian float32 */
     float y0;
-    uint32_t u = (uint32_t)buf[44] | (uint32_t)buf[45] << 8 | (uint32_t)buf[46] << 16 | (uint32_t)buf[47] << 24;
+    uint32_t u = le_get_u32(buf + 44);
     memcpy(&y0, &u, 4);
     cr_assert_eq(y0, 0.25f);
     /* an unaligned copy decodes the same */

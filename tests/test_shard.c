@@ -67,7 +67,7 @@ Test(shard, map_grows_ahead_of_each_batch)
     cr_assert_leq(shard_writer_map_size(w), (size_t)64 << 20, "map of %zu bytes for ~3 MB", shard_writer_map_size(w));
     uint64_t records;
     uint32_t sum;
-    cr_assert_eq(shard_writer_close(w, &records, &sum), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(shard_writer_close(&w, &records, &sum), STATUS_OK, "%s", status_msg());
     cr_assert_eq(records, n);
     cr_assert_eq(sum, crc);
 
@@ -106,7 +106,7 @@ Test(shard, map_grows_ahead_of_each_batch)
     cr_assert_eq(nk, n);
     cr_assert_eq(keys[n - 1], (n - 1) * 3 + 5);
     free(keys);
-    shard_reader_free(r);
+    shard_reader_free(&r);
 }
 
 Test(shard, keys_must_ascend)
@@ -122,7 +122,7 @@ Test(shard, keys_must_ascend)
         cr_assert_eq(shard_writer_put(w, 9, "y", 1), STATUS_STATE, "%s", engine_names[e]);
         cr_assert_eq(shard_writer_put(w, 11, "y", 1), STATUS_OK);
         uint64_t rec;
-        cr_assert_eq(shard_writer_close(w, &rec, NULL), STATUS_OK);
+        cr_assert_eq(shard_writer_close(&w, &rec, NULL), STATUS_OK);
         cr_assert_eq(rec, 2, "%s", engine_names[e]);
     }
 }
@@ -136,10 +136,10 @@ Test(shard, rewrite_truncates_and_empty_shard_reads)
         struct shard_writer *w;
         cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
         for (int i = 0; i < 10; i++) cr_assert_eq(shard_writer_put(w, (uint64_t)i, "abc", 3), STATUS_OK);
-        shard_writer_free(w);                    /* abandoned: nothing committed */
+        shard_writer_free(&w);                    /* abandoned: nothing committed */
         cr_assert_eq(shard_writer_open(path, &o, &w), STATUS_OK);
         uint64_t rec;
-        cr_assert_eq(shard_writer_close(w, &rec, NULL), STATUS_OK);
+        cr_assert_eq(shard_writer_close(&w, &rec, NULL), STATUS_OK);
         cr_assert_eq(rec, 0);
         struct shard_reader *r;
         cr_assert_eq(shard_reader_open(path, &r), STATUS_OK, "%s: %s", engine_names[e], status_msg());
@@ -148,7 +148,7 @@ Test(shard, rewrite_truncates_and_empty_shard_reads)
         cr_assert_eq(shard_txn_begin(r, &t), STATUS_OK);
         cr_assert_eq(shard_txn_next(t, NULL, NULL, NULL), STATUS_NOT_FOUND);
         shard_txn_end(t);
-        shard_reader_free(r);
+        shard_reader_free(&r);
     }
     struct shard_reader *r;
     cr_assert_eq(shard_reader_open("/nonexistent/x.mdb", &r), STATUS_NOT_FOUND);
@@ -167,7 +167,7 @@ Test(shard, readers_in_forked_children)
             size_t len = value_of(i, buf);
             cr_assert_eq(shard_writer_put(w, i, buf, len), STATUS_OK);
         }
-        cr_assert_eq(shard_writer_close(w, NULL, NULL), STATUS_OK);
+        cr_assert_eq(shard_writer_close(&w, NULL, NULL), STATUS_OK);
         pid_t kids[3];
         for (int k = 0; k < 3; k++) {
             kids[k] = fork();
@@ -185,7 +185,7 @@ Test(shard, readers_in_forked_children)
                     if (len != value_of(i, want) || memcmp(v, want, len)) _exit(5);
                 }
                 shard_txn_end(t);
-                shard_reader_free(r);
+                shard_reader_free(&r);
                 _exit(0);
             }
         }
@@ -225,13 +225,13 @@ Test(shard, unreserve_and_caller_crc)
         }
         uint64_t rec;
         uint32_t sum;
-        cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(shard_writer_close(&w, &rec, &sum), STATUS_OK, "%s", status_msg());
         cr_assert_eq(rec, 13);
         cr_assert_eq(sum, crc, "checksum with combined CRCs %08x, expected %08x", sum, crc);
         struct shard_reader *r;
         cr_assert_eq(shard_reader_open(path, &r), STATUS_OK);
         cr_assert_eq(shard_reader_count(r), 13);
-        shard_reader_free(r);
+        shard_reader_free(&r);
     }
 }
 
@@ -259,7 +259,7 @@ Test(shard, values_larger_than_batch_and_map)
         }
         uint64_t rec;
         uint32_t sum;
-        cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
+        cr_assert_eq(shard_writer_close(&w, &rec, &sum), STATUS_OK, "%s", status_msg());
         cr_assert_eq(rec, n);
         cr_assert_eq(sum, crc);
         struct shard_reader *r;
@@ -275,7 +275,7 @@ Test(shard, values_larger_than_batch_and_map)
             cr_assert(!memcmp(val, buf, len), "value %zu differs", i);
         }
         shard_txn_end(t);
-        shard_reader_free(r);
+        shard_reader_free(&r);
         free(buf);
     }
 }

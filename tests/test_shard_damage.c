@@ -111,7 +111,7 @@ static void setup_shard(void)
     }
     uint64_t n;
     uint32_t sum;
-    cr_assert_eq(shard_writer_close(w, &n, &sum), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(shard_writer_close(&w, &n, &sum), STATUS_OK, "%s", status_msg());
     man = make_manifest(sum, bytes);
     FILE *f = fopen(path, "rb");
     cr_assert_not_null(f);

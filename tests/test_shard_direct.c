@@ -45,7 +45,7 @@ static void write_shard(const char *path, const struct shard_writer_opts *o, uin
     }
     free(buf);
     uint64_t rec;
-    cr_assert_eq(shard_writer_close(w, &rec, sum), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(shard_writer_close(&w, &rec, sum), STATUS_OK, "%s", status_msg());
     cr_assert_eq(rec, n);
 }
 
@@ -96,7 +96,7 @@ static void check_reads(const char *path, uint64_t n)
     cr_assert_eq(shard_txn_get(t, 2 * n + 1, &val, &len), STATUS_NOT_FOUND);
     free(want);
     shard_txn_end(t);
-    shard_reader_free(r);
+    shard_reader_free(&r);
 }
 
 Test(shard_direct, same_records_as_liblmdb_by_mdb_dump_and_mdb_stat)
@@ -168,7 +168,7 @@ Test(shard_direct, unreserve_at_leaf_and_buffer_edges)
     }
     uint64_t rec;
     uint32_t sum;
-    cr_assert_eq(shard_writer_close(w, &rec, &sum), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(shard_writer_close(&w, &rec, &sum), STATUS_OK, "%s", status_msg());
     cr_assert_eq(rec, kept);
     cr_assert_eq(sum, crc);
     struct shard_reader *r;
@@ -188,7 +188,7 @@ Test(shard_direct, unreserve_at_leaf_and_buffer_edges)
     }
     cr_assert_eq(got, kept);
     shard_txn_end(t);
-    shard_reader_free(r);
+    shard_reader_free(&r);
     free(buf);
 }
 
@@ -216,7 +216,7 @@ Test(shard_direct, abandoned_file_is_refused_by_readers)
     uint8_t buf[20000] = { 0 };
     for (uint64_t i = 0; i < 50; i++) cr_assert_eq(shard_writer_put(w, i, buf, sizeof buf), STATUS_OK);
     cr_assert_eq(shard_writer_flush(w), STATUS_OK, "%s", status_msg());
-    shard_writer_free(w);                  /* a killed ingest: data written, no meta pages */
+    shard_writer_free(&w);                  /* a killed ingest: data written, no meta pages */
     struct shard_reader *r = NULL;
     status st = shard_reader_open(p, &r);
     cr_assert_neq(st, STATUS_OK, "a shard without meta pages must not open");
@@ -236,8 +236,8 @@ Test(shard_direct, write_error_names_the_shard)
     uint8_t buf[100000] = { 0 };
     status st = STATUS_OK;
     for (uint64_t i = 0; i < 40 && st == STATUS_OK; i++) st = shard_writer_put(w, i, buf, sizeof buf);
-    if (st == STATUS_OK) st = shard_writer_close(w, NULL, NULL);
-    else shard_writer_free(w);
+    if (st == STATUS_OK) st = shard_writer_close(&w, NULL, NULL);
+    else shard_writer_free(&w);
     cr_assert_eq(st, STATUS_IO, "4 MB into a 1 MiB file limit must fail (status %d)", st);
     cr_assert(strstr(status_msg(), "limit.mdb"), "the message names the shard: %s", status_msg());
 }

@@ -33,6 +33,6 @@ Test(status_line, manifest_with_a_newline_in_a_value_gives_one_line)
         cr_assert_neq(st, STATUS_OK, "case %zu accepted", i);
         cr_assert_null(strchr(status_msg(), '\n'), "case %zu: two lines: %s", i, status_msg());
         cr_assert_not_null(strstr(status_msg(), "bad.json"), "case %zu: %s", i, status_msg());
-        manifest_free(m);
+        manifest_free(&m);
     }
 }

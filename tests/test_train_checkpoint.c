@@ -104,7 +104,7 @@ Test(checkpoint, round_trip_prune_and_latest, .init = mk, .fini = rm)
     cr_assert_eq(checkpoint_restore(f, &bad, 1, "", 0), STATUS_FORMAT);
     cr_assert(strstr(status_msg(), "fc.weight") && strstr(status_msg(), "[3, 2]") && strstr(status_msg(), "[2, 3]"),
               "%s", status_msg());
-    safetensors_close(&f);
+    safetensors_free(&f);
 }
 
 Test(checkpoint, broken_index_and_partial_file, .init = mk, .fini = rm)
@@ -173,7 +173,7 @@ Test(checkpoint, content_checksum_verified, .init = mk, .fini = rm)
         for (int i = 7; i >= 0; i--) data_start = data_start * 256 + h[i];
         data_start += 8;
     }
-    safetensors_close(&f);
+    safetensors_free(&f);
     /* flip one bit of fc.bias[1] in place */
     FILE *fp = fopen(path, "r+b");
     cr_assert_not_null(fp);
@@ -209,7 +209,7 @@ static status meta_with(const char *key, const char *value)
     cr_assert_eq(safetensors_open(&f, path), STATUS_OK);
     struct ckpt_meta m;
     status st = checkpoint_meta_read(f, &m);
-    safetensors_close(&f);
+    safetensors_free(&f);
     return st;
 }
 

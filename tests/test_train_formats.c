@@ -102,7 +102,7 @@ Test(safetensors, c_round_trip, .init = mk_tmp, .fini = rm_tmp)
     cr_assert_eq(safetensors_read_f32(f, "layer.weight", back, 23), STATUS_FORMAT);
     cr_assert(strstr(status_msg(), "[2, 3, 4]") != NULL, "message lacks the shape: %s", status_msg());
     cr_assert_eq(safetensors_read_f32(f, "missing", back, 1), STATUS_NOT_FOUND);
-    safetensors_close(&f);
+    safetensors_free(&f);
     /* no temporary file left behind */
     char cmd[600];
     snprintf(cmd, sizeof cmd, "ls '%s' | grep -c tmp || true", tmpdir);
@@ -151,7 +151,7 @@ Test(safetensors, c_reads_numpy_writer, .init = mk_tmp, .fini = rm_tmp)
     double d;
     memcpy(&d, (const char *)t->data + 6 * 8, 8);
     cr_assert_float_eq(d, 1.0, 1e-12);
-    safetensors_close(&f);
+    safetensors_free(&f);
 }
 
 /* Write raw header + data bytes and expect the reader to refuse them. */
@@ -202,7 +202,7 @@ Test(safetensors, reader_refuses_bad_files, .init = mk_tmp, .fini = rm_tmp)
     struct st_file *f;
     cr_assert_eq(safetensors_open(&f, path), STATUS_OK, "%s", status_msg());
     cr_assert_eq(safetensors_count(f), 0);
-    safetensors_close(&f);
+    safetensors_free(&f);
     cr_assert_eq(safetensors_open(&f, "/nonexistent/x.safetensors"), STATUS_NOT_FOUND);
 }
 
@@ -219,7 +219,7 @@ Test(tfevents, tb_read_parses_scalars, .init = mk_tmp, .fini = rm_tmp)
     cr_assert_eq(tfevents_scalars(w, 40, 2, tags, vals), STATUS_OK);
     cr_assert_eq(tfevents_session_start(w, 30), STATUS_OK);
     cr_assert_eq(tfevents_scalar(w, 1LL << 40, "big", -1.0f), STATUS_OK);
-    tfevents_close(&w);
+    tfevents_free(&w);
 
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/tb_read.py --scalars loss '%s'", dir);
     char *out = run_capture(cmd);

@@ -115,7 +115,7 @@ Test(parity, nielsennet_vs_pytorch, .timeout = 300)
     cr_expect(le <= 1e-4, "10-step losses differ by %.3e", le);
     check_params(g, f, "step10.", "RMSProp x10", 0);
     model_towers_free(&ts);
-    safetensors_close(&f);
+    safetensors_free(&f);
     unlink(path);
     rmdir(dir);
 }

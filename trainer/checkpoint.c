@@ -181,7 +181,7 @@ static int ckpt_valid(const char *path, char *why, size_t why_size)
         log_warn("skipping checkpoint candidate %s: __metadata__.format is not \"deeper-checkpoint\"", path);
         if (!why[0]) snprintf(why, why_size, "%s: __metadata__.format is not \"deeper-checkpoint\"", path);
     }
-    safetensors_close(&f);
+    safetensors_free(&f);
     return ok;
 }
 
@@ -407,7 +407,7 @@ status checkpoint_open(const char *path, struct st_file **out, struct ckpt_meta 
     TRY(safetensors_open(&f, path));
     status st = checkpoint_meta_read(f, meta);
     if (st == STATUS_OK) st = checkpoint_verify(f);
-    if (st != STATUS_OK) { safetensors_close(&f); return st; }
+    if (st != STATUS_OK) { safetensors_free(&f); return st; }
     *out = f;
     return STATUS_OK;
 }

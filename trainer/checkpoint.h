@@ -82,7 +82,7 @@ status checkpoint_remove_all(const char *dir, int *removed);
  * image_size 1..CKPT_MAX_IMAGE_SIZE, num_classes 1..CKPT_MAX_CLASSES,
  * channels 1 or 3, ...); anything else is one STATUS_FORMAT line naming the
  * file, the key and the value.  String fields point into the file (valid
- * until safetensors_close). */
+ * until safetensors_free). */
 status checkpoint_meta_read(const struct st_file *f, struct ckpt_meta *meta);
 
 /* Check every tensor against its CRC-32C in __metadata__: a mismatch is

@@ -62,8 +62,8 @@ static status preprocess(const char *path, int size, int c, uint8_t *dst)
     /* exactly what an eval worker does (eval mode, default resize: TF1 bilinear) */
     const struct resize_params rp = { RESIZE_BILINEAR, 0, 0 };
     st = preprocess_eval(img.pixels, img.height, img.width, c, 0.875f, &rp, dst, size, size, c);
-    if (st != STATUS_OK) { image_free(&img); return FAIL(st, "%s: %s", path, status_msg()); }
-    image_free(&img);
+    if (st != STATUS_OK) { image_clear(&img); return FAIL(st, "%s: %s", path, status_msg()); }
+    image_clear(&img);
     return STATUS_OK;
 }
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shared/endian.h"
+
 static const char *sw_name(int8_t v) { return v < 0 ? "the dataset profile's" : v ? "on" : "off"; }
 
 int dispatch_register_differs(const struct dispatcher_config *c, const struct dproto_register *r, char field[DPROTO_FIELD_MAX],
@@ -65,11 +67,11 @@ const char *dispatch_batch_wrong(const struct dispatcher_config *c, const struct
     }
     if (c->num_classes > 0)
         for (uint32_t i = 0; i < h->n; i++) {
-            int32_t l = (int32_t)dproto_get_u32(b->labels + 4 * i);
+            int32_t l = (int32_t)le_get_u32(b->labels + 4 * i);
             if (l < 0 || l >= c->num_classes) { snprintf(buf, n, "label %d out of range", l); return buf; }
         }
     for (uint32_t i = 0; i < h->n; i++)
-        if (dproto_get_u64(b->ids + 8 * (size_t)i) >= (c->id_limit ? c->id_limit : c->records)) {
+        if (le_get_u64(b->ids + 8 * (size_t)i) >= (c->id_limit ? c->id_limit : c->records)) {
             snprintf(buf, n, "example id out of range");
             return buf;
         }

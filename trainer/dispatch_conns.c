@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "shared/curve.h"
+#include "shared/endian.h"
 #include "shared/log.h"
 
 #define MAX_FDS 65536
@@ -110,8 +111,8 @@ void conn_watch_drain(struct conn_watch *w)
         if (n < 0) return;
         int m = zmq_recv(w->mon, ep, sizeof ep - 1, 0);
         if (n != 6 || m < 0) continue;
-        uint16_t event = (uint16_t)(ev[0] | (ev[1] << 8));
-        int32_t value = (int32_t)((uint32_t)ev[2] | ((uint32_t)ev[3] << 8) | ((uint32_t)ev[4] << 16) | ((uint32_t)ev[5] << 24));
+        uint16_t event = le_get_u16(ev);
+        int32_t value = (int32_t)le_get_u32(ev + 2);
         int fd = value;
         char held[64] = "";
         if (event == ZMQ_EVENT_ACCEPTED) {

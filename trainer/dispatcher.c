@@ -38,6 +38,7 @@
 
 #include "shared/curve.h"
 #include "shared/dispatch_proto.h"
+#include "shared/endian.h"
 #include "shared/log.h"
 #include "trainer/dispatch_check.h"
 #include "trainer/dispatch_conns.h"
@@ -498,9 +499,9 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
     const uint8_t *buf = zmq_msg_data(body);
     size_t len = zmq_msg_size(body);
     struct dproto_msg m;
-    if (len >= 8 && dproto_get_u32(buf) == DPROTO_MAGIC && (buf[4] | (buf[5] << 8)) != DPROTO_VERSION) {
+    if (len >= 8 && le_get_u32(buf) == DPROTO_MAGIC && le_get_u16(buf + 4) != DPROTO_VERSION) {
         char theirs[16], ours[16];
-        snprintf(theirs, sizeof theirs, "%u", buf[4] | (buf[5] << 8));
+        snprintf(theirs, sizeof theirs, "%u", le_get_u16(buf + 4));
         snprintf(ours, sizeof ours, "%u", DPROTO_VERSION);
         if (!p->name[0]) snprintf(p->name, sizeof p->name, "unregistered peer");
         refuse(d, p, "protocol version", ours, theirs);
@@ -809,8 +810,8 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
     /* the slot stays full (the thread does not touch full slots) while we copy */
     const struct wire_header *h = &s->b.header;
     for (uint32_t i = 0; i < h->n; i++) {
-        d->labels[i] = (int32_t)dproto_get_u32(s->b.labels + 4 * i);
-        d->ids[i] = dproto_get_u64(s->b.ids + 8 * (size_t)i);
+        d->labels[i] = (int32_t)le_get_u32(s->b.labels + 4 * i);
+        d->ids[i] = le_get_u64(s->b.ids + 8 * (size_t)i);
     }
     const uint8_t *pixels = s->b.pixels;
     if (d->pixels) {

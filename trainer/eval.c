@@ -219,7 +219,7 @@ static status eval_report(struct pass *p, struct eval_result *res, double t0)
     const char *tags[2] = { "Precision @ 1", "Recall @ 5" };
     float vals[2] = { (float)res->precision1, (float)res->recall5 };
     if (st == STATUS_OK) st = tfevents_scalars(ev, res->step, 2, tags, vals);
-    tfevents_close(&ev);
+    tfevents_free(&ev);
     return st;
 }
 
@@ -257,7 +257,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     input_close(&p.in);
     model_towers_free(&p.ts);
     model_ckpt_close(&p.ck);
-    manifest_free(p.man);
+    manifest_free(&p.man);
     free(p.seen.v);
     free(p.probs);
     return st;

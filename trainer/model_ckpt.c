@@ -41,14 +41,14 @@ status model_ckpt_towers(struct model_ckpt *mc, const struct model_options *mo,
 {
     TRY(model_towers_new(out, mo));
     TRY(train_state_restore(*out, mc->file, mode));
-    safetensors_close(&mc->file);
+    safetensors_free(&mc->file);
     mc->meta.model = mc->meta.class_names = mc->meta.manifest_digest = NULL;
     return STATUS_OK;
 }
 
 void model_ckpt_close(struct model_ckpt *mc)
 {
-    safetensors_close(&mc->file);
+    safetensors_free(&mc->file);
     free(mc->path);
     mc->path = NULL;
 }

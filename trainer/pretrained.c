@@ -164,7 +164,7 @@ status pretrained_load(struct graph *g, const char *path, int fine_tune,
              r.restored, path, fine_tune ? " for fine-tuning" : "", r.reinitialised, r.ignored);
 done:
     free(buf);
-    safetensors_close(&f);
+    safetensors_free(&f);
     if (rep) *rep = r;
     return st;
 }

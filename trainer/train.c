@@ -296,7 +296,7 @@ static void settle_from_checkpoint(struct run *r)
             r->ckpt_bits |= TRAIN_GIVEN_IMAGE_SIZE;
         }
     }
-    safetensors_close(&f);
+    safetensors_free(&f);
     free(p);
     status_clear();
 }
@@ -690,10 +690,10 @@ status train_run(const struct train_config *c)
     if (st == STATUS_OK) st = run_steps(r);
     signals_stop_now(NULL, NULL);
     input_close(&r->in);
-    tfevents_close(&r->ev);
+    tfevents_free(&r->ev);
     model_towers_free(&r->ts);
     model_ckpt_close(&r->ck);
-    manifest_free(r->man);
+    manifest_free(&r->man);
     free(r->names_json);
     free(r);
     return st;

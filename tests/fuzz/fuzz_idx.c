@@ -14,12 +14,13 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "shared/endian.h"
 #include "tests/fuzz/fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4) return 0;
-    size_t l = fuzz_le32(data);
+    size_t l = le_get_u32(data);
     if (l > size - 4) l = size - 4;
     char ipath[64], lpath[64];
     int ifd = fuzz_memfile(data + 4, l, ipath, sizeof ipath);
@@ -34,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t k = 0; k < (size_t)m->n * m->rows * m->cols; k++) sum += m->images[k];
             for (size_t k = 0; k < m->n; k++) sum += m->labels[k];
             (void)sum;
-            ingest_mnist_free(m);
+            ingest_mnist_free(&m);
         }
     }
     if (ifd >= 0) close(ifd);

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < (size_t)img.width * img.height * img.channels; i++) sum += img.pixels[i];
         (void)sum;
     }
-    image_free(&img);
+    image_clear(&img);
 
     if (pst == STATUS_OK && (uint64_t)info.width * info.height <= FUZZ_MAX_PIXELS) {
         size_t cap = (size_t)info.width * info.height * 3;

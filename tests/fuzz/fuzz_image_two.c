@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct image img = { 0 };
     status st = image_decode(data, size, &opts, &img);
     fuzz_check_failure(st, "image_decode");
-    image_free(&img);
+    image_clear(&img);
     for (int i = 0; i < NREF; i++) {
         struct image again = { 0 };
         st = image_decode(refs[i].file, refs[i].n, &opts, &again);
@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (again.width != r->width || again.height != r->height || again.channels != r->channels ||
             memcmp(again.pixels, r->pixels, (size_t)r->width * r->height * r->channels) != 0)
             fuzz_fail("a valid %s decodes to other pixels after the fuzzed input", refs[i].what);
-        image_free(&again);
+        image_clear(&again);
     }
     return 0;
 }

@@ -53,9 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strcmp(json, json2) != 0) fuzz_fail("manifest JSON not stable through a round trip");
         free(json);
         free(json2);
-        manifest_free(m2);
+        manifest_free(&m2);
     }
-    manifest_free(m);
+    manifest_free(&m);
     free(text);
     return 0;
 }

@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         };
         fuzz_check_failure(checkpoint_restore(f, want, 2, "", 0), "checkpoint_restore");
         fuzz_check_failure(checkpoint_restore(f, want, 2, "ema/", 1), "checkpoint_restore ema");
-        safetensors_close(&f);
+        safetensors_free(&f);
 
         struct st_file *g = NULL;
         struct ckpt_meta meta2;
@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                       ost == STATUS_OK ? "fail" : "pass");
         if (g && meta2.step != meta.step) fuzz_fail("checkpoint_open read step %lld, meta_read %lld",
                                                     (long long)meta2.step, (long long)meta.step);
-        safetensors_close(&g);
+        safetensors_free(&g);
     }
     close(fd);
     return 0;

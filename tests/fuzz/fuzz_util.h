@@ -59,9 +59,4 @@ static inline int fuzz_memfile(const uint8_t *data, size_t n, char *path, size_t
     return fd;
 }
 
-static inline uint32_t fuzz_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 #endif

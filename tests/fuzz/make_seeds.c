@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "shared/dispatch_proto.h"
+#include "shared/endian.h"
 #include "shared/image.h"
 #include "shared/log.h"
 #include "shared/manifest.h"
@@ -163,7 +164,7 @@ static void one_manifest(const char *name, struct manifest *m)
     struct manifest *back = NULL;
     if (manifest_to_json(m, &json) != STATUS_OK) die("manifest_to_json");
     if (manifest_from_json(json, name, &back) != STATUS_OK) die("manifest seed does not load");
-    manifest_free(back);
+    manifest_free(&back);
     put("manifest", name, json, strlen(json), NULL, 0);
     free(json);
 }
@@ -395,8 +396,8 @@ static void dispatch_seeds(void)
     memset(buf, 0, sizeof buf);
     dproto_batch_begin(buf, 7, 3, 9, &h);
     for (int i = 0; i < 2; i++) {
-        dproto_put_u32(buf + dproto_batch_labels_off() + 4 * (size_t)i, (uint32_t)i);
-        dproto_put_u64(buf + dproto_batch_ids_off(2) + 8 * (size_t)i, (uint64_t)(10 + i));
+        le_put_u32(buf + dproto_batch_labels_off() + 4 * (size_t)i, (uint32_t)i);
+        le_put_u64(buf + dproto_batch_ids_off(2) + 8 * (size_t)i, (uint64_t)(10 + i));
     }
     put("dispatch", "batch", buf, n, NULL, 0);
 }

@@ -158,7 +158,7 @@ static void cpu_destroy(struct backend *be)
 {
     struct cpu_ctx *c = ctx_of(be);
     if (c) {
-        cpu_pool_free(c->pool);
+        cpu_pool_free(&c->pool);
         for (int t = 0; t < CPU_MAX_THREADS; t++) free(c->scratch[t]);
     }
     free(c);

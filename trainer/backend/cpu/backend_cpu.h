@@ -26,7 +26,7 @@
 typedef void (*cpu_task_fn)(void *arg, int64_t begin, int64_t end, int thread);
 struct cpu_pool;
 struct cpu_pool *cpu_pool_new(int threads);
-void cpu_pool_free(struct cpu_pool *p);
+void cpu_pool_free(struct cpu_pool **p);
 int  cpu_pool_threads(const struct cpu_pool *p);
 void cpu_parallel(struct cpu_pool *p, int64_t n, cpu_task_fn fn, void *arg);
 

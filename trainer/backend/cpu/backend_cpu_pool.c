@@ -103,8 +103,9 @@ struct cpu_pool *cpu_pool_new(int threads)
     return p;
 }
 
-void cpu_pool_free(struct cpu_pool *p)
+void cpu_pool_free(struct cpu_pool **pp)
 {
+    struct cpu_pool *p = pp ? *pp : NULL;
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
@@ -116,6 +117,7 @@ void cpu_pool_free(struct cpu_pool *p)
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->done);
     free(p);
+    *pp = NULL;
 }
 
 int cpu_pool_threads(const struct cpu_pool *p) { return p->threads; }

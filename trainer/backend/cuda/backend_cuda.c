@@ -262,7 +262,7 @@ static void cu_destroy(struct backend *be)
         cudaSetDevice(c->device);
         if (c->stream) cudaStreamSynchronize(c->stream);
         if (c->up_stream) cudaStreamSynchronize(c->up_stream);
-        cuda_dnn_free(c);
+        cuda_dnn_clear(c);
         for (int i = 0; i < 2; i++) {
             if (c->up_buf[i]) cudaFree(c->up_buf[i]);
             if (c->up_done[i]) cudaEventDestroy(c->up_done[i]);

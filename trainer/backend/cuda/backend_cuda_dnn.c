@@ -50,7 +50,7 @@ struct conv_algo_entry {
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
-void cuda_dnn_free(struct cuda_ctx *c)
+void cuda_dnn_clear(struct cuda_ctx *c)
 {
     free(c->algos);
     c->algos = NULL;

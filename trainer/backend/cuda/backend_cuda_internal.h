@@ -100,7 +100,7 @@ status cuda_fc_forward(struct backend *be, struct tensor *y, const struct tensor
 status cuda_fc_backward(struct backend *be, struct tensor *dx, float *dw, float *db,
                         const struct tensor *dy, const struct tensor *x, const float *w, int in,
                         int out);
-void cuda_dnn_free(struct cuda_ctx *c);
+void cuda_dnn_clear(struct cuda_ctx *c);   /* frees the algorithm cache c holds */
 
 /* backend_cuda_nccl.c: the comm_* slots (NCCL between the towers' GPUs) */
 status cuda_comm_new(struct backend_comm **out, struct backend **be, int n);
