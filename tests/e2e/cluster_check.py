@@ -3,9 +3,7 @@
 Every `deeper` command line in the sbatch files and in the YAML files' shell
 scripts and command arrays is run with --help appended (variables replaced
 by stand-in values of the right kind); it must exit 0.  The sbatch files must
-pass `bash -n`, the YAML files must parse.  Lines of train.* files that fail
-because of the remote-feeding flags (keygen, --dispatcher, --curve_*,
---authorized_keys) are counted as waiting for those flags, not as failures.
+pass `bash -n`, the YAML files must parse.
 Usage: cluster_check.py DEEPER_BIN_DIR SCRIPTS_DIR
 """
 import os, re, shlex, subprocess, sys
@@ -13,7 +11,6 @@ import yaml
 
 BIN, DIR = sys.argv[1], sys.argv[2]
 DEEPER = os.path.join(BIN, "deeper")
-PENDING = ("keygen", "--dispatcher", "--curve_secret_key", "--curve_server_key", "--authorized_keys")
 CMD = re.compile(r'(?:"\$DEEPER"|\$DEEPER|"\$0"|(?<![\w/.-])deeper)\s+(ingest|augment|train|keygen|eval|info)\b')
 NUMERIC = re.compile(r"SHARDS|TASKS|THREADS|PORT|SIZE|CPUS")
 
@@ -44,18 +41,12 @@ def commands(text):
             out.append((m.group(1), args, line.strip()))
     return out
 
-ran = pending = 0
+ran = 0
 def check(path, sub, args, line):
-    global ran, pending
+    global ran
     r = subprocess.run([DEEPER, sub] + args + ["--help"], capture_output=True, text=True)
     if r.returncode == 0:
         ran += 1
-        return
-    needs = sub == "keygen" or any(a in PENDING for a in args)
-    if os.path.basename(path).startswith("train.") and needs:
-        pending += 1
-        print("waiting for the remote-feeding flags: %s: deeper %s ... (%s)" %
-              (os.path.basename(path), sub, (r.stderr.strip().splitlines() or [""])[0]))
         return
     sys.exit("%s: `deeper %s %s --help` failed: %s\n  line: %s" % (path, sub, " ".join(args), r.stderr.strip(), line))
 
@@ -84,6 +75,6 @@ for name in sorted(os.listdir(DIR)):
                     for v in node:
                         walk(v)
             walk(doc)
-print("cluster scripts: %d deeper command lines accepted, %d waiting for the remote-feeding flags" % (ran, pending))
-if ran < 6:
+print("cluster scripts: %d deeper command lines accepted" % ran)
+if ran < 12:
     sys.exit("too few command lines found (%d): the extraction is broken" % ran)

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # cluster_scripts.sh — scripts/cluster: the sbatch files pass `bash -n`, the
 # YAML files parse, and every `deeper` command line in them is accepted with
-# --help appended (cluster_check.py; lines of train.* files that need the
-# remote-feeding flags are reported, not failed, until those flags exist).
+# --help appended (cluster_check.py).
 set -euo pipefail
 D="$DEEPER_BIN"
 HERE="$(cd "$(dirname "$0")" && pwd)"
