@@ -187,6 +187,18 @@ static status open_for_run(const struct dproto_registered *r, void *ctx, struct 
     return worker_open(&wc, out);
 }
 
+/* SIGINT and SIGTERM end the loop at the next batch; a gone peer is not a signal. */
+static void stop_on_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 static status run_dispatched(const struct opts *o)
 {
     struct lease_client_config lc = { .endpoint = o->dispatcher, .open = open_for_run, .curve = &o->curve };
@@ -210,13 +222,7 @@ static status run_dispatched(const struct opts *o)
         gethostname(host, sizeof host - 1);
         snprintf(r->name, sizeof r->name, "%s:%d", host, (int)getpid());
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    stop_on_signals();
     return lease_client_run(&lc, &g_stop);
 }
 
@@ -349,13 +355,7 @@ static status run(int argc, char **argv)
              dc.eval ? "central 0.875" : dc.crop ? "on" : "off", !dc.eval && dc.flip ? "on" : "off",
              !dc.eval && dc.color ? "on" : "off", dc.out_c == 3 && data_c == 1 ? ", gray expanded to RGB" : "");
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    stop_on_signals();
 
     g_started = 1;
     st = o.dump > 0 ? dump_images(w, &o, &dc) : stream_batches(w, &o, &dc);

@@ -646,3 +646,15 @@ status curve_client_apply(void *sock, const struct curve_opts *o)
     explicit_bzero(sec, sizeof sec);
     return st;
 }
+
+status curve_listen_check(const char *listen, const struct curve_opts *o)
+{
+    if (!listen) {
+        if (curve_opts_enabled(o) || o->insecure) return FAIL(STATUS_USAGE, "--curve_secret_key/--insecure go with --listen");
+        return STATUS_OK;
+    }
+    TRY(curve_opts_check(o, 1));
+    TRY(curve_policy_check(listen, curve_opts_enabled(o), o->insecure));
+    if (o->insecure) log_warn("--insecure: %s accepts batches from anyone who reaches it", listen);
+    return STATUS_OK;
+}

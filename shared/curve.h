@@ -76,6 +76,10 @@ status curve_secret_key_load(const char *path, char pub[CURVE_KEY_Z85_LEN + 1], 
  * STATUS_USAGE with one line naming the endpoint otherwise. */
 status curve_policy_check(const char *endpoints, int have_keys, int insecure);
 
+/* A consumer's --listen with its keys: curve_opts_check and
+ * curve_policy_check when listen is set (an --insecure listener is logged as
+ * a warning); keys or --insecure without --listen are a usage error. */
+status curve_listen_check(const char *listen, const struct curve_opts *o);
 /* Check the option combination for one side: server (authorized_keys with a
  * secret key) or client (server_key with a secret key).  STATUS_USAGE naming
  * the missing flag. */

@@ -244,13 +244,7 @@ status eval_once(const struct eval_config *c, struct eval_result *res)
     if (c->num_preprocess_threads < 0 || (c->num_preprocess_threads == 0 && !c->listen))
         return FAIL(STATUS_USAGE, "--num_preprocess_threads must be >= 1 (0 only with --listen)");
     TRY(augment_flags_check(&c->augment));
-    if (c->listen) {
-        TRY(curve_opts_check(&c->curve, 1));
-        TRY(curve_policy_check(c->listen, curve_opts_enabled(&c->curve), c->curve.insecure));
-        if (c->curve.insecure) log_warn("--insecure: %s accepts batches from anyone who reaches it", c->listen);
-    } else if (curve_opts_enabled(&c->curve) || c->curve.insecure) {
-        return FAIL(STATUS_USAGE, "--curve_secret_key/--insecure go with --listen");
-    }
+    TRY(curve_listen_check(c->listen, &c->curve));
     struct pass p = { .c = c };
     status st = eval_steps(&p, res);
     signals_stop_now(NULL, NULL);

@@ -324,13 +324,7 @@ static status settle_config(struct run *r)
     TRY(augment_flags_check(&c->augment));
     if (c->num_preprocess_threads == 0 && !c->listen)
         return FAIL(STATUS_USAGE, "--num_preprocess_threads 0 needs --listen ENDPOINT (remote workers)");
-    if (c->listen) {
-        TRY(curve_opts_check(&c->curve, 1));
-        TRY(curve_policy_check(c->listen, curve_opts_enabled(&c->curve), c->curve.insecure));
-        if (c->curve.insecure) log_warn("--insecure: %s accepts batches from anyone who reaches it", c->listen);
-    } else if (curve_opts_enabled(&c->curve) || c->curve.insecure) {
-        return FAIL(STATUS_USAGE, "--curve_secret_key/--insecure go with --listen");
-    }
+    TRY(curve_listen_check(c->listen, &c->curve));
     if (c->precision && strcmp(c->precision, "fp32") != 0) {
         if (strcmp(c->precision, "bf16") == 0)
             return FAIL(STATUS_UNSUPPORTED, "--precision bf16 is not implemented yet; only fp32 (TF32 tensor cores "

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$DEEPER_ROOT/tests/e2e/augment_lib.bash"
 need_ingest
 cd "$TMPDIR"
-"$AUG" --help | grep -q -- "--input_queue_memory_factor"
+grep -q -- "--input_queue_memory_factor" <<<"$("$AUG" --help)"
 
 expect_error() {   # expect_error CODE PATTERN ARGS...
   local code=$1 pat=$2; shift 2

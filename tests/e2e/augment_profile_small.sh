@@ -26,7 +26,7 @@ for d, want in (("small", ("small", True, False)), ("small_noflip", ("small", Fa
     got = (a["profile"], a["flip"], a["color"])
     assert got == want, (d, got, want)
 PYEOF
-"$DEEPER_BIN/deeper-info" small | grep -q "augment profile: small (flip yes, color no)" || { "$DEEPER_BIN/deeper-info" small; exit 1; }
+grep -q "augment profile: small (flip yes, color no)" <<<"$("$DEEPER_BIN/deeper-info" small)" || { "$DEEPER_BIN/deeper-info" small; exit 1; }
 "$AUG" --data_dir small --dump 64 --dump_dir d1 --image_size 28 2>log1.txt
 grep -q "small profile; crop on, flip on, colour off" log1.txt || { cat log1.txt; exit 1; }
 "$AUG" --data_dir small_noflip --dump 2 --dump_dir d2 --image_size 28 2>log2.txt

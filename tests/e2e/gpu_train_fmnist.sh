@@ -34,7 +34,7 @@ cat eval.out
 p1=$(sed -E 's/.*precision @ 1 = ([0-9.]+).*/\1/' eval.out)
 "$PY" -c "import sys; p=float('$p1'); assert p > 0.6, p"
 
-if "$DEEPER_BIN/deeper" train --help 2>&1 | grep -q inception_v3; then
+if grep -q inception_v3 <<<"$("$DEEPER_BIN/deeper" train --help 2>&1)"; then
   "$DEEPER_BIN/deeper" train --data_dir data --train_dir inc --model inception_v3 --device cuda \
     --image_size 75 --max_steps 30 --batch_size 32 --num_preprocess_threads 4 --log_every 10 \
     --initial_learning_rate 0.01 --seed 5 2> inc.log

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$TMPDIR"
 D="$DEEPER_BIN/deeper"
-"$D" --help | grep -q "keygen"
+grep -q "keygen" <<<"$("$D" --help)"
 umask 000
 "$D" keygen --name w1 keys > out.txt
 grep -q "^public key " out.txt

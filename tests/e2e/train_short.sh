@@ -53,7 +53,7 @@ cat eval.out
 grep -Eq ': precision @ 1 = 0\.[0-9]{4} recall @ 5 = [01]\.[0-9]{4} \[500 examples\]$' eval.out
 p1=$(sed -E 's/.*precision @ 1 = ([0-9.]+).*/\1/' eval.out)
 "$PY" -c "import sys; p=float('$p1'); assert p > 0.5, p"
-"$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars "Precision @ 1" ev | grep -q "^120 "
+grep -q "^120 " <<<"$("$PY" "$DEEPER_ROOT/scripts/tb_read.py" --scalars "Precision @ 1" ev)"
 
 # classify three test images written as PNG
 "$PY" - <<'PYEOF'
