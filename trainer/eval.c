@@ -169,6 +169,7 @@ static status eval_pass(struct pass *p, struct eval_result *res)
     double tl = log_now();
     for (uint64_t batches = 0; batches < p->batches;) {
         struct dispatch_batch b;
+        eval_reap(p);   /* also when batches never run out: the other workers may cover for a dead one */
         status st = dispatcher_next(p->in.disp, &b, &g_stop, eval_reap, p, NULL);
         if (st == STATUS_INTERRUPTED) return FAIL(STATUS_INTERRUPTED, "evaluation interrupted");
         if (st != STATUS_OK) return st;

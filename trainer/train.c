@@ -590,6 +590,8 @@ static status log_step(const struct run *r, struct window *w, int64_t step, cons
 static status train_step(struct run *r, struct window *w, struct dispatch_batch *b, struct tower_step_result *res)
 {
     double wait = 0, t_feed = log_now();
+    /* also when batches never run out: the other workers may cover for a dead one */
+    reap_workers(r);
     status st = dispatcher_next(r->in.disp, b, &g_stop, reap_workers, r, &wait);
     double idle_wait = tower_idle_wait(r->ts, t_feed, wait);   /* GPUs: only after they went idle */
     w->compute += wait - idle_wait;
