@@ -185,6 +185,13 @@ static status jpeg_decoder_region_run(struct jpeg_decoder *d, const uint8_t *dat
         jpeg_abort_decompress(c);
         return FAIL(STATUS_TOO_BIG, "jpeg: %dx%d exceeds %llu pixels", W, H, (unsigned long long)max_pixels);
     }
+    /* the box was planned from the record's header: a JPEG of another size
+       (a damaged or hostile record) must not map it outside the pixels */
+    if (box->y < 0 || box->x < 0 || box->h < 1 || box->w < 1 || box->y > H - box->h || box->x > W - box->w) {
+        jpeg_abort_decompress(c);
+        return FAIL(STATUS_CORRUPT, "jpeg: crop %dx%d at (%d,%d) lies outside the %dx%d image (JPEG size differs "
+                    "from the record header)", box->h, box->w, box->y, box->x, H, W);
+    }
     if (c->jpeg_color_space == JCS_CMYK || c->jpeg_color_space == JCS_YCCK) {
         jpeg_abort_decompress(c);
         const uint8_t *px;
