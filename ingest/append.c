@@ -124,22 +124,8 @@ status ingest_append_finish(struct ingest_ctx *c, struct ingest_rej_line *v, siz
         struct manifest_shard *nsh = realloc(s->shards, (size_t)(s->nshards + 1) * sizeof *nsh);
         if (!nsh) return FAIL(STATUS_NOMEM, "out of memory");
         s->shards = nsh;
-        struct manifest_shard *d = &s->shards[s->nshards++];
-        memset(d, 0, sizeof *d);
-        if (!(d->file = strdup(job->file))) return FAIL(STATUS_NOMEM, "out of memory");
-        d->records = r->records;
-        d->first_id = r->records ? r->first_id : job->lo;
-        d->last_id = r->records ? r->last_id : job->lo;
-        d->checksum = r->checksum;
-        d->bytes = r->bytes;
-        s->count += r->records;
-        *accepted += r->records;
-        if (r->records) {
-            if (r->min_h < m->image.min_height) m->image.min_height = r->min_h;
-            if (r->max_h > m->image.max_height) m->image.max_height = r->max_h;
-            if (r->min_w < m->image.min_width) m->image.min_width = r->min_w;
-            if (r->max_w > m->image.max_width) m->image.max_width = r->max_w;
-        }
+        status st = ingest_shard_result_add(m, s, &s->shards[s->nshards++], job, r, accepted);
+        if (st != STATUS_OK) return st;
     }
     if (*accepted == 0) return FAIL(STATUS_FORMAT, "--append: no image was accepted; the dataset is unchanged");
     struct manifest_append *na = realloc(m->appends, (size_t)(m->nappends + 1) * sizeof *na);

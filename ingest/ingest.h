@@ -175,6 +175,9 @@ status ingest_decode_only(struct ingest_ctx *c);
 status ingest_run(const struct ingest_opts *o);
 /* Write rejected.txt (from v, sorted here), labels.txt and manifest.json,
  * the manifest last; *accepted counts the records. */
+status ingest_shard_result_add(struct manifest *m, struct manifest_subset *s, struct manifest_shard *d,
+                               const struct ingest_shard_job *job, const struct ingest_shard_result *r,
+                               uint64_t *accepted);
 status ingest_outputs_write(struct ingest_ctx *c, struct ingest_rej_line *v, size_t n, uint64_t *accepted);
 void ingest_rej_lines_free(struct ingest_rej_line *v, size_t n);
 

@@ -425,6 +425,31 @@ static status run_write_labels(struct ingest_ctx *c)
     return st;
 }
 
+/* Fill the manifest entry d of subset s from a finished shard job and its
+ * result, and fold the shard's records and image sizes into the totals.
+ * d is zeroed here; the caller has made room for it. */
+status ingest_shard_result_add(struct manifest *m, struct manifest_subset *s, struct manifest_shard *d,
+                               const struct ingest_shard_job *job, const struct ingest_shard_result *r,
+                               uint64_t *accepted)
+{
+    memset(d, 0, sizeof *d);
+    if (!(d->file = strdup(job->file))) return FAIL(STATUS_NOMEM, "out of memory");
+    d->records = r->records;
+    d->first_id = r->records ? r->first_id : job->lo;
+    d->last_id = r->records ? r->last_id : job->lo;
+    d->checksum = r->checksum;
+    d->bytes = r->bytes;
+    s->count += r->records;
+    *accepted += r->records;
+    if (r->records) {
+        if (r->min_h < m->image.min_height) m->image.min_height = r->min_h;
+        if (r->max_h > m->image.max_height) m->image.max_height = r->max_h;
+        if (r->min_w < m->image.min_width) m->image.min_width = r->min_w;
+        if (r->max_w > m->image.max_width) m->image.max_width = r->max_w;
+    }
+    return STATUS_OK;
+}
+
 static status run_write_manifest(struct ingest_ctx *c, uint64_t *accepted)
 {
     const struct ingest_opts *o = c->o;
@@ -471,21 +496,8 @@ static status run_write_manifest(struct ingest_ctx *c, uint64_t *accepted)
             if (!s->shards) { st = FAIL(STATUS_NOMEM, "out of memory"); goto done; }
             m->nsubsets++;
         }
-        struct manifest_shard *d = &s->shards[s->nshards++];
-        d->file = strdup(job->file);
-        d->records = r->records;
-        d->first_id = r->records ? r->first_id : job->lo;
-        d->last_id = r->records ? r->last_id : job->lo;
-        d->checksum = r->checksum;
-        d->bytes = r->bytes;
-        s->count += r->records;
-        *accepted += r->records;
-        if (r->records) {
-            if (r->min_h < m->image.min_height) m->image.min_height = r->min_h;
-            if (r->max_h > m->image.max_height) m->image.max_height = r->max_h;
-            if (r->min_w < m->image.min_width) m->image.min_width = r->min_w;
-            if (r->max_w > m->image.max_width) m->image.max_width = r->max_w;
-        }
+        st = ingest_shard_result_add(m, s, &s->shards[s->nshards++], job, r, accepted);
+        if (st != STATUS_OK) goto done;
     }
     if (*accepted == 0) { st = FAIL(STATUS_FORMAT, "no image was accepted; see the rejections above"); goto done; }
     st = manifest_save(m, o->output_directory);
