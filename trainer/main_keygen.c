@@ -1,5 +1,5 @@
 /*
- * ingest/main_keygen.c — `deeper keygen DIR [--name NAME]`: write a CURVE key
+ * trainer/main_keygen.c — `deeper keygen DIR [--name NAME]`: write a CURVE key
  * pair for the batch stream (shared/curve.c does the work).
  *
  * DIR/NAME.key is the public certificate (give it to the other side: a
