@@ -9,6 +9,7 @@
  *
  *   struct check_acc a = check_begin(1e-6);       floor for the divisors
  *   for (...) check_add(&a, got, want);           one element at a time
+ *   (check_add_scaled(&a, got, want, unit): CHECK_REL error |got-want|/unit)
  *   check_expect(&a, "conv fwd", CHECK_NORM, 1e-4);
  *
  * or for whole arrays  check_f32("logits", got, want, n, CHECK_NORM, 1e-4).
@@ -51,7 +52,9 @@ static inline struct check_acc check_begin(double floor)
     return a;
 }
 
-static inline void check_add(struct check_acc *a, double got, double want)
+/* One element whose relative error is |got - want| / scale (scale: the
+ * element's own tolerance unit); check_add uses max(|want|, floor). */
+static inline void check_add_scaled(struct check_acc *a, double got, double want, double scale)
 {
     size_t i = a->n++;
     if (!isfinite(got) || !isfinite(want)) {
@@ -60,9 +63,14 @@ static inline void check_add(struct check_acc *a, double got, double want)
     }
     double d = fabs(got - want);
     if (!(d <= a->abs)) { a->abs = d; a->abs_at = i; a->abs_got = got; a->abs_want = want; }
-    double r = d / fmax(fabs(want), a->floor);
+    double r = d / scale;
     if (!(r <= a->rel)) { a->rel = r; a->rel_at = i; a->rel_got = got; a->rel_want = want; }
     if (fabs(want) > a->ref_max) a->ref_max = fabs(want);
+}
+
+static inline void check_add(struct check_acc *a, double got, double want)
+{
+    check_add_scaled(a, got, want, fmax(fabs(want), a->floor));
 }
 
 /* The error of one kind; INFINITY when any element was NaN or Inf. */

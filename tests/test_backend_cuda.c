@@ -73,10 +73,26 @@ Test(backend_cuda, refuses_cleanly_without_gpu)
 #endif
 }
 
+/* The probe scripts/run-tests --gpu runs first: under DEEPER_REQUIRE_GPU=1
+ * it fails, with the reason on one line, unless a GPU is usable here. */
+static int require_gpu(void)
+{
+    const char *r = getenv("DEEPER_REQUIRE_GPU");
+    return r && strcmp(r, "1") == 0;
+}
+
 #ifndef DEEPER_HAVE_CUDA
+#define NO_CUDA_WHY "built without CUDA (NO_CUDA=1, or nvcc/cuDNN not found at build time)"
 Test(backend_cuda, ops_against_cpu)
 {
-    cr_skip("built without CUDA (NO_CUDA=1, or nvcc/cuDNN not found at build time)");
+    if (require_gpu()) cr_assert_fail("DEEPER_REQUIRE_GPU=1 but " NO_CUDA_WHY);
+    cr_skip(NO_CUDA_WHY);
+}
+
+Test(backend_cuda, device_present)
+{
+    if (require_gpu()) cr_assert_fail("DEEPER_REQUIRE_GPU=1 but " NO_CUDA_WHY);
+    cr_skip(NO_CUDA_WHY);
 }
 #else
 
@@ -105,12 +121,20 @@ static int gpus_or_skip(int want)
     }
     (void)cudaGetLastError();
     if (why) {
-        const char *req = getenv("DEEPER_REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) cr_assert_fail("DEEPER_REQUIRE_GPU=1 but %s", why);
+        if (require_gpu()) cr_assert_fail("DEEPER_REQUIRE_GPU=1 but %s", why);
         cr_skip("%s", why);
     }
     if (n < want) cr_skip("needs %d GPUs, %d present", want, n);
     return n;
+}
+
+Test(backend_cuda, device_present)
+{
+    int n = gpus_or_skip(1);
+    char d[256];
+    for (int i = 0; i < n; i++)
+        if (backend_cuda_describe(i, d, sizeof d) == STATUS_OK) printf("GPU %d: %s\n", i, d);
+    cr_assert_gt(n, 0);
 }
 
 static void need_gpu(int tf32)

@@ -20,6 +20,7 @@
 
 #include "shared/safetensors.h"
 #include "tests/check_util.h"
+#include "tests/pyref_util.h"
 #include "trainer/model.h"
 
 static double check(const char *what, const float *ours, const struct st_file *f, const char *name,
@@ -48,8 +49,7 @@ static void check_params(struct graph *g, const struct st_file *f, const char *p
 
 Test(parity, nielsennet_vs_pytorch, .timeout = 300)
 {
-    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-        cr_skip_test("/usr/bin/python3 has no torch (scripts/setup installs python3-torch)");
+    pyref_need("torch");
     char dir[] = "/tmp/deeper-parity-XXXXXX";
     cr_assert(mkdtemp(dir));
     char path[256], cmd[512];
