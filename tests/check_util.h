@@ -62,9 +62,10 @@ static inline void check_add_scaled(struct check_acc *a, double got, double want
         return;
     }
     double d = fabs(got - want);
-    if (!(d <= a->abs)) { a->abs = d; a->abs_at = i; a->abs_got = got; a->abs_want = want; }
-    double r = d / scale;
-    if (!(r <= a->rel)) { a->rel = r; a->rel_at = i; a->rel_got = got; a->rel_want = want; }
+    int first = a->n - a->bad == 1;     /* the first finite element sets where */
+    if (first || !(d <= a->abs)) { a->abs = d; a->abs_at = i; a->abs_got = got; a->abs_want = want; }
+    double r = d == 0 ? 0 : d / scale;  /* d > 0 over a zero scale: Inf, a failure */
+    if (first || !(r <= a->rel)) { a->rel = r; a->rel_at = i; a->rel_got = got; a->rel_want = want; }
     if (fabs(want) > a->ref_max) a->ref_max = fabs(want);
 }
 
