@@ -161,8 +161,10 @@ test-asan:
 	@BUILD=build/asan BIN=build/asan/bin DEEPER_ASAN=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 scripts/run-tests
 
+# On a machine without a usable GPU this fails with one line saying why;
+# on a GPU machine a skipped GPU test is a failure (scripts/run-tests --gpu).
 test-gpu: all tests-build
-	@scripts/run-tests --gpu
+	@BUILD=$(BUILD) BIN=$(BIN) scripts/run-tests --gpu
 
 # A self-contained bin/ + tests for a GPU machine (static ZeroMQ, LMDB, codecs;
 # only CUDA/cuDNN/cuBLAS/NCCL dynamic).  scripts/gpu-run uses it.

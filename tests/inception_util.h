@@ -6,8 +6,10 @@
  * scripts/ref/inception_ref.py (Debian's /usr/bin/python3 with torch and
  * torchvision) into one directory per user and script version under
  * $TMPDIR, guarded by a lock file so that parallel test processes generate
- * it once.  A test whose reference cannot be generated is skipped with the
- * reason (no torch), never passed.
+ * it once.  The test is skipped, with the reason, only when torch or
+ * torchvision is not installed (pyref_need); a reference script that fails
+ * or a file the safetensors reader refuses fails the test.  Comparisons go
+ * through tests/check_util.h (NaN or Inf fails).
  */
 #ifndef DEEPER_TESTS_INCEPTION_UTIL_H
 #define DEEPER_TESTS_INCEPTION_UTIL_H
@@ -24,6 +26,8 @@
 
 #include "shared/log.h"
 #include "shared/safetensors.h"
+#include "tests/check_util.h"
+#include "tests/pyref_util.h"
 #include "trainer/backend.h"
 #include "trainer/graph.h"
 #include "trainer/inception_v3.h"
@@ -44,19 +48,21 @@ static inline const char *iref_tmp(void)
 }
 
 /* Directory holding weights/eval/train.safetensors, generated on first use.
- * NULL (and a criterion skip by the caller) when python/torch is missing. */
+ * Skips the test when torch/torchvision is missing; fails it when the
+ * reference cannot be generated for any other reason. */
 static inline const char *iref_dir(void)
 {
     static char dir[1024];
     char script[900], lock[1100], cmd[8192];
     struct stat sb;
     snprintf(script, sizeof script, "%s/scripts/ref/inception_ref.py", iref_root());
-    if (stat(script, &sb) != 0) return NULL;
+    cr_assert(stat(script, &sb) == 0, "%s: missing (DEEPER_ROOT=%s)", script, iref_root());
+    pyref_need("torch torchvision");
     snprintf(dir, sizeof dir, "%s/deeper-iref-%u-%lld-%lld", iref_tmp(), (unsigned)getuid(),
              (long long)sb.st_size, (long long)sb.st_mtime);
     snprintf(lock, sizeof lock, "%s.lock", dir);
     int fd = open(lock, O_CREAT | O_RDWR, 0600);
-    if (fd < 0) return NULL;
+    cr_assert(fd >= 0, "%s: cannot open the lock file", lock);
     flock(fd, LOCK_EX);
     char done[1100];
     snprintf(done, sizeof done, "%s/train.safetensors", dir);
@@ -66,7 +72,11 @@ static inline const char *iref_dir(void)
                  "rm -rf '%s' && mv '%s.tmp' '%s'",
                  script, dir, IREF_CLASSES, dir, dir, dir);
         int rc = system(cmd);
-        if (rc != 0) { flock(fd, LOCK_UN); close(fd); return NULL; }
+        if (rc != 0) {
+            flock(fd, LOCK_UN);
+            close(fd);
+            cr_assert_fail("reference script failed (status %d): %s", rc, cmd);
+        }
     }
     flock(fd, LOCK_UN);
     close(fd);
@@ -76,11 +86,10 @@ static inline const char *iref_dir(void)
 static inline struct st_file *iref_open(const char *name)
 {
     const char *d = iref_dir();
-    if (!d) return NULL;
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", d, name);
     struct st_file *f = NULL;
-    if (safetensors_open(&f, path) != STATUS_OK) return NULL;
+    cr_assert_eq(safetensors_open(&f, path), STATUS_OK, "reference %s: %s", path, status_msg());
     return f;
 }
 
@@ -91,18 +100,10 @@ static inline const struct st_tensor *iref_get(const struct st_file *f, const ch
     return t;
 }
 
-/* max |got - ref| / max |ref| */
+/* max |got - ref| / max |ref|; INFINITY when either side has a NaN or Inf */
 static inline double iref_rel_err(const float *got, const float *ref, size_t n, size_t *where)
 {
-    double md = 0, mr = 0;
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)ref[i]);
-        if (!(d <= md)) { md = d; w = i; }      /* NaN-safe: a NaN wins */
-        if (fabs((double)ref[i]) > mr) mr = fabs((double)ref[i]);
-    }
-    if (where) *where = w;
-    return mr > 0 ? md / mr : md;
+    return check_err_f32(got, ref, n, CHECK_NORM, 0, where);
 }
 
 /* Host copy of a value (caller frees). */

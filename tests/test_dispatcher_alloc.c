@@ -7,6 +7,10 @@
  * real dataset over ipc://; every batch handed out must have its pixels and
  * labels inside blocks the allocator gave, hold what worker_batch_at makes
  * for that index, and every block must be returned by dispatcher_free.
+ * Independently of the worker's code, over two epochs (20 batches of 3 from
+ * 30 records): every id is a train record, each appears exactly once per
+ * epoch, its label is the one the dataset was written with (id % 3) and
+ * the epoch field follows.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -138,12 +142,24 @@ Test(dispatcher_alloc, batch_buffers_come_from_the_allocator, .fini = fini_remov
     int32_t labels[B];
     uint64_t ids[B];
     uint8_t pixels[B * S * S * C];
-    for (uint64_t q = 0; q < 6; q++) {
+    int seen[2][30] = { { 0 } };
+    for (uint64_t q = 0; q < 20; q++) {
         struct dispatch_batch b;
         double wait = 0;
         cr_assert_eq(dispatcher_next(d, &b, NULL, NULL, NULL, &wait), STATUS_OK, "%s", status_msg());
         cr_assert_eq(b.index, q);
         cr_assert_eq(b.n, B);
+        cr_assert(b.h == S && b.w == S && b.c == C, "batch %llu: %dx%dx%d", (unsigned long long)q, b.h, b.w, b.c);
+        cr_assert_eq(b.epoch, q * B / 30, "batch %llu: epoch %llu", (unsigned long long)q, (unsigned long long)b.epoch);
+        for (int i = 0; i < B; i++) {
+            uint64_t id = b.ids[i];
+            cr_assert_lt(id, 30u, "batch %llu: id %llu is not a train record", (unsigned long long)q,
+                         (unsigned long long)id);
+            cr_assert_eq(b.labels[i], (int32_t)(id % 3), "batch %llu: id %llu has label %d, the dataset says %d",
+                         (unsigned long long)q, (unsigned long long)id, b.labels[i], (int)(id % 3));
+            int e = (int)((q * B + (uint64_t)i) / 30);
+            cr_assert_eq(seen[e][id]++, 0, "id %llu twice in epoch %d", (unsigned long long)id, e);
+        }
         cr_assert(inside(&cnt, b.pixels, (size_t)B * S * S * C), "batch %llu: pixels not from the allocator",
                   (unsigned long long)q);
         cr_assert(inside(&cnt, b.labels, B * sizeof(int32_t)), "batch %llu: labels not from the allocator",
@@ -154,6 +170,8 @@ Test(dispatcher_alloc, batch_buffers_come_from_the_allocator, .fini = fini_remov
         cr_assert_eq(memcmp(b.ids, ids, sizeof ids), 0, "batch %llu: ids differ", (unsigned long long)q);
         cr_assert_eq(memcmp(b.pixels, pixels, sizeof pixels), 0, "batch %llu: pixels differ", (unsigned long long)q);
     }
+    for (int e = 0; e < 2; e++)
+        for (int id = 0; id < 30; id++) cr_expect_eq(seen[e][id], 1, "epoch %d: id %d seen %d times", e, id, seen[e][id]);
     worker_free(&ref);
     stop_worker = 1;
     void *ret;

@@ -33,7 +33,6 @@ static void load_ref_weights(struct graph *g, const char *file)
 static void eval_case(const char *in_name, const char *out_name, int size, int c, const char *what)
 {
     struct st_file *e = iref_open("eval.safetensors");
-    if (!e) cr_skip_test("torchvision reference could not be generated (/usr/bin/python3 with torch?)");
     const struct st_tensor *in = iref_get(e, in_name), *ref = iref_get(e, out_name);
     int batch = (int)in->shape[0];
     cr_assert_eq(in->shape[1], size);
@@ -85,7 +84,6 @@ static double check_grad(struct graph *g, const struct st_tensor *t, const char 
 Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
 {
     struct st_file *tr = iref_open("train.safetensors");
-    if (!tr) cr_skip_test("torchvision reference could not be generated (/usr/bin/python3 with torch?)");
     const char *with_aux = safetensors_meta(tr, "with_aux");
     cr_assert(with_aux && strcmp(with_aux, "1") == 0, "reference without aux head");
     const struct st_tensor *in = iref_get(tr, "input"), *lab = iref_get(tr, "labels");
@@ -126,18 +124,15 @@ Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
     float ref_loss = *(const float *)iref_get(tr, "loss")->data;
     float ref_aux = *(const float *)iref_get(tr, "aux_loss")->data;
     float ref_total = *(const float *)iref_get(tr, "total")->data;
-    double e_loss = fabs(loss - ref_loss) / fabs(ref_loss);
-    double e_aux = fabs(aux_loss - ref_aux) / fabs(ref_aux);
-    double e_tot = fabs(total - ref_total) / fabs(ref_total);
+    double e_loss = check_scalar("train loss", loss, ref_loss, 1e-12, 1e-3);
+    double e_aux = check_scalar("train aux loss", aux_loss, ref_aux, 1e-12, 1e-3);
+    double e_tot = check_scalar("train total loss", total, ref_total, 1e-12, 1e-3);
     printf("inception parity: train 299x299 batch %d (forward+backward %.2f s): logits %.3g, aux logits "
            "%.3g, loss %.6f vs %.6f (%.3g), aux loss %.6f vs %.6f (%.3g), total %.6f vs %.6f (%.3g)\n",
            batch, t1 - t0, e_lg, e_al, loss, ref_loss, e_loss, aux_loss, ref_aux, e_aux, total,
            ref_total, e_tot);
     cr_expect_leq(e_lg, 1e-3, "train logits %g", e_lg);
     cr_expect_leq(e_al, 1e-3, "aux logits %g", e_al);
-    cr_expect_leq(e_loss, 1e-3, "loss %g", e_loss);
-    cr_expect_leq(e_aux, 1e-3, "aux loss %g", e_aux);
-    cr_expect_leq(e_tot, 1e-3, "total loss %g", e_tot);
 
     /* gradients: within 1e-3, or, where PyTorch's own float32 gradient is
      * further than 5e-4 from the float64 reference (an ill-conditioned
@@ -161,8 +156,8 @@ Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
         else printf("inception parity: gradient of %s: %.3g, PyTorch float32 %.3g (tolerance %.3g)%s\n",
                     t->name + 5, e, f32err, tol,
                     f32err > 1 ? ": the exact gradient is ~0 (the next BN cancels this bias)" : "");
-        if (f32err <= 5e-4 && e > worst) { worst = e; worst_name = t->name + 5; }
-        if (e / tol > worst_tol) worst_tol = e / tol;
+        if (f32err <= 5e-4 && !(e <= worst)) { worst = e; worst_name = t->name + 5; }
+        if (!(e / tol <= worst_tol)) worst_tol = e / tol;
     }
     printf("inception parity: %d gradients, %d within 1e-3; %d well-conditioned (PyTorch float32 within "
            "5e-4): largest relative error %.3g (%s); largest error/tolerance %.3g\n", ngrad, nwithin,
@@ -186,24 +181,24 @@ Test(inception_parity, train_forward_backward_running_stats_299, .timeout = 900)
         /* new = (1-m) old + m batch: allow 1e-3 relative error in the batch
          * statistic (against its largest value in the layer) plus 2 ulp of
          * float32 storage; report the error of the implied statistic */
-        double mr = 0, worst_ratio = 0, md = 0;
-        size_t wk = 0;
+        double mr = 0;
         for (size_t k = 0; k < p->numel; k++) {
             br[k] = ((double)ref[k] - (1.0 - m) * before[i][k]) / m;
             if (fabs(br[k]) > mr) mr = fabs(br[k]);
         }
+        struct check_acc sa = check_begin(0), ba = check_begin(0);
         for (size_t k = 0; k < p->numel; k++) {
             bg[k] = ((double)h[k] - (1.0 - m) * before[i][k]) / m;
-            double tol = m * 1e-3 * mr + 2.4e-7 * fabs(ref[k]);
-            double d = fabs((double)h[k] - ref[k]);
-            if (d / tol > worst_ratio) { worst_ratio = d / tol; wk = k; }
-            if (fabs(bg[k] - br[k]) > md) md = fabs(bg[k] - br[k]);
+            check_add_scaled(&sa, h[k], ref[k], m * 1e-3 * mr + 2.4e-7 * fabs(ref[k]));
+            check_add(&ba, bg[k], br[k]);
         }
-        double ev = iref_rel_err(h, ref, p->numel, NULL), eb = mr > 0 ? md / mr : md;
-        cr_expect_leq(worst_ratio, 1.0, "%s[%zu] after the step: %.9g vs %.9g (batch statistic %g vs %g)",
-                      p->name, wk, h[wk], ref[wk], bg[wk], br[wk]);
-        if (ev > worst_v) worst_v = ev;
-        if (eb > worst_b) worst_b = eb;
+        /* error / tolerance <= 1 per element (NaN or Inf: infinite) */
+        char what[200];
+        snprintf(what, sizeof what, "%s after the step (error/tol)", p->name);
+        if (!(check_err(&sa, CHECK_REL) <= 1.0)) check_expect(&sa, what, CHECK_REL, 1.0);
+        double ev = iref_rel_err(h, ref, p->numel, NULL), eb = check_err(&ba, CHECK_NORM);
+        if (!(ev <= worst_v)) worst_v = ev;
+        if (!(eb <= worst_b)) worst_b = eb;
         nstat++;
         free(h); free(bg); free(br); free(before[i]);
     }

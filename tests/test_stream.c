@@ -215,16 +215,42 @@ Test(stream, caller_allocator_and_queue_depth_bounded)
         fill(b, 0, 1, seq, N);
         cr_assert_eq(sender_send(s, b, NULL), STATUS_OK);
     }
-    usleep(300000);
+    /* The consumer does not read: the receiver fills its pool of 2 and then
+     * stops taking messages off the socket (the other 3 wait in ZeroMQ's
+     * queues), allocating nothing more.  Polled for up to 5 s, then held
+     * 300 ms to see that it stays there. */
     struct stream_stats st;
+    for (int i = 0; i < 500; i++) {
+        stream_receiver_stats(r, &st);
+        if (st.queue_depth == 2) break;
+        usleep(10000);
+    }
+    usleep(300000);
     stream_receiver_stats(r, &st);
-    cr_assert_leq(st.queue_depth, 2);
-    for (uint64_t seq = 0; seq < 5; seq++) {
-        struct stream_batch *got;
+    cr_assert_eq(st.queue_depth, 2, "the pool of 2 should be full while the consumer waits: depth %d", st.queue_depth);
+    cr_assert_eq(st.received, 2, "the receiver took %llu batches off the socket with a pool of 2",
+                 (unsigned long long)st.received);
+    cr_assert_eq(allocs, 2, "the receiver allocated %d buffers for a pool of 2", allocs);
+    /* one batch consumed and released: exactly one more is taken in */
+    struct stream_batch *got;
+    cr_assert_eq(stream_receiver_next(r, &got, 5000), STATUS_OK, "batch 0: %s", status_msg());
+    check(got, 0, N);
+    stream_receiver_release(r, got);
+    for (int i = 0; i < 500; i++) {
+        stream_receiver_stats(r, &st);
+        if (st.received == 3 && st.queue_depth == 2) break;
+        usleep(10000);
+    }
+    usleep(300000);
+    stream_receiver_stats(r, &st);
+    cr_assert(st.received == 3 && st.queue_depth == 2, "after one release: received %llu, depth %d (want 3, 2)",
+              (unsigned long long)st.received, st.queue_depth);
+    for (uint64_t seq = 1; seq < 5; seq++) {
         cr_assert_eq(stream_receiver_next(r, &got, 5000), STATUS_OK, "batch %llu: %s", (unsigned long long)seq, status_msg());
         check(got, seq, N);
         stream_receiver_release(r, got);
     }
+    cr_assert_eq(allocs, 2);
     sender_free(&s);
     stream_receiver_free(&r);
     cr_assert_eq(frees, 2);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "shared/rng.h"
+#include "tests/check_util.h"
 #include "trainer/backend.h"
 
 static struct backend *be;
@@ -65,20 +66,16 @@ typedef double (*loss_fn)(void *ctx);
 static double fd_check(const char *what, float *v, const float *grad, size_t n, float h, loss_fn fn,
                        void *ctx, double tol)
 {
-    double worst = 0;
-    size_t at = 0;
+    /* |numeric - analytic| / max(1, |analytic|): the analytic side is "want" */
+    struct check_acc a = check_begin(1.0);
     for (size_t i = 0; i < n; i++) {
         float keep = v[i];
         v[i] = keep + h; double lp = fn(ctx);
         v[i] = keep - h; double lm = fn(ctx);
         v[i] = keep;
-        double num = (lp - lm) / (2.0 * h);
-        double err = fabs(num - grad[i]) / fmax(1.0, fabs(grad[i]));
-        if (err > worst) { worst = err; at = i; }
+        check_add(&a, (lp - lm) / (2.0 * h), grad[i]);
     }
-    printf("largest error %-34s %.3e (element %zu of %zu)\n", what, worst, at, n);
-    cr_expect(worst <= tol, "%s: largest error %.3e > %.1e at %zu", what, worst, tol, at);
-    return worst;
+    return check_expect(&a, what, CHECK_REL, tol);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -129,17 +126,15 @@ static void conv_run(const char *name, int N, int C, int H, int W, int O, int kh
     c.w = tensor_make(wb, DT_F32, LAYOUT_NCHW, O, C, kh, kw);
     c.r = r;
     conv_loss(&c);
-    double worst = 0;
+    struct check_acc fa = check_begin(1.0);
     for (int n = 0; n < N; n++)
         for (int o = 0; o < O; o++)
             for (int oy = 0; oy < OH; oy++)
-                for (int ox = 0; ox < OW; ox++) {
-                    double ref = conv_ref(&c, n, o, oy, ox);
-                    double got = yb[n * Y.sn + (o + yslice) * Y.sc + oy * OW + ox];
-                    worst = fmax(worst, fabs(ref - got));
-                }
-    printf("largest error %-34s %.3e\n", "conv forward vs direct loop", worst);
-    cr_expect(worst < 1e-4, "%s forward: %.3e", name, worst);
+                for (int ox = 0; ox < OW; ox++)
+                    check_add(&fa, yb[n * Y.sn + (o + yslice) * Y.sc + oy * OW + ox], conv_ref(&c, n, o, oy, ox));
+    char fwd[96];
+    snprintf(fwd, sizeof fwd, "%s forward vs direct loop", name);
+    check_expect(&fa, fwd, CHECK_ABS, 1e-4);
     /* padding channels of a sliced output are untouched */
     if (yslice) for (int i = 0; i < OH * OW; i++) cr_expect_eq(yb[i], 0.0f);
 
@@ -387,8 +382,7 @@ Test(layers, softmax_xent_smoothing, .init = setup, .fini = teardown)
         }
     }
     ref /= N;
-    printf("largest error %-34s %.3e\n", "softmax xent loss vs double", fabs(ref - l));
-    cr_expect(fabs(ref - l) < 1e-5 * fmax(1, fabs(ref)), "loss %f vs %f", l, ref);
+    check_scalar("softmax xent loss vs double", l, ref, 1.0, 1e-5);
     fd_check("softmax xent (smoothing 0.1) dlogits", z, dz, N * C, 1e-3f, xent_loss, &c, 1e-2);
     free(z); free(dz);
 }
@@ -410,7 +404,9 @@ Test(layers, rmsprop_tf_semantics, .init = setup, .fini = teardown)
             W[i] -= MOM[i];
         }
     }
-    for (int i = 0; i < 3; i++) cr_expect(fabs(w[i] - W[i]) < 1e-6, "w[%d] %f vs %f", i, w[i], W[i]);
+    struct check_acc a = check_begin(1.0);
+    for (int i = 0; i < 3; i++) check_add(&a, w[i], W[i]);
+    check_expect(&a, "rmsprop x3 vs double", CHECK_ABS, 1e-6);
     float sh[2] = { 1, 2 }, v[2] = { 3, 4 };
     cr_assert_eq(be->ops->ema_update(be, sh, v, 2, 0.75f), STATUS_OK);
     cr_expect_float_eq(sh[0], 1.5f, 1e-6);

@@ -19,26 +19,16 @@
 #include <unistd.h>
 
 #include "shared/safetensors.h"
+#include "tests/check_util.h"
+#include "tests/pyref_util.h"
 #include "trainer/model.h"
-
-static double rel_err(const float *a, const float *ref, size_t n)
-{
-    double d = 0, m = 1e-12;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - ref[i]));
-        m = fmax(m, fabs(ref[i]));
-    }
-    return d / m;
-}
 
 static double check(const char *what, const float *ours, const struct st_file *f, const char *name,
                     size_t n, double tol)
 {
     float *ref = malloc(n * 4);
     cr_assert_eq(safetensors_read_f32(f, name, ref, (int64_t)n), STATUS_OK, "%s", status_msg());
-    double e = rel_err(ours, ref, n);
-    printf("largest error %-34s %.3e\n", what, e);
-    cr_expect(e <= tol, "%s: relative error %.3e > %.0e", what, e, tol);
+    double e = check_f32(what, ours, ref, n, CHECK_NORM, tol);
     free(ref);
     return e;
 }
@@ -59,8 +49,7 @@ static void check_params(struct graph *g, const struct st_file *f, const char *p
 
 Test(parity, nielsennet_vs_pytorch, .timeout = 300)
 {
-    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-        cr_skip_test("/usr/bin/python3 has no torch (scripts/setup installs python3-torch)");
+    pyref_need("torch");
     char dir[] = "/tmp/deeper-parity-XXXXXX";
     cr_assert(mkdtemp(dir));
     char path[256], cmd[512];
@@ -96,9 +85,7 @@ Test(parity, nielsennet_vs_pytorch, .timeout = 300)
     cr_assert_eq(model_step_train(ts, px->data, 1, labels, 32, &r), STATUS_OK, "%s", status_msg());
     float ref_loss;
     cr_assert_eq(safetensors_read_f32(f, "loss", &ref_loss, 1), STATUS_OK);
-    printf("largest error %-34s %.3e (%.6f vs %.6f)\n", "step 0 loss", fabs(r.data_loss - ref_loss) / ref_loss,
-           r.data_loss, ref_loss);
-    cr_expect(fabs(r.data_loss - ref_loss) <= 1e-4 * ref_loss, "loss %f vs %f", r.data_loss, ref_loss);
+    check_scalar("step 0 loss", r.data_loss, ref_loss, 1e-12, 1e-4);
     struct tensor lg = graph_value(g, graph_logits(g));
     check("step 0 logits", lg.data, f, "logits", 320, 1e-4);
     check_params(g, f, "grad.", "step 0 gradient", 1);
@@ -109,10 +96,10 @@ Test(parity, nielsennet_vs_pytorch, .timeout = 300)
         losses[s] = r.data_loss;
     }
     cr_assert_eq(safetensors_read_f32(f, "losses", ref_losses, 10), STATUS_OK);
-    double le = 0;
-    for (int s = 0; s < 10; s++) le = fmax(le, fabs(losses[s] - ref_losses[s]) / ref_losses[s]);
-    printf("largest error %-34s %.3e (loss %.4f -> %.4f)\n", "10-step losses", le, losses[0], losses[9]);
-    cr_expect(le <= 1e-4, "10-step losses differ by %.3e", le);
+    struct check_acc la = check_begin(1e-12);
+    for (int s = 0; s < 10; s++) check_add(&la, losses[s], ref_losses[s]);
+    printf("10-step losses %.4f -> %.4f\n", losses[0], losses[9]);
+    check_expect(&la, "10-step losses", CHECK_REL, 1e-4);
     check_params(g, f, "step10.", "RMSProp x10", 0);
     model_towers_free(&ts);
     safetensors_free(&f);
