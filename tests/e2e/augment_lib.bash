@@ -3,7 +3,7 @@
 #                          when python3-zmq, numpy or PIL is not installed
 #   make_photo_ds DIR N [STORE]   N colour images per class (3 classes, mixed sizes,
 #                          PNG and JPEG files) ingested into DIR (raw or jpeg storage)
-#   make_fmnist_ds DIR N   the first N Fashion-MNIST training and N/5 test images
+#   make_fmnist_ds DIR N   the first N Fashion-MNIST training and N test images
 #   free_port              an unused TCP port on 127.0.0.1
 #   consume ARGS...        scripts/consume_stream.py with /usr/bin/python3
 PY=/usr/bin/python3
