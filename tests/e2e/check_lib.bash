@@ -9,6 +9,8 @@
 #   check_not DESC CMD...        run CMD; fail with DESC when it exits zero
 #   check_exit PID WANT DESC     wait for PID; fail unless its exit status is
 #                                one of WANT (comma-separated, e.g. 0 or 0,143)
+#   stop_and_check PID DESC      SIGTERM to a worker still running (or done by itself):
+#                                it must exit 0 (a clean stop)
 #   need_programs NAME...        fail (never skip) when bin/deeper-NAME is missing
 #   need_py_modules PY MOD...    skip when PY cannot find a module (not installed),
 #                                fail when it finds them all but cannot import them
@@ -36,6 +38,11 @@ check_exit() {
     *",$rc,"*) ;;
     *) fail "$what: exit status $rc, expected $want" ;;
   esac
+}
+
+stop_and_check() {
+  kill -TERM "$1" 2>/dev/null || true
+  check_exit "$1" 0 "$2"
 }
 
 need_programs() {

@@ -32,16 +32,20 @@ ep=tcp://10.213.7.1:5555
 DEEPER_DUMP_IDS=a.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "$ep" --insecure 2> a.log &
 ta=$!; PIDS+=($ta)
 ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w0 2> a-w0.log & w0=$!; PIDS+=($w0)
-wait $ta
-kill $w0; wait $w0 || true
+check_exit $ta 0 "trainer a"
+stop_and_check $w0 "worker w0"
 
 DEEPER_DUMP_IDS=b.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --insecure 2> b.log &
 tb=$!; PIDS+=($tb)
-for i in 1 2 3; do ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w$i 2> b-w$i.log & PIDS+=($!); done
+declare -A wp
+for i in 1 2 3; do ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w$i 2> b-w$i.log & wp[$i]=$!; PIDS+=($!); done
 wait_lines b.ids 8
-victim=${PIDS[-2]}
+victim=${wp[2]}
 kill -STOP "$victim"; kill -9 "$victim"
-wait $tb
+check_exit $tb 0 "trainer b"
+check_exit $victim 137 "worker w2 (kill -9)"
+stop_and_check ${wp[1]} "worker w1"
+stop_and_check ${wp[3]} "worker w3"
 grep -E "joined|timed out|re-leased" b.log
 grep -q "worker w2 (10.213.7.2) joined" b.log
 grep -q "worker w2 (10.213.7.2) timed out" b.log

@@ -5,7 +5,8 @@
 #  - --fresh removes the old event files too (TensorBoard starts afresh), in train_dir and its eval/;
 #  - nested --train_dir and --eval_dir are created with their parents; eval's default eval_dir is
 #    CHECKPOINT_DIR/eval;
-#  - --num_gpus on a machine (or --device) without GPUs is refused with one line, exit 2;
+#  - --num_gpus on a machine (or --device) without GPUs is refused with one error line (and the
+#    usage hint), exit 2;
 #  - recall @ 5 with 5 classes or fewer is labelled as trivially 1;
 #  - train and eval accept every distortion switch augment has and pass them on to their workers;
 #    help texts say the default comes from the dataset's profile;
@@ -51,7 +52,9 @@ if ls a/b/run/eval/events.out.tfevents.* 2>/dev/null; then echo "old eval event 
 # --num_gpus without a GPU: one line, exit 2, nothing trained
 rc=0; $T --train_dir g --max_steps 5 --batch_size 32 --num_gpus 2 --device cpu 2> g.log || rc=$?
 [ "$rc" -eq 2 ] || { echo "--num_gpus on cpu: exit $rc, want 2"; cat g.log; exit 1; }
-[ "$(wc -l < g.log)" -eq 1 ] || fail "--num_gpus on cpu: expected one line"
+# one error line; usage errors add the one "HINT: see deeper train --help" line
+[ "$(grep -c . g.log)" -eq 2 ] && [ "$(grep -c "error:" g.log)" -eq 1 ] && grep -q "^HINT: see deeper train --help$" g.log ||
+  fail "--num_gpus on cpu: expected one error line and the usage hint"
 check "--num_gpus on cpu: the line must point to --num_towers" grep -q "error: --num_gpus 2: .*CPU.*--num_towers" g.log
 check "--num_gpus on cpu wrote a checkpoint" test ! -e g/checkpoint
 

@@ -21,7 +21,7 @@ for i in $(seq 1 600); do
   sleep 0.1
 done
 kill -9 $pid 2>/dev/null || true
-wait $pid 2>/dev/null || true
+check_exit $pid 0,137 "run b (kill -9 after its step-10 checkpoint, or done before)"
 test -f b/model.ckpt-10.safetensors
 rm -f b/model.ckpt-20.safetensors          # in case it got that far: resume from 10
 "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --max_steps 20 2> b2.log
