@@ -249,6 +249,8 @@ def cmd_gen(a):
     with torch.no_grad():
         le = m(to_input(xe)).float().numpy()
         lg = m(to_input(xg)).float().numpy()
+    numcheck.assert_finite("reference eval logits", le)
+    numcheck.assert_finite("reference gray eval logits", lg)
     st.save(os.path.join(a.out, "eval.safetensors"),
             {"input": xe, "logits": le, "gray_input": xg, "gray_logits": lg})
 
@@ -269,7 +271,9 @@ def cmd_gen(a):
     for k in list(t):
         if k.startswith("grad."):
             ref = t[k].astype(np.float64)
-            e = numcheck.max_rel_err(f32[k], ref, 1e-300)    # inf where either holds NaN or Inf
+            numcheck.assert_finite("reference " + k, ref)   # a NaN reference is a failed reference
+            numcheck.assert_finite("float32 " + k, f32[k])
+            e = numcheck.max_rel_err(f32[k], ref, 1e-300)
             t["f32err." + k[5:]] = np.array([e], np.float32)
     for k in list(t):
         if k.startswith("grad.") or k.startswith("after.") or k in ("logits", "aux_logits"):

@@ -93,3 +93,36 @@ def compare_checkpoints(path_a, path_b, meta=("step", "position", "seed")):
     for k in meta:
         if ma.get(k) != mb.get(k):
             raise AssertionError("metadata %s: %r vs %r" % (k, ma.get(k), mb.get(k)))
+
+
+def _selftest():
+    nan, inf = float("nan"), float("inf")
+    assert max(0.0, nan) == 0.0                      # the trap this module exists for
+    assert max_abs_err([1.0, 2.0], [1.0, 2.5]) == 0.5
+    assert max_abs_err([], []) == 0.0
+    for got, want in (([nan], [1.0]), ([1.0], [nan]), ([nan], [nan]), ([inf], [inf]), ([1.0, -inf], [1.0, 0.0]),
+                      ([1.0, 2.0], [1.0])):
+        assert max_abs_err(got, want) == inf, (got, want)
+        assert max_rel_err(got, want) == inf, (got, want)
+        try:
+            assert_close("selftest", got, want, 1e30)
+        except AssertionError:
+            pass
+        else:
+            raise SystemExit("assert_close passed %r vs %r" % (got, want))
+    assert_close("selftest", [1.0, 2.0], [1.0, 2.0 + 1e-7], 1e-6)
+    assert abs(max_rel_err([2.0], [4.0]) - 0.5) < 1e-12
+    a = np.array([1.0, nan], np.float32)
+    for bad in ((a, a.copy()), (np.zeros(2, np.float32), np.zeros(2, np.float64))):
+        try:
+            assert_identical("selftest", *bad)
+        except AssertionError:
+            pass
+        else:
+            raise SystemExit("assert_identical passed %r" % (bad,))
+    assert_identical("selftest", np.arange(3, dtype=np.float32), np.arange(3, dtype=np.float32))
+    print("numcheck: selftest ok")
+
+
+if __name__ == "__main__":
+    _selftest()
