@@ -7,14 +7,15 @@
 set -euo pipefail
 source "$DEEPER_ROOT/tests/e2e/dispatch_lib.bash"
 skip_unless_fmnist
-[ "$(id -u)" = 0 ] || { echo "not root: cannot make network namespaces"; exit 77; }
-command -v ip >/dev/null || { echo "no ip command (iproute2)"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "not root: cannot make network namespaces"
+command -v ip >/dev/null || skip "no ip command (iproute2 is not installed)"
 T=dpt$$; W=dpw$$
 cleanup_ns() { cleanup; ip netns del $T 2>/dev/null || true; ip netns del $W 2>/dev/null || true; }
 trap cleanup_ns EXIT
-ip netns add $T 2>/dev/null || { echo "ip netns add failed (no CAP_SYS_ADMIN here?)"; exit 77; }
+ip netns add $T 2> "$TMPDIR/netns.err" || skip "ip netns add is not permitted here: $(head -c 200 "$TMPDIR/netns.err" | tr '\n' ' ')"
 ip netns add $W
-ip link add dv$$a type veth peer name dv$$b || { echo "cannot create a veth pair here"; exit 77; }
+ip link add dv$$a type veth peer name dv$$b 2> "$TMPDIR/veth.err" ||
+  skip "cannot create a veth pair here: $(head -c 200 "$TMPDIR/veth.err" | tr '\n' ' ')"
 ip link set dv$$a netns $T
 ip link set dv$$b netns $W
 ip -n $T addr add 10.213.7.1/24 dev dv$$a

@@ -34,7 +34,7 @@ for k, v in t.items():
 print("step-40 checkpoint: %d tensors, all finite" % len(t))
 PYEOF
 
-mkdir -p c20 && cp step20.safetensors c20/model.ckpt-20.safetensors
+mkdir -p c20; cp step20.safetensors c20/model.ckpt-20.safetensors
 printf 'model_checkpoint_path: "model.ckpt-20.safetensors"\n' > c20/checkpoint
 for dev in cuda cpu; do
   "$DEEPER_BIN/deeper" eval --data_dir data --checkpoint_dir c20 --eval_dir ev_$dev --run_once --device $dev \

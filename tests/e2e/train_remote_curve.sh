@@ -26,7 +26,7 @@ test ! -e run0/model.ckpt-2.safetensors
 "$D" keygen --name good keys >/dev/null
 "$D" keygen --name bad keys >/dev/null
 test "$(stat -c %a keys/good.key_secret)" = 600
-mkdir -m 700 authorized && cp keys/good.key authorized/
+mkdir -m 700 authorized; cp keys/good.key authorized/
 
 "$D" train --data_dir data --train_dir run --num_preprocess_threads 0 --listen "$ep" \
   --curve_secret_key keys/trainer.key_secret --authorized_keys authorized \

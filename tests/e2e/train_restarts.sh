@@ -36,6 +36,7 @@ if ls badrun/model.ckpt-* 2>/dev/null; then fail "a run whose workers cannot sta
 live=$!
 trap 'kill -9 $live 2>/dev/null || true' EXIT
 for i in $(seq 1 600); do grep -q "step 2, loss" live.log && break; sleep 0.1; done
+check "the live run did not reach step 2" grep -q "step 2, loss" live.log
 ls -d "$TMPDIR"/deeper-train-$live-*/workers
 "$DEEPER_BIN/deeper" train --data_dir data --train_dir run --max_steps 1000000 --batch_size 8 \
   --num_preprocess_threads 2 --log_every 1 2> killed.log &
