@@ -42,6 +42,8 @@ for i in 1 2 3 4 5 6 7 8; do
   fi
 done
 echo "after kills: $completes complete, $empties without manifest"
+# a kill that never lands mid-run tests nothing: at least one must leave no manifest
+[ $empties -gt 0 ] || { echo "FAIL: every kill -9 came after the run had finished"; exit 1; }
 "${cmd[@]}" --output_directory out > /dev/null
 check_complete out
 
