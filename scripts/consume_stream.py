@@ -47,7 +47,7 @@ def main():
     ap.add_argument("--per_worker", type=int, default=0, help="stop once every worker has sent this many batches")
     ap.add_argument("--eval", action="store_true", help="stop after one complete pass; print the ids seen")
     ap.add_argument("--workers", type=int, default=0, help="eval: END markers to wait for (0: from headers)")
-    ap.add_argument("--dump", help="write one line per batch: worker seq epoch n labels-hash pixels-hash")
+    ap.add_argument("--dump", help="write one line per batch: worker seq epoch n labels-hash pixels-hash count")
     ap.add_argument("--sleep", type=float, default=0.0, help="seconds per batch (simulate a slow step)")
     ap.add_argument("--train", action="store_true", help="run a tiny torch model on the batches")
     ap.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds without data")
@@ -69,9 +69,9 @@ def main():
     try:
         for hdr, labels, ids, pixels in batches(sock):
             if out:
-                out.write("%d %d %d %d %s %s\n" % (hdr["worker"], hdr["seq"], hdr["epoch"], hdr["n"],
+                out.write("%d %d %d %d %s %s %d\n" % (hdr["worker"], hdr["seq"], hdr["epoch"], hdr["n"],
                           hashlib.sha1(labels.tobytes() + ids.tobytes()).hexdigest()[:16],
-                          hashlib.sha1(pixels.tobytes()).hexdigest()[:16]))
+                          hashlib.sha1(pixels.tobytes()).hexdigest()[:16], hdr["count"]))
                 out.flush()
             if hdr["end"]:
                 ends.add(hdr["worker"])

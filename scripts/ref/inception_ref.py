@@ -90,6 +90,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np as st  # noqa: E402
+import numcheck  # noqa: E402
 
 # One conv layer per block whose gradients the train reference records.
 GRAD_LAYERS = [
@@ -248,6 +249,8 @@ def cmd_gen(a):
     with torch.no_grad():
         le = m(to_input(xe)).float().numpy()
         lg = m(to_input(xg)).float().numpy()
+    numcheck.assert_finite("reference eval logits", le)
+    numcheck.assert_finite("reference gray eval logits", lg)
     st.save(os.path.join(a.out, "eval.safetensors"),
             {"input": xe, "logits": le, "gray_input": xg, "gray_logits": lg})
 
@@ -268,7 +271,9 @@ def cmd_gen(a):
     for k in list(t):
         if k.startswith("grad."):
             ref = t[k].astype(np.float64)
-            e = np.abs(f32[k].astype(np.float64) - ref).max() / max(np.abs(ref).max(), 1e-300)
+            numcheck.assert_finite("reference " + k, ref)   # a NaN reference is a failed reference
+            numcheck.assert_finite("float32 " + k, f32[k])
+            e = numcheck.max_rel_err(f32[k], ref, 1e-300)
             t["f32err." + k[5:]] = np.array([e], np.float32)
     for k in list(t):
         if k.startswith("grad.") or k.startswith("after.") or k in ("logits", "aux_logits"):
@@ -344,9 +349,10 @@ def cmd_check_export(a):
         with torch.no_grad():
             got = m(to_input(e["input"])).numpy()
         ref = e["logits"].astype(np.float64)
-        err = np.abs(got - ref).max() / max(np.abs(got).max(), 1e-30)
-        print("check_export: eval logits vs deeper: largest relative error %.3g (tol %g)" % (err, a.tol))
-        if not err <= a.tol:
+        try:
+            numcheck.assert_close("check_export: eval logits vs deeper", got, ref, a.tol, rel=True)
+        except AssertionError as e:
+            print(e)
             return 1
     return 0
 

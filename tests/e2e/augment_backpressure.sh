@@ -25,7 +25,8 @@ sleep 2.5; r2=$(rss $w)
 echo "worker RSS while the consumer lags: ${r1} KiB, then ${r2} KiB"
 [ $((r2 - r1)) -lt 6000 ] || { echo "worker memory grew by $((r2 - r1)) KiB while the consumer lagged"; exit 1; }
 [ "$r2" -lt 200000 ] || { echo "worker RSS ${r2} KiB is not bounded"; exit 1; }
-kill -9 $c1; wait $c1 2>/dev/null || true
+kill -9 $c1
+check_exit $c1 137 "slow consumer killed with kill -9"
 sleep 1
 kill -0 $w || { echo "worker died when its consumer was killed"; cat worker.log; exit 1; }
 # a new consumer on the same endpoint gets batches again
@@ -35,7 +36,6 @@ kill -0 $w || { echo "worker exited"; exit 1; }
 kill -TERM $w
 for _ in $(seq 50); do kill -0 $w 2>/dev/null || break; sleep 0.1; done
 if kill -0 $w 2>/dev/null; then echo "worker ignored SIGTERM"; exit 1; fi
-wait $w; rc=$?
-[ $rc -eq 0 ] || { echo "worker exit status $rc after SIGTERM"; exit 1; }
+check_exit $w 0 "worker after SIGTERM"
 grep -q "stopping on signal" worker.log
 echo "bounded memory, resumed after consumer restart, clean SIGTERM"

@@ -6,6 +6,7 @@
 set -euo pipefail
 source "$DEEPER_ROOT/tests/e2e/augment_lib.bash"
 need_ingest
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || skip "Debian's dataset-fashion-mnist is not installed"
 cd "$TMPDIR"
 grep -q -- "--input_queue_memory_factor" <<<"$("$AUG" --help)"
 

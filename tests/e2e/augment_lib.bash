@@ -1,16 +1,18 @@
 # augment_lib.bash — helpers sourced by tests/e2e/augment_*.sh (not a test itself).
-#   need_ingest            skip (77) when deeper-ingest is not built
+#   need_ingest            fail when deeper-ingest or deeper-augment is not built, skip (77)
+#                          when python3-zmq, numpy or PIL is not installed
 #   make_photo_ds DIR N [STORE]   N colour images per class (3 classes, mixed sizes,
 #                          PNG and JPEG files) ingested into DIR (raw or jpeg storage)
-#   make_fmnist_ds DIR N   the first N Fashion-MNIST training and N/5 test images
+#   make_fmnist_ds DIR N   the first N Fashion-MNIST training and N test images
 #   free_port              an unused TCP port on 127.0.0.1
 #   consume ARGS...        scripts/consume_stream.py with /usr/bin/python3
 PY=/usr/bin/python3
+source "$DEEPER_ROOT/tests/e2e/check_lib.bash"
 AUG="$DEEPER_BIN/deeper-augment"
 
 need_ingest() {
-  [ -x "$DEEPER_BIN/deeper-ingest" ] || { echo "deeper-ingest is not built"; exit 77; }
-  $PY -c "import zmq, numpy, PIL" 2>/dev/null || { echo "python3-zmq/numpy/PIL missing"; exit 77; }
+  need_programs ingest augment
+  need_py_modules $PY zmq numpy PIL
 }
 
 make_photo_ds() {
@@ -34,7 +36,7 @@ PYEOF
 
 make_fmnist_ds() {
   local dir=$1 n=$2 src=/usr/share/datasets/fashion-mnist
-  [ -f $src/train-images-idx3-ubyte.gz ] || { echo "dataset-fashion-mnist is not installed"; exit 77; }
+  [ -f $src/train-images-idx3-ubyte.gz ] || skip "Debian's dataset-fashion-mnist is not installed"
   "$DEEPER_BIN/deeper-ingest" --train_images $src/train-images-idx3-ubyte.gz --train_labels $src/train-labels-idx1-ubyte.gz \
     --validation_images $src/t10k-images-idx3-ubyte.gz --validation_labels $src/t10k-labels-idx1-ubyte.gz \
     --output_directory "$dir" --train_shards 2 --validation_shards 2 --num_threads 1 --max_examples "$n" --quiet >/dev/null

@@ -55,7 +55,7 @@ variant() {   # variant DIR OP ARGS... : DIR holds one edited copy of the checkp
 }
 
 # ---- FIFOs
-mkdir fifo1 && mkfifo fifo1/model.ckpt-999.safetensors
+mkdir fifo1; mkfifo fifo1/model.ckpt-999.safetensors
 all_refuse fifo1 "no usable checkpoint .*fifo1/model.ckpt-999.safetensors: not a regular file (a FIFO)"
 refused export --checkpoint_path fifo1/model.ckpt-999.safetensors --output x.safetensors
 grep -q "model.ckpt-999.safetensors: not a regular file (a FIFO)" err.txt
@@ -63,7 +63,7 @@ refused train --data_dir data --train_dir fresh --model nielsennet --max_steps 2
   --num_preprocess_threads 1 --pretrained_model_checkpoint_path fifo1/model.ckpt-999.safetensors
 grep -q "model.ckpt-999.safetensors: not a regular file (a FIFO)" err.txt
 # a FIFO as the newest candidate or as the index is passed over with a line; the good one is used
-mkdir fifo2 && cp "$CK" fifo2/ && mkfifo fifo2/model.ckpt-999.safetensors fifo2/checkpoint
+mkdir fifo2; cp "$CK" fifo2/; mkfifo fifo2/model.ckpt-999.safetensors fifo2/checkpoint
 timeout 5 "$DEEPER_BIN/deeper" classify --checkpoint_dir fifo2 img.png > out.txt 2> err.txt
 grep -q "fifo2/checkpoint: not a regular file (a FIFO)" err.txt
 grep -q "fifo2/model.ckpt-999.safetensors: not a regular file (a FIFO)" err.txt
@@ -121,11 +121,11 @@ variant old strip-crc
 "$DEEPER_BIN/deeper" classify --checkpoint_dir old img.png > out.txt 2> err.txt
 cmp out.txt ok.txt
 grep -q "format 1 checkpoint without content checksums: loaded unverified" err.txt
-mkdir old_renamed && $EDIT old/model.ckpt-2.safetensors old_renamed/model.ckpt-2.safetensors rename fc2.weight 'fc2.wei#ht'
+mkdir old_renamed; $EDIT old/model.ckpt-2.safetensors old_renamed/model.ckpt-2.safetensors rename fc2.weight 'fc2.wei#ht'
 all_refuse old_renamed "old_renamed/model.ckpt-2.safetensors: tensor fc2.wei#ht is not a parameter of this model"
-mkdir old_missing && $EDIT old/model.ckpt-2.safetensors old_missing/model.ckpt-2.safetensors drop fc2.weight
+mkdir old_missing; $EDIT old/model.ckpt-2.safetensors old_missing/model.ckpt-2.safetensors drop fc2.weight
 all_refuse old_missing "old_missing/model.ckpt-2.safetensors: tensor fc2.weight of the model is missing"
-mkdir old_extra && $EDIT old/model.ckpt-2.safetensors old_extra/model.ckpt-2.safetensors rename ema/fc2.bias ema/fc9.bias
+mkdir old_extra; $EDIT old/model.ckpt-2.safetensors old_extra/model.ckpt-2.safetensors rename ema/fc2.bias ema/fc9.bias
 all_refuse old_extra "tensor ema/fc9.bias is not a parameter of this model"
 # a tensor without a checksum in a format 2 file
 variant nosum del-meta crc32c/fc.bias

@@ -5,7 +5,6 @@
 set -euo pipefail
 D="$DEEPER_BIN"
 HERE="$(cd "$(dirname "$0")" && pwd)"
-if ! /usr/bin/python3 -c "import yaml" 2>/dev/null; then
-  echo "skip: python3-yaml is not installed (scripts/setup installs it)"; exit 77
-fi
+source "$HERE/check_lib.bash"
+need_py_modules /usr/bin/python3 yaml
 /usr/bin/python3 "$HERE/cluster_check.py" "$D" "$HERE/../../scripts/cluster"

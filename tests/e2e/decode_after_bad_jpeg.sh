@@ -12,7 +12,9 @@ set -euo pipefail
 D="$DEEPER_BIN"
 CHECK="$(cd "$(dirname "$0")" && pwd)/ingest_check.py"
 PY=${DEEPER_PY:-/usr/bin/python3}
-"$PY" -c "import numpy, PIL" 2>/dev/null || { echo "python3 with numpy and PIL is needed"; exit 77; }
+source "$(dirname "$0")/check_lib.bash"
+need_programs ingest augment train classify
+need_py_modules "$PY" numpy PIL
 cd "$TMPDIR"
 
 "$PY" - <<'EOF'
@@ -69,7 +71,6 @@ for threads in 1 2; do
 done
 
 # classify goes through the same decoder: train a few steps for a checkpoint
-[ -x "$D/deeper-train" ] && [ -x "$D/deeper-classify" ] || { echo "deeper-train/classify not built"; exit 77; }
 "$D/deeper" train --data_dir ds1 --train_dir run --model nielsennet --max_steps 2 --batch_size 2 \
   --num_preprocess_threads 1 --save_interval_steps 2 --seed 1 > train.log 2>&1 || { tail train.log; exit 1; }
 args=()

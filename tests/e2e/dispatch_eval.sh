@@ -17,9 +17,12 @@ te=$!; PIDS+=($te)
 "$A" --data_dir data --dispatcher "$ep" --name victim 2> victim.log & victim=$!; PIDS+=($victim)
 wait_lines eval.ids 3
 kill -STOP $victim; kill -9 $victim
-"$A" --data_dir data --dispatcher "$ep" --name w2 2> w2.log & PIDS+=($!)
-"$A" --data_dir data --dispatcher "$ep" --name w3 2> w3.log & PIDS+=($!)
-wait $te
+"$A" --data_dir data --dispatcher "$ep" --name w2 2> w2.log & w2=$!; PIDS+=($w2)
+"$A" --data_dir data --dispatcher "$ep" --name w3 2> w3.log & w3=$!; PIDS+=($w3)
+check_exit $te 0 "deeper eval --listen"
+check_exit $victim 137 "victim worker (kill -9)"
+stop_and_check $w2 "worker w2"
+stop_and_check $w3 "worker w3"
 cat eval.out
 grep -q "precision @ 1 = .* \[400 examples\]" eval.out
 grep -q "worker victim .* timed out" eval.log

@@ -19,8 +19,9 @@ A="$DEEPER_BIN/deeper-augment"
 port=$(free_port)
 DEEPER_DUMP_IDS=a.ids "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "tcp://127.0.0.1:$port" --insecure 2> a.log &
 ta=$!; PIDS+=($ta)
-"$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w0 2> a-w0.log & PIDS+=($!)
-wait $ta
+"$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w0 2> a-w0.log & w0=$!; PIDS+=($w0)
+check_exit $ta 0 "trainer a"
+stop_and_check $w0 "worker w0"
 once_per_epoch a.ids 600
 
 # b: three workers, one killed mid-epoch, one more joins afterwards
@@ -41,8 +42,11 @@ wait_grep "worker w2 .* timed out" b.log 30
 "$A" --data_dir data --dispatcher "tcp://127.0.0.1:$port" --name w4 2> b-w4.log & w4=$!; PIDS+=($w4)
 wait_grep "worker w4 .* joined" b.log 30
 kill -CONT ${wp[1]} ${wp[3]}
-wait $tb
-kill $w4; wait $w4 || true
+check_exit $tb 0 "trainer b"
+check_exit $victim 137 "worker w2 (kill -9)"
+stop_and_check ${wp[1]} "worker w1"
+stop_and_check ${wp[3]} "worker w3"
+stop_and_check $w4 "worker w4"
 cat b.log | grep -E "timed out|re-leased|joined" || true
 once_per_epoch b.ids 600
 cmp a.ids b.ids

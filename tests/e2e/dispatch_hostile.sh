@@ -44,9 +44,11 @@ PYEOF
 wait_grep "step 10, loss" train.log 120
 kill -STOP $slow
 wait_grep "no batch for .* waiting for batch .* leased to slow (127.0.0.1), last heard" train.log 60
-"$DEEPER_BIN/deeper-augment" --data_dir data --dispatcher "$ep" --name fresh 2> fresh.log & PIDS+=($!)
+"$DEEPER_BIN/deeper-augment" --data_dir data --dispatcher "$ep" --name fresh 2> fresh.log & fresh=$!; PIDS+=($fresh)
 rc=0; wait $tpid || rc=$?
-kill -9 $slow || true
+kill -9 $slow
+check_exit $slow 137 "worker slow (stopped, then kill -9)"
+stop_and_check $fresh "worker fresh"
 grep -E "malformed|ignoring|no batch|timed out|re-leased" train.log | head -20
 test $rc -eq 0
 grep -q "dropped a malformed message from unregistered peer (127.0.0.1): .* \[1 from this peer, 1 in all\]" train.log

@@ -3,7 +3,7 @@
 #   worker NAME LOG ARGS...      start `deeper augment --dispatcher` in the background (pid in $!)
 #   wait_lines FILE N [SECS]     wait until FILE has at least N lines (default 120 s)
 #   wait_grep PATTERN FILE [SECS]
-#   same_weights A B             every tensor of two checkpoints bit-identical
+#   same_weights A B             every tensor of two checkpoints bit-identical and finite
 #   once_per_epoch IDS N         the first N ids consumed (dump lines "index epoch id...") are N distinct ids
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
 
@@ -33,19 +33,10 @@ wait_grep() {
 
 same_weights() {
   "$PY" - "$1" "$2" <<'PYEOF'
-import sys
-sys.path.insert(0, __import__("os").environ["DEEPER_ROOT"] + "/scripts/ref")
-from safetensors_np import load
-a, ma = load(sys.argv[1]); b, mb = load(sys.argv[2])
-assert sorted(a) == sorted(b)
-worst = 0.0
-for k in a:
-    d = float(abs(a[k].astype("f8") - b[k].astype("f8")).max()) if a[k].size else 0.0
-    worst = max(worst, d)
-print("%s vs %s: %d tensors, largest difference %g" % (sys.argv[1], sys.argv[2], len(a), worst))
-assert worst == 0.0
-for k in ("step", "position", "seed"):
-    assert ma[k] == mb[k], (k, ma[k], mb[k])
+import os, sys
+sys.path.insert(0, os.environ["DEEPER_ROOT"] + "/scripts/ref")
+from numcheck import compare_checkpoints
+compare_checkpoints(sys.argv[1], sys.argv[2])      # bit-identical and finite, same step/position/seed
 PYEOF
 }
 

@@ -7,14 +7,15 @@
 set -euo pipefail
 source "$DEEPER_ROOT/tests/e2e/dispatch_lib.bash"
 skip_unless_fmnist
-[ "$(id -u)" = 0 ] || { echo "not root: cannot make network namespaces"; exit 77; }
-command -v ip >/dev/null || { echo "no ip command (iproute2)"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "not root: cannot make network namespaces"
+command -v ip >/dev/null || skip "no ip command (iproute2 is not installed)"
 T=dpt$$; W=dpw$$
 cleanup_ns() { cleanup; ip netns del $T 2>/dev/null || true; ip netns del $W 2>/dev/null || true; }
 trap cleanup_ns EXIT
-ip netns add $T 2>/dev/null || { echo "ip netns add failed (no CAP_SYS_ADMIN here?)"; exit 77; }
+ip netns add $T 2> "$TMPDIR/netns.err" || skip "ip netns add is not permitted here: $(head -c 200 "$TMPDIR/netns.err" | tr '\n' ' ')"
 ip netns add $W
-ip link add dv$$a type veth peer name dv$$b || { echo "cannot create a veth pair here"; exit 77; }
+ip link add dv$$a type veth peer name dv$$b 2> "$TMPDIR/veth.err" ||
+  skip "cannot create a veth pair here: $(head -c 200 "$TMPDIR/veth.err" | tr '\n' ' ')"
 ip link set dv$$a netns $T
 ip link set dv$$b netns $W
 ip -n $T addr add 10.213.7.1/24 dev dv$$a
@@ -32,16 +33,20 @@ ep=tcp://10.213.7.1:5555
 DEEPER_DUMP_IDS=a.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir a --listen "$ep" --insecure 2> a.log &
 ta=$!; PIDS+=($ta)
 ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w0 2> a-w0.log & w0=$!; PIDS+=($w0)
-wait $ta
-kill $w0; wait $w0 || true
+check_exit $ta 0 "trainer a"
+stop_and_check $w0 "worker w0"
 
 DEEPER_DUMP_IDS=b.ids ip netns exec $T "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --insecure 2> b.log &
 tb=$!; PIDS+=($tb)
-for i in 1 2 3; do ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w$i 2> b-w$i.log & PIDS+=($!); done
+declare -A wp
+for i in 1 2 3; do ip netns exec $W "$A" --data_dir data --dispatcher "$ep" --name w$i 2> b-w$i.log & wp[$i]=$!; PIDS+=($!); done
 wait_lines b.ids 8
-victim=${PIDS[-2]}
+victim=${wp[2]}
 kill -STOP "$victim"; kill -9 "$victim"
-wait $tb
+check_exit $tb 0 "trainer b"
+check_exit $victim 137 "worker w2 (kill -9)"
+stop_and_check ${wp[1]} "worker w1"
+stop_and_check ${wp[3]} "worker w3"
 grep -E "joined|timed out|re-leased" b.log
 grep -q "worker w2 (10.213.7.2) joined" b.log
 grep -q "worker w2 (10.213.7.2) timed out" b.log

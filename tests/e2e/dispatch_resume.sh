@@ -20,12 +20,15 @@ port=$(free_port)
 ep="tcp://127.0.0.1:$port"
 "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --insecure --save_interval_steps 20 2> b1.log &
 tb=$!; PIDS+=($tb)
-"$A" --data_dir data --dispatcher "$ep" --name w1 2> w1.log & PIDS+=($!)
-"$A" --data_dir data --dispatcher "$ep" --name w2 2> w2.log & PIDS+=($!)
+"$A" --data_dir data --dispatcher "$ep" --name w1 2> w1.log & w1=$!; PIDS+=($w1)
+"$A" --data_dir data --dispatcher "$ep" --name w2 2> w2.log & w2=$!; PIDS+=($w2)
 wait_grep "saved checkpoint b/model.ckpt-20" b1.log 120
-kill -9 $tb; wait $tb 2>/dev/null || true
+kill -9 $tb
+check_exit $tb 137 "trainer b (kill -9)"
 rm -f b/model.ckpt-40.safetensors
 "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --listen "$ep" --insecure 2> b2.log
+stop_and_check $w1 "worker w1 (served both trainers)"
+stop_and_check $w2 "worker w2 (served both trainers)"
 grep -q "resuming from .*model.ckpt-20.safetensors at step 20" b2.log
 grep -q "worker w1 .* joined" b2.log
 grep -q "worker w2 .* joined" b2.log

@@ -12,9 +12,8 @@ set -euo pipefail
 ROOT=${DEEPER_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BIN=${DEEPER_BIN:-$ROOT/bin}
 PY=/usr/bin/python3
-if ! $PY -c "import torch, torchvision" 2>/dev/null; then
-  echo "skip: /usr/bin/python3 has no torch/torchvision"; exit 77
-fi
+source "$ROOT/tests/e2e/check_lib.bash"
+need_py_modules $PY torch torchvision
 T=${TMPDIR:-/tmp}/inception_export.$$
 mkdir -p "$T/train"
 trap 'rm -rf "$T"' EXIT

@@ -9,9 +9,7 @@
 set -euo pipefail
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
 skip_unless_fmnist export
-if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
-  echo "skip: /usr/bin/python3 has no torch/torchvision"; exit 77
-fi
+need_py_modules "$PY" torch torchvision
 cd "$TMPDIR"
 fmnist_dataset data 64 24
 "$PY" "$DEEPER_ROOT/scripts/ref/inception_ref.py" weights --out pre.safetensors --num_classes 11

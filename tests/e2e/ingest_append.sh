@@ -78,5 +78,5 @@ fi
 grep -q "holds no dataset" none.log
 # a plain ingest into the directory starts over: the appended shards go too
 "$D/deeper" ingest --train_directory a --output_directory ds --train_shards 3 --quiet > /dev/null 2>&1
-! ls ds/*-v2-* > /dev/null 2>&1
+if ls ds/*-v2-* 2>/dev/null; then echo "FAIL: a plain ingest into the directory left the appended shards"; exit 1; fi
 echo ok

@@ -75,7 +75,7 @@ touch tree/good/.hidden_ignored
 run_ingest() {   # root reads any file: drop to nobody so the unreadable file really is
   if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     # nobody may not reach the checkout (e.g. a clone in a mode-700 mktemp folder): run copies
-    mkdir -p nobody-bin && cp "$D/deeper" "$D/deeper-ingest" nobody-bin/ && chmod 755 nobody-bin
+    mkdir -p nobody-bin; cp "$D/deeper" "$D/deeper-ingest" nobody-bin/; chmod 755 nobody-bin
     setpriv --reuid=65534 --regid=65534 --clear-groups nobody-bin/deeper ingest "$@"
   else
     "$D/deeper" ingest "$@"

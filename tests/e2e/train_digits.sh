@@ -10,12 +10,10 @@
 #  - a run that learns gives no "not learning" warning.
 set -euo pipefail
 source "$DEEPER_ROOT/tests/ref/train_common.sh"
-for p in ingest augment train eval; do
-  [ -x "$DEEPER_BIN/deeper-$p" ] || { echo "deeper-$p is not built yet"; exit 77; }
-done
+need_programs ingest augment train eval
 cd "$TMPDIR"
 rc=0; "$PY" "$DEEPER_ROOT/tests/ref/digits_folders.py" raw > mk.log 2>&1 || rc=$?
-[ "$rc" -eq 77 ] && { tail -n 1 mk.log; exit 77; }
+if [ "$rc" -eq 77 ]; then tail -n 1 mk.log; exit 77; fi
 [ "$rc" -eq 0 ] || { cat mk.log; exit 1; }
 "$DEEPER_BIN/deeper" ingest --train_directory raw/train --validation_directory raw/validation \
   --output_directory digits --profile digits --quiet

@@ -5,7 +5,8 @@
 #  - --fresh removes the old event files too (TensorBoard starts afresh), in train_dir and its eval/;
 #  - nested --train_dir and --eval_dir are created with their parents; eval's default eval_dir is
 #    CHECKPOINT_DIR/eval;
-#  - --num_gpus on a machine (or --device) without GPUs is refused with one line, exit 2;
+#  - --num_gpus on a machine (or --device) without GPUs is refused with one error line (and the
+#    usage hint), exit 2;
 #  - recall @ 5 with 5 classes or fewer is labelled as trivially 1;
 #  - train and eval accept every distortion switch augment has and pass them on to their workers;
 #    help texts say the default comes from the dataset's profile;
@@ -21,12 +22,13 @@ T="$DEEPER_BIN/deeper train --data_dir data --num_preprocess_threads 2 --save_in
 # epoch = position in the data: 640 examples, batch 32 -> 20 steps an epoch
 $T --train_dir a/b/run --max_steps 70 --batch_size 32 --log_every 5 2> e.log
 "$PY" - e.log <<'PYEOF'
-import re, sys
+import os, re, sys
+sys.path.insert(0, os.environ["DEEPER_ROOT"] + "/scripts/ref")
+from numcheck import assert_close
 rows = [(int(m.group(1)), float(m.group(2))) for m in
-        re.finditer(r": step (\d+), loss = .* epoch ([0-9.]+), workers", open(sys.argv[1]).read())]
+        re.finditer(r": step (\d+), loss = .* epoch ([0-9.]+|nan), workers", open(sys.argv[1]).read())]
 assert len(rows) == 14, rows
-for step, ep in rows:
-    assert abs(ep - step * 32 / 640) < 0.006, (step, ep)
+assert_close("epoch in the log vs step x 32 / 640", [e for _, e in rows], [s * 32 / 640 for s, _ in rows], 0.006)
 assert all(b[1] >= a[1] for a, b in zip(rows, rows[1:])), rows
 print("epochs", [e for _, e in rows])
 PYEOF
@@ -50,8 +52,11 @@ if ls a/b/run/eval/events.out.tfevents.* 2>/dev/null; then echo "old eval event 
 # --num_gpus without a GPU: one line, exit 2, nothing trained
 rc=0; $T --train_dir g --max_steps 5 --batch_size 32 --num_gpus 2 --device cpu 2> g.log || rc=$?
 [ "$rc" -eq 2 ] || { echo "--num_gpus on cpu: exit $rc, want 2"; cat g.log; exit 1; }
-[ "$(wc -l < g.log)" -eq 1 ] && grep -q "error: --num_gpus 2: .*CPU.*--num_towers" g.log
-[ ! -e g/checkpoint ]
+# one error line; usage errors add the one "HINT: see deeper train --help" line
+[ "$(grep -c . g.log)" -eq 2 ] && [ "$(grep -c "error:" g.log)" -eq 1 ] && grep -q "^HINT: see deeper train --help$" g.log ||
+  fail "--num_gpus on cpu: expected one error line and the usage hint"
+check "--num_gpus on cpu: the line must point to --num_towers" grep -q "error: --num_gpus 2: .*CPU.*--num_towers" g.log
+check "--num_gpus on cpu wrote a checkpoint" test ! -e g/checkpoint
 
 # switches: the same names as augment's, passed on to the workers (their distortion line shows them)
 # (every worker, local or remote, gets them from the dispatcher when it registers: check a remote one's line)
@@ -60,12 +65,14 @@ $T --train_dir sw --max_steps 2 --batch_size 32 --log_every 1 --no_crop --color 
 tr=$!
 timeout 60 "$DEEPER_BIN/deeper" augment --data_dir data --dispatcher "ipc://$PWD/sw.ipc" 2> swa.log &
 wk=$!
-wait $tr
-kill $wk 2>/dev/null || true; wait $wk 2>/dev/null || true
+check_exit $tr 0 "trainer with a remote worker"
+kill $wk 2>/dev/null || true
+check_exit $wk 0,143 "remote worker after its trainer finished"
 grep -m1 -qF "flip off (flag), color on (flag), crop off (flag)" sw.log
 grep -qF "distortions for this run: crop off, flip off, colour on" swa.log || { cat swa.log; exit 1; }
 rc=0; $T --train_dir sw2 --max_steps 2 --flip --no_flip 2> c.log || rc=$?
-[ "$rc" -eq 2 ] && grep -q "error: --flip contradicts --no_flip" c.log
+[ "$rc" -eq 2 ] || fail "--flip --no_flip: exit $rc, expected 2"
+check "--flip --no_flip: one line naming the contradiction" grep -q "error: --flip contradicts --no_flip" c.log
 for p in train eval augment; do
   "$DEEPER_BIN/deeper" $p --help > h.txt
   for sw in flip no_flip color no_color crop no_crop; do

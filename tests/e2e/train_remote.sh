@@ -36,10 +36,11 @@ assert typ == 3 and field == "protocol version" and ours == "1" and theirs == "2
 PYEOF
 test $rc -eq 0
 
-"$DEEPER_BIN/deeper-augment" --data_dir data --dispatcher "$ep" 2> worker.log & PIDS+=($!)
+"$DEEPER_BIN/deeper-augment" --data_dir data --dispatcher "$ep" 2> worker.log & wk=$!; PIDS+=($wk)
 rc=0; wait $tpid || rc=$?
 tail -n 3 train.log
-test $rc -eq 0
+[ $rc -eq 0 ] || fail "trainer: exit status $rc, expected 0"
+stop_and_check $wk "remote worker"
 grep -q "waiting for remote augment workers on $ep" train.log
 grep -q "refused worker .*: dataset (manifest checksum) differs (ours crc32c:" train.log
 grep -q "refused worker .*: image_size differs (ours 28, theirs 32)" train.log

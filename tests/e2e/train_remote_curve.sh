@@ -26,7 +26,7 @@ test ! -e run0/model.ckpt-2.safetensors
 "$D" keygen --name good keys >/dev/null
 "$D" keygen --name bad keys >/dev/null
 test "$(stat -c %a keys/good.key_secret)" = 600
-mkdir -m 700 authorized && cp keys/good.key authorized/
+mkdir -m 700 authorized; cp keys/good.key authorized/
 
 "$D" train --data_dir data --train_dir run --num_preprocess_threads 0 --listen "$ep" \
   --curve_secret_key keys/trainer.key_secret --authorized_keys authorized \
@@ -43,9 +43,10 @@ if grep -q "step [0-9]*, loss" train.log; then echo "trained on the unlisted wor
 "$D" augment "${common[@]}" --curve_secret_key keys/good.key_secret 2> good.log &
 gpid=$!
 rc=0; wait $tpid || rc=$?
-kill $bpid $gpid 2>/dev/null || true; wait $bpid $gpid 2>/dev/null || true
 tail -n 3 train.log
-test $rc -eq 0
+[ $rc -eq 0 ] || fail "trainer: exit status $rc, expected 0"
+stop_and_check $bpid "refused worker"
+stop_and_check $gpid "listed worker"
 grep -q "CURVE on" train.log
 # the refused worker said so too
 grep -q "refused our CURVE handshake (our key is not in its --authorized_keys" bad.log || { cat bad.log; exit 1; }

@@ -21,24 +21,15 @@ for i in $(seq 1 600); do
   sleep 0.1
 done
 kill -9 $pid 2>/dev/null || true
-wait $pid 2>/dev/null || true
+check_exit $pid 0,137 "run b (kill -9 after its step-10 checkpoint, or done before)"
 test -f b/model.ckpt-10.safetensors
 rm -f b/model.ckpt-20.safetensors          # in case it got that far: resume from 10
 "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b --max_steps 20 2> b2.log
 grep -q "resuming from .*model.ckpt-10.safetensors at step 10" b2.log
 "$PY" - a/model.ckpt-20.safetensors b/model.ckpt-20.safetensors <<'PYEOF'
-import sys
-sys.path.insert(0, __import__("os").environ["DEEPER_ROOT"] + "/scripts/ref")
-from safetensors_np import load
-a, ma = load(sys.argv[1]); b, mb = load(sys.argv[2])
-assert sorted(a) == sorted(b)
-worst = 0.0
-for k in a:
-    d = float(abs(a[k].astype("f8") - b[k].astype("f8")).max()) if a[k].size else 0.0
-    worst = max(worst, d)
-print("tensors %d, largest difference %g" % (len(a), worst))
-assert worst == 0.0
-for k in ("step", "position", "seed"):
-    assert ma[k] == mb[k], (k, ma[k], mb[k])
+import os, sys
+sys.path.insert(0, os.environ["DEEPER_ROOT"] + "/scripts/ref")
+from numcheck import compare_checkpoints
+compare_checkpoints(sys.argv[1], sys.argv[2])      # bit-identical and finite, same step/position/seed
 PYEOF
 echo ok

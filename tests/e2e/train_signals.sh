@@ -11,6 +11,7 @@ fmnist_dataset data 1000 100
 "$DEEPER_BIN/deeper" train --data_dir data --train_dir run --max_steps 1000000 --batch_size 16 \
   --num_preprocess_threads 2 --log_every 1 2> sig.log &
 pid=$!
+trap 'kill -9 $pid 2>/dev/null || true' EXIT
 for i in $(seq 1 600); do grep -q "step 3, loss" sig.log && break; sleep 0.1; done
 grep -q "step 3, loss" sig.log
 kids=$(pgrep -P $pid || true)
@@ -27,11 +28,11 @@ kids=$(pgrep -P $pid || true)
 kill -INT $pid
 rc=0; wait $pid || rc=$?
 tail -n 3 sig.log
-test $rc -eq 0
+[ $rc -eq 0 ] || fail "trainer stopped by SIGINT: exit status $rc, expected 0"
 grep -q "saved checkpoint" sig.log
 ls run/model.ckpt-*.safetensors
 for k in $kids; do if kill -0 "$k" 2>/dev/null; then echo "worker $k still running"; exit 1; fi; done
-! ls -d "$TMPDIR"/deeper-train-* 2>/dev/null   # the stopped trainer removed its socket files
+if ls -d "$TMPDIR"/deeper-train-* 2>/dev/null; then fail "the trainer stopped by SIGINT left its socket folder"; fi
 step=$(sed -E 's/.*model.ckpt-([0-9]+).*/\1/' run/checkpoint | head -1)
 test "$step" -ge 3
 

@@ -3,24 +3,23 @@
 #   fmnist_subset DIR NTRAIN NVAL   write MNIST-format idx files (gzipped) holding the first
 #                                   NTRAIN training and NVAL test images of Debian's Fashion-MNIST
 #   fmnist_dataset OUT NTRAIN NVAL  the same, ingested into a deeper dataset at OUT
-#   skip_unless_fmnist              exit 77 when the dataset package is missing
+#   skip_unless_fmnist [PROG...]    exit 77 when the dataset package is missing; exit 1 when
+#                                   deeper-{ingest,augment,train,eval,PROG...} is not built
 #   skip_unless_gpu                 exit 77 when nvidia-smi lists no GPU
+# and the assertions of tests/e2e/check_lib.bash (fail, skip, check, check_not, check_exit).
 # DEEPER_FMNIST and DEEPER_PY (set by scripts/gpu-run on the GPU machine) override where
 # Fashion-MNIST and a Python with numpy live.
 FMNIST=${DEEPER_FMNIST:-/usr/share/datasets/fashion-mnist}
 PY=${DEEPER_PY:-/usr/bin/python3}
+source "$DEEPER_ROOT/tests/e2e/check_lib.bash"
 
 skip_unless_gpu() {
-  nvidia-smi -L >/dev/null 2>&1 || { echo "no GPU (nvidia-smi lists none)"; exit 77; }
+  nvidia-smi -L >/dev/null 2>&1 || skip "no GPU (nvidia-smi lists none)"
 }
 
 skip_unless_fmnist() {
-  if [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
-    echo "Debian's dataset-fashion-mnist is not installed"; exit 77
-  fi
-  for p in ingest augment train eval "$@"; do
-    if [ ! -x "$DEEPER_BIN/deeper-$p" ]; then echo "deeper-$p is not built yet"; exit 77; fi
-  done
+  need_programs ingest augment train eval "$@"
+  [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || skip "Debian's dataset-fashion-mnist is not installed"
 }
 
 fmnist_subset() {
