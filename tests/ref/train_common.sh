@@ -5,7 +5,8 @@
 #   fmnist_dataset OUT NTRAIN NVAL  the same, ingested into a deeper dataset at OUT
 #   skip_unless_fmnist [PROG...]    exit 77 when the dataset package is missing; exit 1 when
 #                                   deeper-{ingest,augment,train,eval,PROG...} is not built
-#   skip_unless_gpu                 exit 77 when nvidia-smi lists no GPU
+#   skip_unless_gpu                 exit 77 when nvidia-smi lists no GPU, unless the runner's
+#                                   device probe already found one (DEEPER_REQUIRE_GPU=1)
 # and the assertions of tests/e2e/check_lib.bash (fail, skip, check, check_not, check_exit).
 # DEEPER_FMNIST and DEEPER_PY (set by scripts/gpu-run on the GPU machine) override where
 # Fashion-MNIST and a Python with numpy live.
@@ -14,6 +15,7 @@ PY=${DEEPER_PY:-/usr/bin/python3}
 source "$DEEPER_ROOT/tests/e2e/check_lib.bash"
 
 skip_unless_gpu() {
+  [ "${DEEPER_REQUIRE_GPU:-0}" = 1 ] && return 0
   nvidia-smi -L >/dev/null 2>&1 || skip "no GPU (nvidia-smi lists none)"
 }
 
