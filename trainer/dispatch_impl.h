@@ -38,8 +38,11 @@ struct peer {
     char addr[64];
     char name[DPROTO_NAME_MAX];
     double last_heard, last_hb, last_reset, want_since;
-    int wants;
-    uint64_t lease;                  /* lease id held, 0 none */
+    int wants;                       /* idle and asking for a lease */
+    int wants_next;                  /* near the end of `lease`, asking for the one to follow it */
+    double next_since;
+    uint64_t lease;                  /* lease id it works on, 0 none */
+    uint64_t queued;                 /* lease id it starts after `lease`, 0 none (only with a lease) */
     uint32_t bad;
     uint64_t batches, last_batch;
     double last_batch_at;
@@ -114,12 +117,20 @@ int dispatch_range_of_lease(struct dispatcher *d, uint64_t lease);
 void dispatch_range_remove(struct dispatcher *d, int i);
 /* Insert [first, end) waiting for a worker; its index, -1 when out of memory. */
 int dispatch_range_add(struct dispatcher *d, uint64_t first, uint64_t end);
-/* The worker's lease goes back to the queue (what it has not delivered);
- * 1 and [*first, *end) when something did.  orphan: log its re-lease. */
+/* The worker's leases go back to the queue (what it has not delivered; its
+ * queued lease silently); 1 and [*first, *end) when something of the lease
+ * it works on did.  orphan: log that part's re-lease. */
 int dispatch_lease_release_range(struct dispatcher *d, struct peer *p, int orphan, uint64_t *first, uint64_t *end);
 void dispatch_lease_release(struct dispatcher *d, struct peer *p, int orphan);
-/* Lease ranges[ri] to p with credit up to next + window; sends LEASE. */
-void dispatch_lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t next);
+/* The worker says it finished or dropped `lease`: what is missing of it goes
+ * back to the queue; its queued lease becomes the current one. */
+void dispatch_lease_dropped(struct dispatcher *d, struct peer *p, uint64_t lease);
+/* Every batch of `lease` is in (or consumed): the queued lease becomes the
+ * current one. */
+void dispatch_lease_finished(struct dispatcher *d, struct peer *p, uint64_t lease);
+/* Lease ranges[ri] to p with credit up to next + window, to start now
+ * (after = 0) or after p's current lease (after = p->lease); sends LEASE. */
+void dispatch_lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t next, uint64_t after);
 /* Hand out leases to the workers that asked (see dispatch_lease.c). */
 void dispatch_lease_assign(struct dispatcher *d);
 

@@ -4,14 +4,21 @@
  *
  * `ranges` holds the splits between the consumer's position and the fresh
  * cursor that are leased or waiting for a worker, sorted by first index.
- * Leasing rule: the lowest range without a worker goes to the idle worker
- * that asked first; when no worker is idle and a busy worker holds a later
- * range, that worker's lease is replaced (its unreceived part goes back), so
- * the batch the consumer waits for is always being made when any worker is
- * alive.  Fresh splits are cut only when a worker is idle, so every worker
- * holds one lease at a time (a lease beyond the window waits for credit
- * with at most one batch made).  A released lease keeps only the part not
- * yet received; a re-lease of a departed worker's split is logged.
+ * A worker holds at most two leases: the one it works on (`lease`) and the
+ * one it starts next (`queued`, asked for when it is at the last batch of
+ * the current one, so the worker streams on across split boundaries
+ * without waiting for a round trip through its own queued batches).
+ *
+ * Leasing rule, in this order: the lowest range without a worker goes to
+ * the idle worker that asked first; when no worker is idle, a range inside
+ * the window goes to the holder of the latest later lease in place of what
+ * it holds (its unreceived parts go back), so the batch the consumer waits
+ * for is always being made when any worker is alive; then a worker asking
+ * for its next lease gets the lowest range, queued.  Fresh splits are cut
+ * only for a worker that asks, so no worker holds more than two (a lease
+ * beyond the window waits for credit with at most one batch made).  A
+ * released lease keeps only the part not yet received; a re-lease of a
+ * departed worker's split is logged.
  *
  * Runs on the dispatcher's thread only (it owns ranges and peers); the
  * window's slots and `next` are read under the shared mutex.
@@ -76,13 +83,14 @@ int dispatch_range_add(struct dispatcher *d, uint64_t first, uint64_t end)
     return i;
 }
 
-/* The worker's lease goes back to the queue (what it has not delivered);
- * 1 and [*first, *end) when something did. */
-int dispatch_lease_release_range(struct dispatcher *d, struct peer *p, int orphan, uint64_t *first, uint64_t *end)
+/* Lease *which (p->lease or p->queued) goes back to the queue: what of it
+ * has not been received. */
+static int release_one(struct dispatcher *d, struct peer *p, uint64_t *which, int orphan, uint64_t *first, uint64_t *end)
 {
-    if (!p->lease) return 0;
-    int i = dispatch_range_of_lease(d, p->lease);
-    p->lease = 0;
+    uint64_t lease = *which;
+    *which = 0;
+    if (!lease) return 0;
+    int i = dispatch_range_of_lease(d, lease);
     if (i < 0) return 0;
     struct range *r = &d->ranges[i];
     r->first = dispatch_lowest_missing(d, r->first, r->end);
@@ -98,13 +106,48 @@ int dispatch_lease_release_range(struct dispatcher *d, struct peer *p, int orpha
     return 0;
 }
 
+int dispatch_lease_release_range(struct dispatcher *d, struct peer *p, int orphan, uint64_t *first, uint64_t *end)
+{
+    uint64_t a, b;
+    (void)release_one(d, p, &p->queued, 0, &a, &b);   /* never started: no line about it */
+    p->wants_next = 0;
+    return release_one(d, p, &p->lease, orphan, first, end);
+}
+
 void dispatch_lease_release(struct dispatcher *d, struct peer *p, int orphan)
 {
     uint64_t a, b;
     (void)dispatch_lease_release_range(d, p, orphan, &a, &b);
 }
 
-void dispatch_lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t next)
+void dispatch_lease_finished(struct dispatcher *d, struct peer *p, uint64_t lease)
+{
+    (void)d;
+    if (!lease) return;
+    if (lease == p->lease) {
+        p->lease = p->queued;
+        p->queued = 0;
+        p->wants_next = 0;
+    } else if (lease == p->queued) {
+        p->queued = 0;
+    }
+}
+
+void dispatch_lease_dropped(struct dispatcher *d, struct peer *p, uint64_t lease)
+{
+    uint64_t a, b;
+    if (!lease) return;
+    if (lease == p->lease) {
+        (void)release_one(d, p, &p->lease, 1, &a, &b);
+        p->lease = p->queued;
+        p->queued = 0;
+        p->wants_next = 0;
+    } else if (lease == p->queued) {
+        (void)release_one(d, p, &p->queued, 0, &a, &b);
+    }
+}
+
+void dispatch_lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t next, uint64_t after)
 {
     struct range *r = &d->ranges[ri];
     r->peer = (int)(p - d->peers);
@@ -112,12 +155,19 @@ void dispatch_lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t ne
     uint64_t lim = next + (uint64_t)d->cfg.window;
     r->granted = lim < r->end ? lim : r->end;
     if (r->granted < r->first) r->granted = r->first;
-    p->lease = r->lease;
-    p->wants = 0;
+    if (after) {
+        p->queued = r->lease;
+        p->wants_next = 0;
+    } else {
+        p->lease = r->lease;
+        p->wants = 0;
+    }
     struct dproto_msg m = { .type = DPROTO_LEASE };
-    m.u.lease = (struct dproto_lease){ r->lease, r->first, r->end, r->granted };
+    m.u.lease = (struct dproto_lease){ r->lease, r->first, r->end, r->granted, after };
     dispatch_send_to(d, p, &m);
-    if (d->trace) log_info("lease %" PRIu64 " [%" PRIu64 ", %" PRIu64 ") to %s, credit to %" PRIu64, r->lease, r->first, r->end, p->name, r->granted);
+    if (d->trace)
+        log_info("lease %" PRIu64 " [%" PRIu64 ", %" PRIu64 ") to %s, credit to %" PRIu64 "%s", r->lease, r->first, r->end,
+                 p->name, r->granted, after ? ", queued after its current one" : "");
     if (r->orphan) {
         d->st.released++;
         log_info("split [%" PRIu64 ", %" PRIu64 ") re-leased to %s (was %s's)", r->first, r->end, p->name, r->was);
@@ -133,13 +183,15 @@ void dispatch_lease_assign(struct dispatcher *d)
         int ri = -1;
         for (int i = 0; i < d->nranges; i++)
             if (d->ranges[i].peer < 0) { ri = i; break; }
-        struct peer *idle = NULL;
+        struct peer *idle = NULL, *ahead = NULL;
         for (int i = 0; i < MAX_PEERS; i++) {
             struct peer *p = &d->peers[i];
-            if (p->used && p->registered && p->wants && !p->lease && (!idle || p->want_since < idle->want_since)) idle = p;
+            if (!p->used || !p->registered) continue;
+            if (p->wants && !p->lease && (!idle || p->want_since < idle->want_since)) idle = p;
+            if (p->wants_next && p->lease && !p->queued && (!ahead || p->next_since < ahead->next_since)) ahead = p;
         }
         if (ri < 0) {
-            if (!idle) return;
+            if (!idle && !ahead) return;
             if (d->fresh < next) d->fresh = next;
             if (d->cfg.end_batch && d->fresh >= d->cfg.end_batch) return;
             if (d->fresh >= next + W + K * (uint64_t)d->cfg.max_workers) return;
@@ -148,20 +200,27 @@ void dispatch_lease_assign(struct dispatcher *d)
             if ((ri = dispatch_range_add(d, d->fresh, end)) < 0) return;
             d->fresh = end;
         }
-        if (idle) { dispatch_lease_to(d, ri, idle, next); continue; }
-        /* no idle worker: take over the latest lease if it is later than this range */
+        if (idle) { dispatch_lease_to(d, ri, idle, next, 0); continue; }
+        /* no idle worker: a range inside the window goes to the holder of the
+         * latest lease, if that is later, in place of what it holds */
         struct range *want = &d->ranges[ri];
-        if (want->first >= next + W) return;
         int vi = -1;
-        for (int i = 0; i < d->nranges; i++)
-            if (d->ranges[i].peer >= 0 && d->ranges[i].first > want->first) vi = i;
-        if (vi < 0) return;
-        struct peer *victim = &d->peers[d->ranges[vi].peer];
-        uint64_t want_first = want->first;
-        dispatch_lease_release(d, victim, 0);   /* want stays where it is: it is lower */
-        for (ri = 0; ri < d->nranges; ri++)
-            if (d->ranges[ri].peer < 0 && d->ranges[ri].first == want_first) break;
-        if (ri == d->nranges) return;
-        dispatch_lease_to(d, ri, victim, next);
+        if (want->first < next + W)
+            for (int i = 0; i < d->nranges; i++)
+                if (d->ranges[i].peer >= 0 && d->ranges[i].first > want->first) vi = i;
+        if (vi >= 0) {
+            struct peer *victim = &d->peers[d->ranges[vi].peer];
+            uint64_t want_first = want->first;
+            dispatch_lease_release(d, victim, 0);   /* want stays where it is: it is lower */
+            for (ri = 0; ri < d->nranges; ri++)
+                if (d->ranges[ri].peer < 0 && d->ranges[ri].first == want_first) break;
+            if (ri == d->nranges) return;
+            dispatch_lease_to(d, ri, victim, next, 0);
+            continue;
+        }
+        /* a worker near the end of its lease gets the next one queued, so it
+         * never waits for a round trip between splits */
+        if (ahead) { dispatch_lease_to(d, ri, ahead, next, ahead->lease); continue; }
+        return;
     }
 }

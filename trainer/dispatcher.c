@@ -165,13 +165,20 @@ static void malformed(struct dispatcher *d, struct peer *p, const char *why)
                  peer_label(p, lb, sizeof lb), why, p->bad, total, held_back(d, hb, sizeof hb));
 }
 
-static void refuse(struct dispatcher *d, struct peer *p, const char *field, const char *ours, const char *theirs)
+/* REFUSED has the same layout in every protocol version: a worker of
+ * another version gets it with its own version in the header, so it can
+ * read why (version 0: ours). */
+static void refuse_as(struct dispatcher *d, struct peer *p, uint16_t version, const char *field, const char *ours,
+                      const char *theirs)
 {
-    struct dproto_msg m = { .type = DPROTO_REFUSED };
+    struct dproto_msg m = { .type = DPROTO_REFUSED, .session = d->session };
     snprintf(m.u.refused.field, sizeof m.u.refused.field, "%s", field);
     snprintf(m.u.refused.ours, sizeof m.u.refused.ours, "%s", ours);
     snprintf(m.u.refused.theirs, sizeof m.u.refused.theirs, "%s", theirs);
-    dispatch_send_to(d, p, &m);
+    uint8_t buf[256];
+    size_t n = dproto_encode(&m, buf, sizeof buf);
+    if (n && version) le_put_u16(buf + 4, version);
+    if (n && zmq_send(d->sock, p->id, p->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) zmq_send(d->sock, buf, n, ZMQ_DONTWAIT);
     pthread_mutex_lock(&d->mu);
     d->st.refused++;
     pthread_mutex_unlock(&d->mu);
@@ -179,6 +186,11 @@ static void refuse(struct dispatcher *d, struct peer *p, const char *field, cons
     if (log_allowed(d))
         log_warn("refused worker %s: %s differs (ours %s, theirs %s)%s", peer_label(p, lb, sizeof lb), field, ours,
                  theirs, held_back(d, hb, sizeof hb));
+}
+
+static void refuse(struct dispatcher *d, struct peer *p, const char *field, const char *ours, const char *theirs)
+{
+    refuse_as(d, p, 0, field, ours, theirs);
 }
 
 static void on_register(struct dispatcher *d, struct peer *p, const struct dproto_register *r)
@@ -257,10 +269,12 @@ static void on_batch(struct dispatcher *d, struct peer *p, zmq_msg_t *body, cons
     p->batches++;
     p->last_batch = k;
     p->last_batch_at = log_now();
-    int ri = p->lease ? dispatch_range_of_lease(d, p->lease) : -1;
-    if (ri >= 0 && dispatch_lowest_missing(d, d->ranges[ri].first, d->ranges[ri].end) >= d->ranges[ri].end) {
+    uint64_t lease = m->u.batch.lease;
+    int ri = lease ? dispatch_range_of_lease(d, lease) : -1;
+    if (ri >= 0 && d->ranges[ri].peer == (int)(p - d->peers) &&
+        dispatch_lowest_missing(d, d->ranges[ri].first, d->ranges[ri].end) >= d->ranges[ri].end) {
         dispatch_range_remove(d, ri);
-        p->lease = 0;
+        dispatch_lease_finished(d, p, lease);
     }
 }
 
@@ -274,7 +288,7 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
         snprintf(theirs, sizeof theirs, "%u", le_get_u16(buf + 4));
         snprintf(ours, sizeof ours, "%u", DPROTO_VERSION);
         if (!p->name[0]) snprintf(p->name, sizeof p->name, "unregistered peer");
-        refuse(d, p, "protocol version", ours, theirs);
+        refuse_as(d, p, le_get_u16(buf + 4), "protocol version", ours, theirs);
         return;
     }
     if (dproto_parse(buf, len, &m) != STATUS_OK) { malformed(d, p, status_msg()); return; }
@@ -294,10 +308,15 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
     p->last_heard = now;
     switch (m.type) {
     case DPROTO_REQUEST:
-        if (!p->wants) { p->wants = 1; p->want_since = now; }
-        /* it finished (or dropped) its lease; a request sent before our
-         * LEASE arrived names an older one and changes nothing */
-        if (p->lease && m.u.done == p->lease) dispatch_lease_release(d, p, 1);
+        /* it finished (or dropped) a lease: what is missing of it goes back;
+         * a request sent before our LEASE arrived names an older one and
+         * changes nothing */
+        dispatch_lease_dropped(d, p, m.u.done);
+        if (m.u.want && !m.u.holds && !p->wants) { p->wants = 1; p->want_since = now; }
+        if (m.u.want && m.u.holds && m.u.holds == p->lease && !p->queued && !p->wants_next) {
+            p->wants_next = 1;
+            p->next_since = now;
+        }
         break;
     case DPROTO_HEARTBEAT: p->hb = m.u.hb; p->have_hb = 1; break;
     case DPROTO_BATCH: on_batch(d, p, body, &m); break;
@@ -407,7 +426,7 @@ static void periodic(struct dispatcher *d)
     }
     /* consumed ranges */
     while (d->nranges > 0 && d->ranges[0].end <= next) {
-        if (d->ranges[0].peer >= 0) d->peers[d->ranges[0].peer].lease = 0;
+        if (d->ranges[0].peer >= 0) dispatch_lease_finished(d, &d->peers[d->ranges[0].peer], d->ranges[0].lease);
         dispatch_range_remove(d, 0);
     }
     dispatch_lease_assign(d);
