@@ -467,6 +467,7 @@ static void *thread_main(void *arg)
                                     { conn_watch_socket(d->conns), 0, ZMQ_POLLIN, 0 } };
         int rc = zmq_poll(items, 3, 50);
         if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) conn_watch_drain(d->conns);
+        conn_watch_tick(d->conns);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
             uint64_t v;
             if (read(d->wake_fd, &v, sizeof v) < 0) { /* nothing to do */ }
