@@ -14,6 +14,9 @@
  *
  * Consumer: dispatcher_new with the run's settings and dispatcher_next in a
  * loop, as the trainer does (CPU backend: plain malloc'd batch buffer).
+ * Besides the throughput it prints the mean time between batches at the
+ * start of a split and inside one: a gap at split starts is time the
+ * connection stood idle between leases.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -177,18 +180,28 @@ static int dispatch_bench(const char *ep, int batches, uint32_t n, uint32_t h, u
     if (workers > 16) workers = 16;
     for (int i = 0; i < workers; i++)
         if ((pids[i] = fork()) == 0) _exit(dispatch_worker(ep, i, n, h, c, co));
-    double t0 = 0;
-    int rc = 0;
+    double t0 = 0, prev = 0, gap[2] = { 0, 0 };
+    int rc = 0, ngap[2] = { 0, 0 };
+    uint64_t K = (uint64_t)dc.split_batches;
     for (int i = 0; i < batches; i++) {
         struct dispatch_batch b;
         if (dispatcher_next(d, &b, NULL, NULL, NULL, NULL) != STATUS_OK) { fprintf(stderr, "%s\n", status_msg()); rc = 1; break; }
-        if (i == 0) t0 = log_now();
+        double now = log_now();
+        if (i == 0) t0 = now;
+        else {   /* the time between batches: the first of a split, or one inside it */
+            int first = b.index % K == 0;
+            gap[first] += now - prev;
+            ngap[first]++;
+        }
+        prev = now;
     }
     double dt = log_now() - t0;
     for (int i = 0; i < workers; i++) kill(pids[i], SIGTERM);
     for (int i = 0; i < workers; i++) waitpid(pids[i], NULL, 0);
     dispatcher_free(&d);
     size_t total = dproto_batch_size(n, h, w, c);
-    if (!rc) printf("batches %d bytes %zu wall_s %.4f\n", batches - 1, total * (size_t)(batches - 1), dt);
+    if (!rc)
+        printf("batches %d bytes %zu wall_s %.4f gap_ms split_start %.1f inside %.1f\n", batches - 1,
+               total * (size_t)(batches - 1), dt, ngap[1] ? 1e3 * gap[1] / ngap[1] : 0.0, ngap[0] ? 1e3 * gap[0] / ngap[0] : 0.0);
     return rc;
 }
