@@ -2,7 +2,8 @@
 # --input_queue_memory_factor F bounds the trainer's input memory: at most F batches are
 # held ahead (the dispatcher's credit window; splits of at most F batches).  It changes
 # nothing else: the batches, and so the weights, are those of the default (16), because
-# every batch is a function of (seed, index) and each epoch a full permutation.
+# every batch is a function of (seed, index) and each epoch a full permutation.  The
+# workers' queued leases (proto/dispatch.md, version 2) show in the lease trace.
 set -euo pipefail
 source "$DEEPER_ROOT/tests/e2e/dispatch_lib.bash"
 skip_unless_fmnist
@@ -16,6 +17,8 @@ DEEPER_DISPATCH_TRACE=1 "$DEEPER_BIN/deeper" train "${common[@]}" --train_dir b 
 grep "held ahead" a.log b.log
 grep -q "input: at most 16 batches of 12.[0-9] kB held ahead (--input_queue_memory_factor), splits of 4 batches" a.log
 grep -q "input: at most 2 batches of 12.[0-9] kB held ahead (--input_queue_memory_factor), splits of 2 batches" b.log
+# the workers ask for their next lease at the last batch of the current one (protocol 2)
+grep -q "lease [0-9]* \[[0-9]*, [0-9]*) to local-[01], credit to [0-9]*, queued after its current one" b.log
 # every lease: at most 2 batches, credit at most 2 past the consumer's position
 "$PY" - b.log <<'PYEOF'
 import re, sys
