@@ -36,6 +36,7 @@ struct conn_watch {
     uint8_t *state;              /* by fd: PENDING, READY, SHUT (0: not open) */
     uint64_t *seq;               /* by fd: order of acceptance */
     uint64_t accepted;
+    int max_fd;                  /* highest fd seen: the end of the search for the oldest pending one */
     uint64_t evicted;
     char last_refused[48];
     struct bucket { double tokens, at; } note, warn;   /* opened/closed lines; refusals */
@@ -134,12 +135,13 @@ void conn_watch_drain(struct conn_watch *w)
                 snprintf(w->addr[fd], sizeof w->addr[fd], "%s", a);
                 w->state[fd] = PENDING;
                 w->seq[fd] = ++w->accepted;
+                if (fd > w->max_fd) w->max_fd = fd;
             }
             w->open++;
             w->opened++;
             int victim = -1;
             if (w->open > w->cap) {
-                for (int i = 0; i < MAX_FDS; i++)   /* the oldest still in its handshake */
+                for (int i = 0; i <= w->max_fd; i++)   /* the oldest still in its handshake */
                     if (w->state[i] == PENDING && i != fd && (victim < 0 || w->seq[i] < w->seq[victim])) victim = i;
                 if (victim < 0) victim = fd;
                 shutdown(victim, SHUT_RDWR);   /* libzmq sees the end of stream and closes it */
