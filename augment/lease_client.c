@@ -3,9 +3,11 @@
  * lease_client.h and proto/dispatch.md).
  *
  * State: registered or not (and the consumer's session); the lease held
- * [first, end) with its credit limit and the next index to make; at most one
- * made batch waiting for credit (`held`, a ZeroMQ message built in place, so
- * sending it copies nothing).  service() is the only place that reads the
+ * [first, end) with its credit limit and the next index to make; the lease
+ * queued after it (asked for at the current lease's last batch, so the
+ * worker goes on to the next split without waiting for the consumer's
+ * answer); at most one made batch waiting for credit (`held`, a ZeroMQ
+ * message built in place, so sending it copies nothing).  service() is the only place that reads the
  * socket; it runs between batches and, through the worker's tick hook,
  * between examples.
  */
@@ -36,8 +38,10 @@ struct client {
     struct dproto_registered run;
     struct worker *w;
     uint64_t lease, first, end, limit, next;
+    struct dproto_lease queued; /* the lease to start after `lease` (queued.lease 0: none) */
     uint64_t done;              /* the last lease finished or dropped */
-    int requested;
+    int requested;              /* asked for a lease (now, or to follow `lease`) */
+    int report;                 /* tell the consumer about `done` now */
     double last_sent, last_heard, last_reg, last_req;
     double hb_s, timeout_s;
     int held;
@@ -71,8 +75,37 @@ static void lose_registration(struct client *c)
 {
     c->registered = 0;
     c->lease = 0;
+    c->queued.lease = 0;
     c->last_reg = 0;
     drop_held(c);
+}
+
+static void start_lease(struct client *c, const struct dproto_lease *l)
+{
+    c->lease = l->lease;
+    c->first = l->first;
+    c->end = l->end;
+    c->limit = l->limit;
+    c->next = c->first;
+    c->requested = 0;
+    c->leases++;
+    if (c->held && c->held_index == c->first) c->held_lease = c->lease;
+    else drop_held(c);
+}
+
+/* Every batch of the current lease is sent: the queued lease, if any, is
+ * the current one now; the consumer hears about the finished one. */
+static void finish_lease(struct client *c)
+{
+    c->done = c->lease;
+    c->lease = 0;
+    c->requested = 0;
+    if (c->queued.lease) {
+        struct dproto_lease q = c->queued;
+        c->queued.lease = 0;
+        start_lease(c, &q);
+        c->report = 1;
+    }
 }
 
 static void handle(struct client *c, const struct dproto_msg *m)
@@ -103,6 +136,7 @@ static void handle(struct client *c, const struct dproto_msg *m)
         c->last_heard = log_now();
         c->registered = 1;
         c->lease = 0;
+        c->queued.lease = 0;
         c->requested = 0;
         drop_held(c);
         c->hb_s = r->heartbeat_ms / 1000.0;
@@ -120,20 +154,26 @@ static void handle(struct client *c, const struct dproto_msg *m)
     if (!c->registered || m->session != c->session) return;   /* stale */
     c->last_heard = log_now();
     switch (m->type) {
-    case DPROTO_LEASE:
-        if (m->u.lease.lease == c->lease) break;
-        c->lease = m->u.lease.lease;
-        c->first = m->u.lease.first;
-        c->end = m->u.lease.end;
-        c->limit = m->u.lease.limit;
-        c->next = c->first;
-        c->requested = 0;
-        c->leases++;
-        if (c->held && c->held_index == c->first) { c->held_lease = c->lease; }
-        else drop_held(c);
+    case DPROTO_LEASE: {
+        const struct dproto_lease *l = &m->u.lease;
+        if (l->lease == c->lease || l->lease == c->queued.lease) break;
+        if (l->after && c->lease && l->after == c->lease) {   /* to follow the current one */
+            c->queued = *l;
+            c->requested = 0;
+            break;
+        }
+        if (l->after && !(c->lease == 0 && l->after == c->done)) {   /* follows a lease we no longer hold */
+            c->done = l->lease;
+            c->report = 1;
+            break;
+        }
+        if (!l->after) c->queued.lease = 0;   /* replaces everything held */
+        start_lease(c, l);
         break;
+    }
     case DPROTO_CREDIT:
         if (m->u.credit.lease == c->lease && m->u.credit.limit > c->limit) c->limit = m->u.credit.limit;
+        if (m->u.credit.lease == c->queued.lease && m->u.credit.limit > c->queued.limit) c->queued.limit = m->u.credit.limit;
         break;
     default:
         break;
@@ -159,12 +199,16 @@ static void periodic(struct client *c)
         lose_registration(c);
         return;
     }
-    if (!c->lease && !c->held && (!c->requested || now - c->last_req >= c->hb_s)) {
+    /* a lease: now when idle, or the next one when at the current one's last batch */
+    int want = (!c->lease && !c->held) || (c->lease && !c->queued.lease && c->end - c->next <= 1);
+    if (c->report || (want && (!c->requested || now - c->last_req >= c->hb_s))) {
         struct dproto_msg m = { .type = DPROTO_REQUEST };
         m.u.done = c->done;
+        m.u.holds = c->lease;
+        m.u.want = (uint32_t)want;
         if (send_ctrl(c, &m)) {
-            c->requested = 1;
-            c->last_req = now;
+            c->report = 0;
+            if (want) { c->requested = 1; c->last_req = now; }
         }
     }
     if (now - c->last_sent >= c->hb_s) {
@@ -337,7 +381,7 @@ status lease_client_run(const struct lease_client_config *cfg, volatile sig_atom
                 c.last_sent = log_now();
             }
         }
-        if (c.lease && !c.held && c.next >= c.end) { c.done = c.lease; c.lease = 0; c.requested = 0; }
+        if (c.lease && !c.held && c.next >= c.end) finish_lease(&c);
         int busy = c.registered && c.lease && !c.held && c.next < c.end;
         service(&c, busy ? 0 : 50);
         refusals_drain(&c);

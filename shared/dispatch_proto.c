@@ -13,9 +13,10 @@
  *               40 examples u64 | 48 flip i8 | 49 color i8 | 50 crop i8 | 51..55 0 |
  *               56 subset[16] | 72 end
  *   REFUSED     0 field[32] | 32 ours[64] | 96 theirs[64] | 160 end
- *   REQUEST     0 done u64 (the lease finished or dropped, 0 none) | 8 end
+ *   REQUEST     0 done u64 (the lease finished or dropped, 0 none) | 8 holds u64 |
+ *               16 want u32 | 20 0 u32 | 24 end
  *   BYE         empty
- *   LEASE       0 lease | 8 first | 16 end | 24 limit (u64 each) | 32 end
+ *   LEASE       0 lease | 8 first | 16 end | 24 limit | 32 after (u64 each) | 40 end
  *   CREDIT      0 lease | 8 limit | 16 end
  *   HEARTBEAT   0 lease u64 | 8 next u64 | 16 state u32 | 20 0 u32 | 24 end
  *   RESET       0 reason u32 | 4 0 u32 | 8 end
@@ -45,9 +46,9 @@ size_t dproto_body_size(uint16_t type)
     case DPROTO_REGISTER: return 136;
     case DPROTO_REGISTERED: return 72;
     case DPROTO_REFUSED: return 160;
-    case DPROTO_REQUEST: return 8;
+    case DPROTO_REQUEST: return 24;
     case DPROTO_BYE: return 0;
-    case DPROTO_LEASE: return 32;
+    case DPROTO_LEASE: return 40;
     case DPROTO_CREDIT: return 16;
     case DPROTO_HEARTBEAT: return 24;
     case DPROTO_RESET: return 8;
@@ -134,6 +135,7 @@ size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap)
     case DPROTO_LEASE:
         le_put_u64(b, m->u.lease.lease); le_put_u64(b + 8, m->u.lease.first);
         le_put_u64(b + 16, m->u.lease.end); le_put_u64(b + 24, m->u.lease.limit);
+        le_put_u64(b + 32, m->u.lease.after);
         break;
     case DPROTO_CREDIT:
         le_put_u64(b, m->u.credit.lease); le_put_u64(b + 8, m->u.credit.limit);
@@ -145,7 +147,7 @@ size_t dproto_encode(const struct dproto_msg *m, uint8_t *buf, size_t cap)
         le_put_u32(b, m->u.reset_reason);
         break;
     case DPROTO_REQUEST:
-        le_put_u64(b, m->u.done);
+        le_put_u64(b, m->u.done); le_put_u64(b + 8, m->u.holds); le_put_u32(b + 16, m->u.want);
         break;
     default:
         break;
@@ -236,8 +238,8 @@ status dproto_parse(const void *buf, size_t len, struct dproto_msg *out)
     case DPROTO_LEASE: {
         struct dproto_lease *l = &out->u.lease;
         l->lease = le_get_u64(b); l->first = le_get_u64(b + 8);
-        l->end = le_get_u64(b + 16); l->limit = le_get_u64(b + 24);
-        if (l->lease == 0 || l->first >= l->end || l->limit > l->end)
+        l->end = le_get_u64(b + 16); l->limit = le_get_u64(b + 24); l->after = le_get_u64(b + 32);
+        if (l->lease == 0 || l->first >= l->end || l->limit > l->end || l->after == l->lease)
             return FAIL(STATUS_FORMAT, "LEASE %llu [%llu, %llu) limit %llu is not a range", (unsigned long long)l->lease,
                         (unsigned long long)l->first, (unsigned long long)l->end, (unsigned long long)l->limit);
         break;
@@ -258,6 +260,9 @@ status dproto_parse(const void *buf, size_t len, struct dproto_msg *out)
         break;
     case DPROTO_REQUEST:
         out->u.done = le_get_u64(b);
+        out->u.holds = le_get_u64(b + 8);
+        out->u.want = le_get_u32(b + 16);
+        if (out->u.want > 1) return FAIL(STATUS_FORMAT, "REQUEST want %u", out->u.want);
         break;
     case DPROTO_BATCH: {
         struct dproto_batch *bt = &out->u.batch;

@@ -30,7 +30,7 @@
 #include "shared/wire.h"
 
 #define DPROTO_MAGIC       0x53445044u   /* bytes 'D','P','D','S' */
-#define DPROTO_VERSION     1u
+#define DPROTO_VERSION     2u
 #define DPROTO_HEADER_SIZE 16u
 #define DPROTO_NAME_MAX    64            /* worker names, REFUSED values (with the NUL) */
 #define DPROTO_FIELD_MAX   32
@@ -40,8 +40,9 @@ enum dproto_type {
     DPROTO_REGISTER = 1,    /* worker -> consumer: hello, identity and settings */
     DPROTO_REGISTERED,      /* consumer -> worker: accepted; the run's settings */
     DPROTO_REFUSED,         /* consumer -> worker: one field differs */
-    DPROTO_REQUEST,         /* worker -> consumer: give me a lease */
-    DPROTO_LEASE,           /* consumer -> worker: produce batches [first, end) (replaces any lease held) */
+    DPROTO_REQUEST,         /* worker -> consumer: give me a lease (now, or to follow the one I hold) */
+    DPROTO_LEASE,           /* consumer -> worker: produce batches [first, end) (now, replacing what is
+                               held; or after lease `after`) */
     DPROTO_CREDIT,          /* consumer -> worker: you may send the lease's batches below limit */
     DPROTO_BATCH,           /* worker -> consumer: batch `index` of a lease */
     DPROTO_HEARTBEAT,       /* both ways */
@@ -87,7 +88,9 @@ struct dproto_refused {
     char theirs[DPROTO_NAME_MAX];   /* the worker's value */
 };
 
-struct dproto_lease { uint64_t lease, first, end, limit; };
+/* after: 0 = start now, replacing every lease held; else the lease this one
+ * follows (the worker starts it when it has sent `after`'s last batch). */
+struct dproto_lease { uint64_t lease, first, end, limit, after; };
 struct dproto_credit { uint64_t lease, limit; };
 
 enum dproto_worker_state { DPROTO_IDLE = 0, DPROTO_COMPUTING, DPROTO_WAITING_CREDIT, DPROTO_REGISTERING };
@@ -118,7 +121,11 @@ struct dproto_msg {
         struct dproto_heartbeat hb;
         struct dproto_batch batch;
         uint32_t reset_reason;
-        uint64_t done;              /* REQUEST: the lease the worker finished or dropped (0: none) */
+        struct {                    /* REQUEST */
+            uint64_t done;          /* the lease the worker finished or dropped (0: none) */
+            uint64_t holds;         /* the lease it works on now (0: none) */
+            uint32_t want;          /* 1: lease me a split (to follow `holds`, or now when 0) */
+        };
     } u;
 };
 

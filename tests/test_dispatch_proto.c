@@ -33,7 +33,7 @@ Test(dispatch_proto, register_round_trip_and_layout)
     size_t n = enc(&m, buf, sizeof buf);
     cr_assert_eq(n, 16u + 136u);
     cr_assert_eq(memcmp(buf, "DPDS", 4), 0);
-    cr_assert_eq(buf[4], 1); cr_assert_eq(buf[6], DPROTO_REGISTER);
+    cr_assert_eq(buf[4], 2); cr_assert_eq(buf[6], DPROTO_REGISTER);
     cr_assert_eq(buf[16], 0xef);
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_OK, "%s", status_msg());
     cr_assert_eq(g.type, DPROTO_REGISTER);
@@ -53,7 +53,7 @@ Test(dispatch_proto, control_round_trips)
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_OK, "%s", status_msg());
     cr_assert_eq(g.session, 77u); cr_assert_eq(g.u.ok.window, 16u); cr_assert_str_eq(g.u.ok.subset, "train");
     m = (struct dproto_msg){ .type = DPROTO_LEASE, .session = 77 };
-    m.u.lease = (struct dproto_lease){ 3, 8, 12, 10 };
+    m.u.lease = (struct dproto_lease){ 3, 8, 12, 10, 0 };
     n = enc(&m, buf, sizeof buf);
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_OK, "%s", status_msg());
     cr_assert_eq(g.u.lease.first, 8u); cr_assert_eq(g.u.lease.limit, 10u);
@@ -102,16 +102,16 @@ Test(dispatch_proto, malformed_refused)
 {
     uint8_t buf[512];
     struct dproto_msg m = { .type = DPROTO_LEASE }, g;
-    m.u.lease = (struct dproto_lease){ 1, 4, 8, 8 };
+    m.u.lease = (struct dproto_lease){ 1, 4, 8, 8, 0 };
     size_t n = enc(&m, buf, sizeof buf);
     cr_assert_eq(dproto_parse(buf, 3, &g), STATUS_FORMAT);
     buf[0] ^= 1;
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_FORMAT);
     cr_assert(strstr(status_msg(), "magic") != NULL);
-    buf[0] ^= 1; buf[4] = 2;
+    buf[0] ^= 1; buf[4] = DPROTO_VERSION + 1;
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_FORMAT);
     cr_assert(strstr(status_msg(), "version") != NULL);
-    buf[4] = 1; buf[6] = 99;
+    buf[4] = DPROTO_VERSION; buf[6] = 99;
     cr_assert_eq(dproto_parse(buf, n, &g), STATUS_FORMAT);
     buf[6] = DPROTO_LEASE;
     cr_assert_eq(dproto_parse(buf, n + 1, &g), STATUS_FORMAT);
@@ -159,4 +159,27 @@ Test(dispatch_proto, truncations_and_noise)
         cr_assert(st == STATUS_OK || st == STATUS_FORMAT);
         free(buf);
     }
+}
+
+/* Version 2: a LEASE may follow the worker's current lease (`after`), and a
+ * REQUEST says which lease the worker holds and whether it wants one. */
+Test(dispatch_proto, queued_lease_and_request_v2)
+{
+    uint8_t buf[512];
+    struct dproto_msg m = { .type = DPROTO_LEASE, .session = 9 }, g;
+    m.u.lease = (struct dproto_lease){ .lease = 5, .first = 12, .end = 16, .limit = 14, .after = 4 };
+    size_t n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(n, 16u + 40u);
+    cr_assert_eq(dproto_parse(buf, n, &g), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(g.u.lease.after, 4u);
+    le_put_u64(buf + 16 + 32, 5);   /* a lease cannot follow itself */
+    cr_assert_eq(dproto_parse(buf, n, &g), STATUS_FORMAT);
+    m = (struct dproto_msg){ .type = DPROTO_REQUEST, .session = 9 };
+    m.u.done = 3; m.u.holds = 4; m.u.want = 1;
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(n, 16u + 24u);
+    cr_assert_eq(dproto_parse(buf, n, &g), STATUS_OK, "%s", status_msg());
+    cr_assert_eq(g.u.done, 3u); cr_assert_eq(g.u.holds, 4u); cr_assert_eq(g.u.want, 1u);
+    buf[16 + 16] = 2;               /* want is 0 or 1 */
+    cr_assert_eq(dproto_parse(buf, n, &g), STATUS_FORMAT);
 }

@@ -2,7 +2,8 @@
  * dispatch_conns.c — connection events of the dispatcher's socket (see
  * dispatch_conns.h).  The monitor's events carry the connection's file
  * descriptor; the peer's address is read with getpeername when the
- * connection is accepted and remembered until it closes.
+ * connection is accepted and remembered until it closes, with its state
+ * (handshake pending, done, or shut down by us) and when it was accepted.
  */
 #include "trainer/dispatch_conns.h"
 
@@ -24,23 +25,33 @@
 #define MAX_FDS 65536
 #define BURST 5
 
+enum { PENDING = 1, READY, SHUT };
+
 struct conn_watch {
     void *mon;
     char endpoint[64];
     int cap, open;
     uint64_t opened, closed, refused, failed;
     char (*addr)[48];            /* by fd */
-    double tokens, tokens_at;
+    uint8_t *state;              /* by fd: PENDING, READY, SHUT (0: not open) */
+    uint64_t *seq;               /* by fd: order of acceptance */
+    uint64_t accepted;
+    int max_fd;                  /* highest fd seen: the end of the search for the oldest pending one */
+    uint64_t evicted;
+    char last_refused[48];
+    struct bucket { double tokens, at; } note, warn;   /* opened/closed lines; refusals */
     uint64_t held;
 };
 
-static int allowed(struct conn_watch *w)
+/* Lines of each kind: a burst of BURST, then one per second (so a flood of
+ * connections cannot use up the lines that say what was refused). */
+static int allowed(struct conn_watch *w, struct bucket *b)
 {
     double now = log_now();
-    w->tokens += now - w->tokens_at;
-    w->tokens_at = now;
-    if (w->tokens > BURST) w->tokens = BURST;
-    if (w->tokens >= 1) { w->tokens -= 1; return 1; }
+    b->tokens += now - b->at;
+    b->at = now;
+    if (b->tokens > BURST) b->tokens = BURST;
+    if (b->tokens >= 1) { b->tokens -= 1; return 1; }
     w->held++;
     return 0;
 }
@@ -75,13 +86,14 @@ status conn_watch_new(void *zctx, void *sock, int cap, struct conn_watch **out)
     struct conn_watch *w = calloc(1, sizeof *w);
     if (!w) return FAIL(STATUS_NOMEM, "connection monitor");
     w->addr = calloc(MAX_FDS, sizeof *w->addr);
+    w->state = calloc(MAX_FDS, 1);
+    w->seq = calloc(MAX_FDS, sizeof *w->seq);
     w->cap = cap;
-    w->tokens = BURST;
-    w->tokens_at = log_now();
+    w->note = w->warn = (struct bucket){ BURST, log_now() };
     status st = STATUS_OK;
-    if (!w->addr) { st = FAIL(STATUS_NOMEM, "connection monitor"); goto fail; }
+    if (!w->addr || !w->state || !w->seq) { st = FAIL(STATUS_NOMEM, "connection monitor"); goto fail; }
     snprintf(w->endpoint, sizeof w->endpoint, "inproc://dispatch-monitor-%d-%d", (int)getpid(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-    if (zmq_socket_monitor(sock, w->endpoint, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+    if (zmq_socket_monitor(sock, w->endpoint, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
         st = FAIL(STATUS_ZMQ, "zmq_socket_monitor: %s", zmq_strerror(errno));
@@ -115,45 +127,77 @@ void conn_watch_drain(struct conn_watch *w)
         int32_t value = (int32_t)le_get_u32(ev + 2);
         int fd = value;
         char held[64] = "";
+        int known = fd >= 0 && fd < MAX_FDS;
         if (event == ZMQ_EVENT_ACCEPTED) {
             char a[48];
             peer_of(fd, a, sizeof a);
-            if (fd >= 0 && fd < MAX_FDS) snprintf(w->addr[fd], sizeof w->addr[fd], "%s", a);
+            if (known) {
+                snprintf(w->addr[fd], sizeof w->addr[fd], "%s", a);
+                w->state[fd] = PENDING;
+                w->seq[fd] = ++w->accepted;
+                if (fd > w->max_fd) w->max_fd = fd;
+            }
             w->open++;
             w->opened++;
+            int victim = -1;
             if (w->open > w->cap) {
-                shutdown(fd, SHUT_RDWR);   /* libzmq sees the end of stream and closes it */
+                for (int i = 0; i <= w->max_fd; i++)   /* the oldest still in its handshake */
+                    if (w->state[i] == PENDING && i != fd && (victim < 0 || w->seq[i] < w->seq[victim])) victim = i;
+                if (victim < 0) victim = fd;
+                shutdown(victim, SHUT_RDWR);   /* libzmq sees the end of stream and closes it */
+                if (victim < MAX_FDS && victim >= 0) w->state[victim] = SHUT;
                 w->refused++;
-                if (allowed(w)) {
+                if (victim != fd) w->evicted++;
+                snprintf(w->last_refused, sizeof w->last_refused, "%s", victim != fd ? w->addr[victim] : a);
+                if (allowed(w, &w->warn)) {
                     if (w->held) snprintf(held, sizeof held, " (%" PRIu64 " similar lines held back)", w->held);
                     w->held = 0;
-                    log_warn("refused a connection from %s: %d open, the cap is %d [%" PRIu64 " refused in all]%s", a,
-                             w->open - 1, w->cap, w->refused, held);
+                    if (victim == fd)
+                        log_warn("refused a connection from %s: %d open, the cap is %d [%" PRIu64 " refused in all]%s",
+                                 a, w->open - 1, w->cap, w->refused, held);
+                    else
+                        log_warn("closed the connection from %s, still without a handshake, for one from %s: %d open, "
+                                 "the cap is %d [%" PRIu64 " refused in all]%s", w->addr[victim], a, w->open - 1, w->cap,
+                                 w->refused, held);
                 }
-            } else if (allowed(w)) {
+            } else if (allowed(w, &w->note)) {
                 log_info("connection from %s (%d open)", a, w->open);
             }
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (known && w->state[fd] == PENDING) w->state[fd] = READY;
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             const char *a = fd >= 0 && fd < MAX_FDS && w->addr[fd][0] ? w->addr[fd] : "a peer";
             if (w->open > 0) w->open--;
             w->closed++;
-            if (allowed(w)) {
+            if (allowed(w, &w->note)) {
                 if (w->held) snprintf(held, sizeof held, " (%" PRIu64 " similar lines held back)", w->held);
                 w->held = 0;
                 log_info("connection from %s closed (%d open; %" PRIu64 " closed in all; a peer sending a frame over "
                          "the size limit is cut off this way)%s", a, w->open, w->closed, held);
             }
-            if (fd >= 0 && fd < MAX_FDS) w->addr[fd][0] = 0;
+            if (known) { w->addr[fd][0] = 0; w->state[fd] = 0; }
         } else {
             w->failed++;
             const char *a = fd >= 0 && fd < MAX_FDS && w->addr[fd][0] ? w->addr[fd] : "a peer";
             char why[200];
             curve_handshake_describe(event, (uint32_t)value, why, sizeof why);
             /* a key refused by the ZAP handler has its line there, with the key */
-            if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && allowed(w))
+            if (event != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && allowed(w, &w->warn))
                 log_warn("refused %s: %s [%" PRIu64 " refused handshakes in all]", a, why, w->failed);
         }
     }
+}
+
+void conn_watch_tick(struct conn_watch *w)
+{
+    if (!w->held) return;
+    double now = log_now();
+    if (w->warn.tokens + (now - w->warn.at) < 1) return;
+    (void)allowed(w, &w->warn);
+    log_warn("connections: %d open, the cap is %d; %" PRIu64 " accepted, %" PRIu64 " refused over the cap (the last "
+             "from %s), %" PRIu64 " closed in all (%" PRIu64 " lines held back)", w->open, w->cap, w->opened, w->refused,
+             w->last_refused[0] ? w->last_refused : "-", w->closed, w->held);
+    w->held = 0;
 }
 
 void conn_watch_free(struct conn_watch **pw)
@@ -162,6 +206,8 @@ void conn_watch_free(struct conn_watch **pw)
     if (!w) return;
     if (w->mon) zmq_close(w->mon);
     free(w->addr);
+    free(w->state);
+    free(w->seq);
     free(w);
     *pw = NULL;
 }

@@ -3,10 +3,12 @@
  * ZeroMQ's socket monitor: a line when a connection opens or closes (libzmq
  * closes one silently when a peer sends a frame over ZMQ_MAXMSGSIZE or
  * breaks the wire protocol; this makes it visible), handshake failures, and
- * a cap on open connections (a connection over the cap is shut down as soon
- * as it is accepted, so idle or hostile sockets cannot crowd out workers).
- * Lines are rate-limited (a burst, then one per second, with running
- * totals).  The process's open-file limit is raised to its hard limit, so
+ * a cap on open connections: over the cap, the oldest connection that has
+ * not completed its ZeroMQ handshake is shut down, or, when every one has,
+ * the new one; so idle or hostile sockets cannot crowd out workers, whose
+ * handshake takes milliseconds.  Lines are rate-limited (a burst, then one
+ * per second, with running totals; lines held back are summed up within a
+ * second by conn_watch_tick).  The process's open-file limit is raised to its hard limit, so
  * the cap, not EMFILE, is what stops a flood.
  */
 #ifndef DEEPER_TRAINER_DISPATCH_CONNS_H
@@ -22,6 +24,9 @@ status conn_watch_new(void *zctx, void *sock, int cap, struct conn_watch **out);
 void *conn_watch_socket(struct conn_watch *w);
 /* Handle the events waiting. */
 void conn_watch_drain(struct conn_watch *w);
+/* Call now and then (the dispatcher's loop): a summary line of what the
+ * rate limit held back, at most once per second. */
+void conn_watch_tick(struct conn_watch *w);
 int conn_watch_open(const struct conn_watch *w);
 void conn_watch_free(struct conn_watch **w);
 

@@ -1,25 +1,13 @@
 /*
  * dispatcher.c — consumer side of the dispatcher protocol (see dispatcher.h
- * and proto/dispatch.md).
+ * and proto/dispatch.md): the ROUTER socket and its thread, peers
+ * (registration, checks, heartbeats, timeouts, rate-limited log lines) and
+ * the consumer's window of batches.  The state is described in
+ * dispatch_impl.h; which worker makes which split is dispatch_lease.c.
  *
- * Data:
- *   peers   everyone who sent us a message (registered workers, and others
- *           while they are counted or ignored), keyed by ROUTER routing id;
- *   ranges  the splits between the consumer's position and the fresh cursor
- *           that are leased or waiting for a worker, sorted by first index;
- *   slots   the window: slot k % window holds batch k (the received ZeroMQ
- *           message itself, no copy) for next <= k < next + window.
  * The thread owns peers, ranges and the socket; slots, `next` and the
  * consumer's waiting time are shared under `mu`.  The consumer wakes the
  * thread through an eventfd when it frees a slot (new credit to grant).
- *
- * Leasing rule: the lowest range without a worker goes to the idle worker
- * that asked first; when no worker is idle and a busy worker holds a later
- * range, that worker's lease is replaced (its unreceived part goes back), so
- * the batch the consumer waits for is always being made when any worker is
- * alive.  Fresh splits are cut only when a worker is idle, so every worker
- * holds one lease at a time (a lease beyond the window waits for credit
- * with at most one batch made).
  */
 #include "trainer/dispatcher.h"
 
@@ -42,81 +30,7 @@
 #include "shared/log.h"
 #include "trainer/dispatch_check.h"
 #include "trainer/dispatch_conns.h"
-
-#define MAX_PEERS 512
-#define BAN_AFTER 20                 /* malformed messages before a peer is ignored */
-#define LOG_BURST 5                  /* peer log lines: a burst of 5, then one per second */
-
-struct peer {
-    int used, registered, banned;
-    uint8_t id[256];
-    size_t idlen;
-    char addr[64];
-    char name[DPROTO_NAME_MAX];
-    double last_heard, last_hb, last_reset, want_since;
-    int wants;
-    uint64_t lease;                  /* lease id held, 0 none */
-    uint32_t bad;
-    uint64_t batches, last_batch;
-    double last_batch_at;
-    struct dproto_heartbeat hb;
-    int have_hb;
-};
-
-struct range {
-    uint64_t first, end, lease, granted;
-    int peer;                        /* -1: waiting for a worker */
-    int orphan;                      /* was leased before (a re-lease is logged) */
-    char was[DPROTO_NAME_MAX];
-};
-
-struct slot { int full; uint64_t index; zmq_msg_t msg; struct dproto_batch b; };
-
-struct dispatcher {
-    struct dispatcher_config cfg;
-    char endpoints[1024];
-    void *zctx, *sock;
-    struct curve_server *cs;        /* CURVE: the ZAP handler, NULL when plain */
-    struct conn_watch *conns;
-    char fatal[320];                /* set under mu: a local worker that cannot be right; next() stops with it */
-    int wake_fd;
-    pthread_t thread;
-    int started;
-    atomic_int quit;
-    uint64_t session, lease_seq, fresh;
-    struct peer *peers;
-    struct range *ranges;
-    int nranges, cap_ranges;
-    double hb_s, timeout_s;
-    size_t max_msg;
-    /* log rate limit */
-    double tokens, tokens_at;
-    uint64_t suppressed;
-    /* shared with the consumer under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t ready;
-    struct slot *slots;
-    uint64_t next;
-    double waiting_since, last_stall_log;
-    struct dispatcher_stats st;
-    char forget[8][DPROTO_NAME_MAX];
-    int nforget;
-    /* the batch handed out: labels and ids converted to host order; the
-     * pixels either copied into `pixels` (cfg.alloc given: the backend's
-     * buffers) or left in the received message, held in `out` until the
-     * next call (no copy) */
-    int32_t *labels;
-    uint64_t *ids;
-    uint8_t *pixels;
-    size_t pix_cap;
-    zmq_msg_t out;
-    int out_held;
-    struct stream_allocator alloc;
-    FILE *dump;
-    int trace;                       /* DEEPER_DISPATCH_TRACE=1: a line per lease */
-    uint64_t pause_at;               /* DEEPER_DISPATCH_PAUSE=K:S (benchmarks): the consumer */
-    double pause_s;                  /* sleeps S s before taking batch K; the thread runs on */
-};
+#include "trainer/dispatch_impl.h"
 
 static void *plain_alloc(size_t size, void *ctx) { (void)ctx; return malloc(size); }
 static void plain_free(void *p, size_t size, void *ctx) { (void)size; (void)ctx; free(p); }
@@ -166,7 +80,7 @@ static const char *peer_label(const struct peer *p, char *buf, size_t n)
 
 /* -------------------------------------------------------------- sending */
 
-static void send_to(struct dispatcher *d, const struct peer *p, struct dproto_msg *m)
+void dispatch_send_to(struct dispatcher *d, const struct peer *p, struct dproto_msg *m)
 {
     uint8_t buf[512];
     m->session = d->session;
@@ -176,150 +90,6 @@ static void send_to(struct dispatcher *d, const struct peer *p, struct dproto_ms
     zmq_send(d->sock, buf, n, ZMQ_DONTWAIT);
 }
 
-/* ---------------------------------------------------------- ranges/leases */
-
-static uint64_t next_snapshot(struct dispatcher *d)
-{
-    pthread_mutex_lock(&d->mu);
-    uint64_t n = d->next;
-    pthread_mutex_unlock(&d->mu);
-    return n;
-}
-
-/* First index of [first, end) that is neither consumed nor held. */
-static uint64_t lowest_missing(struct dispatcher *d, uint64_t first, uint64_t end)
-{
-    pthread_mutex_lock(&d->mu);
-    uint64_t k = first > d->next ? first : d->next;
-    uint64_t W = (uint64_t)d->cfg.window;
-    while (k < end && k < d->next + W) {
-        struct slot *s = &d->slots[k % W];
-        if (!(s->full && s->index == k)) break;
-        k++;
-    }
-    pthread_mutex_unlock(&d->mu);
-    return k;
-}
-
-static int range_of_lease(struct dispatcher *d, uint64_t lease)
-{
-    for (int i = 0; i < d->nranges; i++)
-        if (d->ranges[i].lease == lease && d->ranges[i].peer >= 0) return i;
-    return -1;
-}
-
-static void range_remove(struct dispatcher *d, int i)
-{
-    memmove(&d->ranges[i], &d->ranges[i + 1], (size_t)(d->nranges - i - 1) * sizeof *d->ranges);
-    d->nranges--;
-}
-
-static int range_add(struct dispatcher *d, uint64_t first, uint64_t end)
-{
-    if (d->nranges == d->cap_ranges) {
-        int cap = d->cap_ranges ? 2 * d->cap_ranges : 64;
-        struct range *r = realloc(d->ranges, (size_t)cap * sizeof *r);
-        if (!r) return -1;
-        d->ranges = r;
-        d->cap_ranges = cap;
-    }
-    int i = d->nranges;
-    while (i > 0 && d->ranges[i - 1].first > first) i--;
-    memmove(&d->ranges[i + 1], &d->ranges[i], (size_t)(d->nranges - i) * sizeof *d->ranges);
-    d->ranges[i] = (struct range){ .first = first, .end = end, .peer = -1 };
-    d->nranges++;
-    return i;
-}
-
-/* The worker's lease goes back to the queue (what it has not delivered);
- * 1 and [*first, *end) when something did. */
-static int release_range(struct dispatcher *d, struct peer *p, int orphan, uint64_t *first, uint64_t *end)
-{
-    if (!p->lease) return 0;
-    int i = range_of_lease(d, p->lease);
-    p->lease = 0;
-    if (i < 0) return 0;
-    struct range *r = &d->ranges[i];
-    r->first = lowest_missing(d, r->first, r->end);
-    *first = r->first;
-    *end = r->end;
-    r->peer = -1;
-    r->orphan = orphan;
-    snprintf(r->was, sizeof r->was, "%s", p->name);
-    r->lease = 0;
-    if (d->trace) log_info("lease of %s released: [%" PRIu64 ", %" PRIu64 ") waits for a worker", p->name, r->first, r->end);
-    if (r->first < r->end) return 1;
-    range_remove(d, i);
-    return 0;
-}
-
-static void release(struct dispatcher *d, struct peer *p, int orphan)
-{
-    uint64_t a, b;
-    (void)release_range(d, p, orphan, &a, &b);
-}
-
-static void lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t next)
-{
-    struct range *r = &d->ranges[ri];
-    r->peer = (int)(p - d->peers);
-    r->lease = ++d->lease_seq;
-    uint64_t lim = next + (uint64_t)d->cfg.window;
-    r->granted = lim < r->end ? lim : r->end;
-    if (r->granted < r->first) r->granted = r->first;
-    p->lease = r->lease;
-    p->wants = 0;
-    struct dproto_msg m = { .type = DPROTO_LEASE };
-    m.u.lease = (struct dproto_lease){ r->lease, r->first, r->end, r->granted };
-    send_to(d, p, &m);
-    if (d->trace) log_info("lease %" PRIu64 " [%" PRIu64 ", %" PRIu64 ") to %s, credit to %" PRIu64, r->lease, r->first, r->end, p->name, r->granted);
-    if (r->orphan) {
-        d->st.released++;
-        log_info("split [%" PRIu64 ", %" PRIu64 ") re-leased to %s (was %s's)", r->first, r->end, p->name, r->was);
-        r->orphan = 0;
-    }
-}
-
-static void assign(struct dispatcher *d)
-{
-    uint64_t next = next_snapshot(d), W = (uint64_t)d->cfg.window, K = (uint64_t)d->cfg.split_batches;
-    for (int guard = 0; guard < 4 * MAX_PEERS; guard++) {
-        /* the lowest range without a worker, or a fresh one */
-        int ri = -1;
-        for (int i = 0; i < d->nranges; i++)
-            if (d->ranges[i].peer < 0) { ri = i; break; }
-        struct peer *idle = NULL;
-        for (int i = 0; i < MAX_PEERS; i++) {
-            struct peer *p = &d->peers[i];
-            if (p->used && p->registered && p->wants && !p->lease && (!idle || p->want_since < idle->want_since)) idle = p;
-        }
-        if (ri < 0) {
-            if (!idle) return;
-            if (d->fresh < next) d->fresh = next;
-            if (d->cfg.end_batch && d->fresh >= d->cfg.end_batch) return;
-            if (d->fresh >= next + W + K * (uint64_t)d->cfg.max_workers) return;
-            uint64_t end = (d->fresh / K + 1) * K;
-            if (d->cfg.end_batch && end > d->cfg.end_batch) end = d->cfg.end_batch;
-            if ((ri = range_add(d, d->fresh, end)) < 0) return;
-            d->fresh = end;
-        }
-        if (idle) { lease_to(d, ri, idle, next); continue; }
-        /* no idle worker: take over the latest lease if it is later than this range */
-        struct range *want = &d->ranges[ri];
-        if (want->first >= next + W) return;
-        int vi = -1;
-        for (int i = 0; i < d->nranges; i++)
-            if (d->ranges[i].peer >= 0 && d->ranges[i].first > want->first) vi = i;
-        if (vi < 0) return;
-        struct peer *victim = &d->peers[d->ranges[vi].peer];
-        uint64_t want_first = want->first;
-        release(d, victim, 0);   /* want stays where it is: it is lower */
-        for (ri = 0; ri < d->nranges; ri++)
-            if (d->ranges[ri].peer < 0 && d->ranges[ri].first == want_first) break;
-        if (ri == d->nranges) return;
-        lease_to(d, ri, victim, next);
-    }
-}
 
 /* ----------------------------------------------------------------- peers */
 
@@ -355,7 +125,7 @@ static void peer_drop(struct dispatcher *d, struct peer *p, const char *how)
     char lb[160], hb[64];
     char what[96] = "";
     uint64_t first, end;
-    if (release_range(d, p, 1, &first, &end))
+    if (dispatch_lease_release_range(d, p, 1, &first, &end))
         snprintf(what, sizeof what, "; split [%" PRIu64 ", %" PRIu64 ") goes back to the queue", first, end);
     p->registered = 0;
     int alive = workers_alive(d);
@@ -395,13 +165,20 @@ static void malformed(struct dispatcher *d, struct peer *p, const char *why)
                  peer_label(p, lb, sizeof lb), why, p->bad, total, held_back(d, hb, sizeof hb));
 }
 
-static void refuse(struct dispatcher *d, struct peer *p, const char *field, const char *ours, const char *theirs)
+/* REFUSED has the same layout in every protocol version: a worker of
+ * another version gets it with its own version in the header, so it can
+ * read why (version 0: ours). */
+static void refuse_as(struct dispatcher *d, struct peer *p, uint16_t version, const char *field, const char *ours,
+                      const char *theirs)
 {
-    struct dproto_msg m = { .type = DPROTO_REFUSED };
+    struct dproto_msg m = { .type = DPROTO_REFUSED, .session = d->session };
     snprintf(m.u.refused.field, sizeof m.u.refused.field, "%s", field);
     snprintf(m.u.refused.ours, sizeof m.u.refused.ours, "%s", ours);
     snprintf(m.u.refused.theirs, sizeof m.u.refused.theirs, "%s", theirs);
-    send_to(d, p, &m);
+    uint8_t buf[256];
+    size_t n = dproto_encode(&m, buf, sizeof buf);
+    if (n && version) le_put_u16(buf + 4, version);
+    if (n && zmq_send(d->sock, p->id, p->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) zmq_send(d->sock, buf, n, ZMQ_DONTWAIT);
     pthread_mutex_lock(&d->mu);
     d->st.refused++;
     pthread_mutex_unlock(&d->mu);
@@ -409,6 +186,11 @@ static void refuse(struct dispatcher *d, struct peer *p, const char *field, cons
     if (log_allowed(d))
         log_warn("refused worker %s: %s differs (ours %s, theirs %s)%s", peer_label(p, lb, sizeof lb), field, ours,
                  theirs, held_back(d, hb, sizeof hb));
+}
+
+static void refuse(struct dispatcher *d, struct peer *p, const char *field, const char *ours, const char *theirs)
+{
+    refuse_as(d, p, 0, field, ours, theirs);
 }
 
 static void on_register(struct dispatcher *d, struct peer *p, const struct dproto_register *r)
@@ -429,7 +211,7 @@ static void on_register(struct dispatcher *d, struct peer *p, const struct dprot
         DIFF("workers", "at most %d", c->max_workers);
     }
 #undef DIFF
-    release(d, p, 1);   /* a worker that registers again has dropped its lease */
+    dispatch_lease_release(d, p, 1);   /* a worker that registers again has dropped its lease */
     p->registered = 1;
     p->wants = 0;
     p->last_hb = 0;
@@ -445,7 +227,7 @@ static void on_register(struct dispatcher *d, struct peer *p, const struct dprot
     o->examples = c->examples;
     o->flip = c->flip; o->color = c->color; o->crop = c->crop;
     snprintf(o->subset, sizeof o->subset, "%s", c->subset);
-    send_to(d, p, &m);
+    dispatch_send_to(d, p, &m);
     if (!was) {
         int alive = workers_alive(d);
         pthread_mutex_lock(&d->mu);
@@ -487,10 +269,12 @@ static void on_batch(struct dispatcher *d, struct peer *p, zmq_msg_t *body, cons
     p->batches++;
     p->last_batch = k;
     p->last_batch_at = log_now();
-    int ri = p->lease ? range_of_lease(d, p->lease) : -1;
-    if (ri >= 0 && lowest_missing(d, d->ranges[ri].first, d->ranges[ri].end) >= d->ranges[ri].end) {
-        range_remove(d, ri);
-        p->lease = 0;
+    uint64_t lease = m->u.batch.lease;
+    int ri = lease ? dispatch_range_of_lease(d, lease) : -1;
+    if (ri >= 0 && d->ranges[ri].peer == (int)(p - d->peers) &&
+        dispatch_lowest_missing(d, d->ranges[ri].first, d->ranges[ri].end) >= d->ranges[ri].end) {
+        dispatch_range_remove(d, ri);
+        dispatch_lease_finished(d, p, lease);
     }
 }
 
@@ -504,7 +288,7 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
         snprintf(theirs, sizeof theirs, "%u", le_get_u16(buf + 4));
         snprintf(ours, sizeof ours, "%u", DPROTO_VERSION);
         if (!p->name[0]) snprintf(p->name, sizeof p->name, "unregistered peer");
-        refuse(d, p, "protocol version", ours, theirs);
+        refuse_as(d, p, le_get_u16(buf + 4), "protocol version", ours, theirs);
         return;
     }
     if (dproto_parse(buf, len, &m) != STATUS_OK) { malformed(d, p, status_msg()); return; }
@@ -516,7 +300,7 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
         pthread_mutex_unlock(&d->mu);
         if (now - p->last_reset > 0.5 && m.type != DPROTO_BYE) {
             struct dproto_msg r = { .type = DPROTO_RESET };
-            send_to(d, p, &r);
+            dispatch_send_to(d, p, &r);
             p->last_reset = now;
         }
         return;
@@ -524,10 +308,15 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
     p->last_heard = now;
     switch (m.type) {
     case DPROTO_REQUEST:
-        if (!p->wants) { p->wants = 1; p->want_since = now; }
-        /* it finished (or dropped) its lease; a request sent before our
-         * LEASE arrived names an older one and changes nothing */
-        if (p->lease && m.u.done == p->lease) release(d, p, 1);
+        /* it finished (or dropped) a lease: what is missing of it goes back;
+         * a request sent before our LEASE arrived names an older one and
+         * changes nothing */
+        dispatch_lease_dropped(d, p, m.u.done);
+        if (m.u.want && !m.u.holds && !p->wants) { p->wants = 1; p->want_since = now; }
+        if (m.u.want && m.u.holds && m.u.holds == p->lease && !p->queued && !p->wants_next) {
+            p->wants_next = 1;
+            p->next_since = now;
+        }
         break;
     case DPROTO_HEARTBEAT: p->hb = m.u.hb; p->have_hb = 1; break;
     case DPROTO_BATCH: on_batch(d, p, body, &m); break;
@@ -637,10 +426,10 @@ static void periodic(struct dispatcher *d)
     }
     /* consumed ranges */
     while (d->nranges > 0 && d->ranges[0].end <= next) {
-        if (d->ranges[0].peer >= 0) d->peers[d->ranges[0].peer].lease = 0;
-        range_remove(d, 0);
+        if (d->ranges[0].peer >= 0) dispatch_lease_finished(d, &d->peers[d->ranges[0].peer], d->ranges[0].lease);
+        dispatch_range_remove(d, 0);
     }
-    assign(d);
+    dispatch_lease_assign(d);
     /* credit */
     uint64_t lim = next + (uint64_t)d->cfg.window;
     for (int i = 0; i < d->nranges; i++) {
@@ -651,14 +440,14 @@ static void periodic(struct dispatcher *d)
             r->granted = l;
             struct dproto_msg m = { .type = DPROTO_CREDIT };
             m.u.credit = (struct dproto_credit){ r->lease, l };
-            send_to(d, &d->peers[r->peer], &m);
+            dispatch_send_to(d, &d->peers[r->peer], &m);
         }
     }
     for (int i = 0; i < MAX_PEERS; i++) {
         struct peer *p = &d->peers[i];
         if (!p->used || !p->registered || now - p->last_hb < d->hb_s) continue;
         struct dproto_msg m = { .type = DPROTO_HEARTBEAT };
-        send_to(d, p, &m);
+        dispatch_send_to(d, p, &m);
         p->last_hb = now;
     }
     if (waiting > 0 && now - waiting >= d->cfg.stall_secs) {
@@ -678,6 +467,7 @@ static void *thread_main(void *arg)
                                     { conn_watch_socket(d->conns), 0, ZMQ_POLLIN, 0 } };
         int rc = zmq_poll(items, 3, 50);
         if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) conn_watch_drain(d->conns);
+        conn_watch_tick(d->conns);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
             uint64_t v;
             if (read(d->wake_fd, &v, sizeof v) < 0) { /* nothing to do */ }
@@ -845,7 +635,7 @@ done:
     return st;
 }
 
-uint64_t dispatcher_position(struct dispatcher *d) { return next_snapshot(d); }
+uint64_t dispatcher_position(struct dispatcher *d) { return dispatch_next_snapshot(d); }
 
 int dispatcher_depth(struct dispatcher *d)
 {

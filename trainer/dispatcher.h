@@ -10,8 +10,9 @@
  *     settings must match the run, else REFUSED with one line on each side
  *     naming the field and both values;
  *   - cuts the stream of batch indices into splits of split_batches and
- *     leases them to workers as they ask (a dead worker's split, and a split
- *     the consumer needs before a worker's later one, are leased again);
+ *     leases them to workers as they ask, each worker its current split and
+ *     the next one queued behind it (a dead worker's split, and a split the
+ *     consumer needs before a worker's later one, are leased again);
  *   - grants credit so that only batches in the window [next, next + window)
  *     are ever sent: the consumer holds at most `window` batches, whatever
  *     the number of workers;
@@ -59,7 +60,8 @@ struct dispatcher_config {
     int worker_timeout_ms;          /* default 5000 */
     double stall_secs;              /* default 10 */
     int max_workers;                /* registered at once; default 64 */
-    int max_connections;            /* open connections at once; default 2 x max_workers */
+    int max_connections;            /* open connections at once (over it the oldest one without a
+                                       handshake is closed, else the new one); default 128 */
     /* the batch handed out: with alloc, its pixels are copied into one
      * buffer from it (e.g. pinned memory for a GPU); NULL: no copy, the
      * pixels point into the received message, kept until the next call */

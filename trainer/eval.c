@@ -132,7 +132,7 @@ static status eval_input(struct pass *p)
         .num_workers = c->num_preprocess_threads, .eval = 1, .batch_size = c->batch_size,
         .image_size = p->ck.meta.image_size, .channels = p->man->image.channels, .num_classes = p->classes,
         .seed = p->ck.meta.seed, .examples = p->sub->count, .end_batch = p->batches,
-        .worker_timeout = c->worker_timeout, .augment = &c->augment,
+        .worker_timeout = c->worker_timeout, .max_connections = c->max_connections, .augment = &c->augment,
         .id_limit = manifest_subset_id_limit(p->sub), .curve = &c->curve,
     };
     return input_open(&p->in, &s);

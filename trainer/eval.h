@@ -31,6 +31,7 @@ struct eval_config {
     int threads;
     const char *listen;             /* also accept remote workers here (tcp://...) */
     double worker_timeout;
+    int max_connections;            /* the dispatcher's cap on open connections (0: 128) */
     struct curve_opts curve;        /* --curve_secret_key/--authorized_keys/--insecure for listen */          /* seconds (0: 5) */
     struct augment_flags augment;   /* passed on to the workers as given */
 };

@@ -29,6 +29,16 @@ status input_dispatcher_config(const struct input_spec *s, const char *endpoints
     dc->curve = s->listen ? s->curve : NULL;
     augment_flags_tristate(s->augment, &dc->flip, &dc->color, &dc->crop);
     if (s->worker_timeout > 0) dc->worker_timeout_ms = (int)(s->worker_timeout * 1000);
+    if (s->max_connections < 0 || (s->max_connections > 0 && s->max_connections <= s->num_workers))
+        return FAIL(STATUS_USAGE, "--max_connections %d: must exceed the %d local workers (0: the default, %d)",
+                    s->max_connections, s->num_workers, dc->max_connections);
+    if (s->max_connections > 0) dc->max_connections = s->max_connections;
+    if (s->window < 0 || s->window > 65536 || (s->window == 0 && !s->eval))
+        return FAIL(STATUS_USAGE, "--input_queue_memory_factor %d: must be in [1, 65536] (batches)", s->window);
+    if (s->window > 0) {   /* the credit window; splits no longer than it */
+        dc->window = s->window;
+        if (dc->split_batches > dc->window) dc->split_batches = dc->window;
+    }
     dc->alloc = s->alloc;
     dc->dump_ids = getenv("DEEPER_DUMP_IDS");
     return dproto_dataset_identity(s->data_dir, &dc->manifest_crc, &dc->manifest_len, &dc->records);
@@ -56,6 +66,12 @@ status input_open(struct input *in, const struct input_spec *s)
     struct dispatcher_config dc;
     TRY(input_dispatcher_config(s, in->endpoints, &dc));
     TRY(dispatcher_new(&dc, &in->disp));
+    if (s->announce) {
+        double kb = (double)dproto_batch_size(dc.batch_size, dc.image_size, dc.image_size, dc.channels) / 1e3;
+        log_info("input: at most %d batches of %.1f %s held ahead (--input_queue_memory_factor), splits of %d batches",
+                 dc.window > 0 ? dc.window : 4 * dc.split_batches, kb >= 1e3 ? kb / 1e3 : kb, kb >= 1e3 ? "MB" : "kB",
+                 dc.split_batches);
+    }
     if (s->num_workers > 0) {
         TRY(workers_sibling_exe("augment", &in->exe));
         /* with CURVE the dispatcher's socket takes only keyed peers: local workers hold the consumer's own pair */

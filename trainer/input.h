@@ -34,6 +34,8 @@ struct input_spec {
     uint64_t seed, examples, start_batch, end_batch;
     uint64_t id_limit;              /* example ids lie below this (manifest_subset_id_limit) */
     double worker_timeout;          /* seconds (0: the dispatcher's default) */
+    int max_connections;            /* open connections at most (0: the dispatcher's default) */
+    int window;                     /* batches held ahead at most (0: the dispatcher's default) */
     const struct augment_flags *augment;
     const struct stream_allocator *alloc;   /* batch buffers (NULL: malloc) */
     const struct curve_opts *curve; /* with keys: CURVE on the whole socket (local workers get our pair) */

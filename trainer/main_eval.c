@@ -25,6 +25,8 @@ int main(int argc, char **argv)
                                                                     "files; only those workers are admitted", NULL },
         { "insecure", FLAG_BOOL, &c.curve.insecure, "allow --listen on tcp without CURVE keys", NULL },
         { "worker_timeout", FLAG_DOUBLE, &c.worker_timeout, "seconds a worker may be silent before its split goes to another (default 5)", NULL },
+        { "max_connections", FLAG_INT, &c.max_connections, "connections the dispatcher keeps open at once, local "
+                                                            "workers included; one over it is closed at once (default 128)", NULL },
         { "device", FLAG_STRING, &c.device, "cpu, cuda or auto (CUDA when a GPU exists)", NULL },
         { "threads", FLAG_INT, &c.threads, "CPU threads for the backend (0: all cores)", NULL },
         { 0 }, { 0 }, { 0 }, { 0 }, { 0 }, { 0 },   /* --flip/--no_flip, --color/--no_color, --crop/--no_crop */

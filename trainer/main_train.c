@@ -98,7 +98,11 @@ int main(int argc, char **argv)
                                                                     "files; only those workers are admitted", NULL },
         { "insecure", FLAG_BOOL, &c.curve.insecure, "allow --listen on tcp without CURVE keys (any host reaching the "
                                                     "port can feed batches)", NULL },
-        { "input_queue_memory_factor", FLAG_INT, &c.input_queue_memory_factor, "shuffle buffer of each worker = factor x 1024 records", NULL },
+        { "max_connections", FLAG_INT, &c.max_connections, "connections the dispatcher keeps open at once, local "
+                                                            "workers included; one over it is closed at once (default 128)", NULL },
+        { "input_queue_memory_factor", FLAG_INT, &c.input_queue_memory_factor, "batches the trainer holds ahead at "
+          "most: its input memory is this x one batch (default 16; try 4, 2 or 1 when host memory is short). "
+          "Shuffling no longer depends on it: every epoch is a full permutation", NULL },
         { 0 }, { 0 }, { 0 }, { 0 }, { 0 }, { 0 },   /* --flip/--no_flip, --color/--no_color, --crop/--no_crop */
         { "save_interval_steps", FLAG_INT, &c.save_interval_steps, "checkpoint every N steps (and always at the end)", NULL },
         { "keep_checkpoints", FLAG_INT, &c.keep_checkpoints, "keep the newest N checkpoints", NULL },

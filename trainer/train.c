@@ -484,6 +484,7 @@ static status open_input(struct run *r)
         .num_workers = c->num_preprocess_threads, .announce = 1, .batch_size = c->batch_size,
         .image_size = r->image_size, .channels = r->data_c, .num_classes = r->classes, .seed = r->seed,
         .examples = r->train->count, .start_batch = (uint64_t)r->position, .worker_timeout = c->worker_timeout,
+        .max_connections = c->max_connections, .window = c->input_queue_memory_factor,
         .augment = &c->augment, .alloc = tower_input_allocator(r->ts, &r->host_mem),
         .id_limit = manifest_subset_id_limit(r->train), .curve = &c->curve,
     };

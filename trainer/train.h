@@ -58,10 +58,11 @@ struct train_config {
     const char *listen;                 /* endpoint to bind for remote workers */
     double worker_timeout;              /* seconds a worker may be silent before its lease goes (0: 5) */
     struct curve_opts curve;            /* --curve_secret_key/--authorized_keys/--insecure for listen */
+    int max_connections;                /* the dispatcher's cap on open connections (0: 128) */
     int save_interval_steps;
     int64_t seed;
     int fresh;
-    int input_queue_memory_factor;
+    int input_queue_memory_factor;      /* batches the consumer holds ahead at most (the credit window) */
     int log_every;
     int summary_every;                  /* image and histogram summaries every N steps (0: none) */
     int stall_check_steps;              /* warn when the loss is still near ln(classes) here (0: never) */

@@ -24,7 +24,7 @@ ctx = zmq.Context()
 ep = "tcp://127.0.0.1:%s" % sys.argv[1]
 def sock():
     s = ctx.socket(zmq.DEALER); s.setsockopt(zmq.LINGER, 0); s.connect(ep); return s
-hdr = lambda typ, sess=0: struct.pack("<IHHQ", 0x53445044, 1, typ, sess)
+hdr = lambda typ, sess=0: struct.pack("<IHHQ", 0x53445044, 2, typ, sess)
 a = sock()
 time.sleep(0.5)
 for i in range(30):                         # garbage, short, wrong sizes, multi-frame

@@ -26,13 +26,13 @@ import sys, struct, zmq
 s = zmq.Context().socket(zmq.DEALER)
 s.setsockopt(zmq.LINGER, 0)
 s.connect("tcp://127.0.0.1:%s" % sys.argv[1])
-s.send(struct.pack("<IHHQ", 0x53445044, 2, 1, 0) + bytes(136))      # REGISTER, protocol version 2
+s.send(struct.pack("<IHHQ", 0x53445044, 99, 1, 0) + bytes(136))     # REGISTER, protocol version 99
 assert s.poll(10000), "no answer"
 m = s.recv()
 magic, ver, typ, sess = struct.unpack("<IHHQ", m[:16])
 field, ours, theirs = (x.split(b"\0")[0].decode() for x in (m[16:48], m[48:112], m[112:176]))
 print(typ, field, ours, theirs)
-assert typ == 3 and field == "protocol version" and ours == "1" and theirs == "2"
+assert typ == 3 and ver == 99 and field == "protocol version" and ours == "2" and theirs == "99"
 PYEOF
 test $rc -eq 0
 
@@ -44,7 +44,7 @@ stop_and_check $wk "remote worker"
 grep -q "waiting for remote augment workers on $ep" train.log
 grep -q "refused worker .*: dataset (manifest checksum) differs (ours crc32c:" train.log
 grep -q "refused worker .*: image_size differs (ours 28, theirs 32)" train.log
-grep -q "refused worker unregistered peer (127.0.0.1): protocol version differs (ours 1, theirs 2)" train.log
+grep -q "refused worker unregistered peer (127.0.0.1): protocol version differs (ours 2, theirs 99)" train.log
 grep -q "step 8, loss = .*workers 1, dropped 0" train.log
 test -f run/model.ckpt-8.safetensors
 echo ok

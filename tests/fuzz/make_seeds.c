@@ -374,7 +374,7 @@ static void dispatch_seeds(void)
     memset(&m, 0, sizeof m);
     m.type = DPROTO_LEASE;
     m.session = 7;
-    m.u.lease = (struct dproto_lease){ 3, 8, 12, 10 };
+    m.u.lease = (struct dproto_lease){ 3, 8, 12, 10, 0 };
     put("dispatch", "lease", buf, dproto_encode(&m, buf, sizeof buf), NULL, 0);
     m.type = DPROTO_CREDIT;
     m.u.credit = (struct dproto_credit){ 3, 10 };

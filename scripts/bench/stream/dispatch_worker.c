@@ -3,8 +3,9 @@
  *
  * Workers: forked processes, each one DEALER that follows proto/dispatch.md
  * like augment/lease_client.c (REGISTER every 250 ms until REGISTERED,
- * REQUEST, send a LEASE's batches below its credit limit, REQUEST(done)
- * after the last, heartbeats, RESET -> register again, BYE on SIGTERM), but
+ * REQUEST, send a LEASE's batches below its credit limit, ask for the next
+ * lease at the last batch of the current one and go on with it, REQUEST
+ * when idle, heartbeats, RESET -> register again, BYE on SIGTERM), but
  * sends pre-made batches: a ring of RING full-size messages whose pixels are
  * made once; only the 96-byte fixed part and header are rewritten for each
  * batch, and a buffer is reused only after ZeroMQ released it (zero-copy
@@ -13,6 +14,9 @@
  *
  * Consumer: dispatcher_new with the run's settings and dispatcher_next in a
  * loop, as the trainer does (CPU backend: plain malloc'd batch buffer).
+ * Besides the throughput it prints the mean time between batches at the
+ * start of a split and inside one: a gap at split starts is time the
+ * connection stood idle between leases.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -63,10 +67,18 @@ static int dispatch_worker(const char *ep, int id, uint32_t n, uint32_t h, uint3
     snprintf(reg.u.reg.name, sizeof reg.u.reg.name, "bench-%d", id);
     int registered = 0, requested = 0, slot = 0;
     uint64_t session = 0, lease = 0, first = 0, end = 0, limit = 0, next = 0, done = 0;
+    struct dproto_lease queued = { 0 };
+    int report = 0;
     double hb_s = 1, last_reg = 0, last_sent = 0, last_req = 0;
     while (!g_worker_stop) {
         /* send what the credit allows */
         while (lease && next < limit && !atomic_load(&busy[slot])) {
+            if (!queued.lease && !requested && end - next <= 1) {   /* at the last batch: ask for the next lease */
+                struct dproto_msg r = { .type = DPROTO_REQUEST };
+                r.u.done = done; r.u.holds = lease; r.u.want = 1;
+                ctrl_send(s, &r, session);
+                requested = 1; report = 0; last_req = log_now();
+            }
             uint8_t *buf = ring[slot];
             struct wire_header wh;
             wire_header_init(&wh, 0, 1, next, next * n / BENCH_EXAMPLES, n, h, h, c, 0, BENCH_SEED);
@@ -77,14 +89,25 @@ static int dispatch_worker(const char *ep, int id, uint32_t n, uint32_t h, uint3
             if (zmq_msg_send(&m, s, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); break; }
             slot = (slot + 1) % RING;
             last_sent = log_now();
-            if (++next >= end) { done = lease; lease = 0; requested = 0; break; }
+            if (++next >= end) {   /* on to the queued lease, if any */
+                done = lease; lease = 0; requested = 0;
+                if (queued.lease) {
+                    lease = queued.lease; first = queued.first; end = queued.end; limit = queued.limit; next = first;
+                    queued.lease = 0; report = 1;
+                }
+                if (!lease) break;
+            }
         }
         double now = log_now();
         if (!registered && now - last_reg >= 0.25) { ctrl_send(s, &reg, 0); last_reg = now; }
-        if (registered && !lease && (!requested || now - last_req >= hb_s)) {
-            struct dproto_msg m = { .type = DPROTO_REQUEST, .u.done = done };
+        int want = !lease || (!queued.lease && end - next <= 1);
+        if (registered && (report || (want && (!requested || now - last_req >= hb_s)))) {
+            struct dproto_msg m = { .type = DPROTO_REQUEST };
+            m.u.done = done; m.u.holds = lease; m.u.want = (uint32_t)want;
             ctrl_send(s, &m, session);
-            requested = 1; last_req = last_sent = now;
+            report = 0;
+            if (want) { requested = 1; last_req = now; }
+            last_sent = now;
         }
         if (registered && now - last_sent >= hb_s) {
             struct dproto_msg m = { .type = DPROTO_HEARTBEAT };
@@ -106,16 +129,24 @@ static int dispatch_worker(const char *ep, int id, uint32_t n, uint32_t h, uint3
             if (m.type == DPROTO_REFUSED) { fprintf(stderr, "refused: %s\n", m.u.refused.field); return 1; }
             if (m.type == DPROTO_REGISTERED) {
                 if (registered && m.session == session) continue;
-                registered = 1; session = m.session; lease = 0; requested = 0; done = 0;
+                registered = 1; session = m.session; lease = 0; queued.lease = 0; requested = 0; done = 0;
                 hb_s = m.u.ok.heartbeat_ms / 1000.0;
             } else if (m.type == DPROTO_RESET) {
-                registered = 0; lease = 0; last_reg = 0;
+                registered = 0; lease = 0; queued.lease = 0; last_reg = 0;
             } else if (registered && m.session == session) {
-                if (m.type == DPROTO_LEASE && m.u.lease.lease != lease) {
-                    lease = m.u.lease.lease; first = m.u.lease.first; end = m.u.lease.end; limit = m.u.lease.limit;
-                    next = first;
-                } else if (m.type == DPROTO_CREDIT && m.u.credit.lease == lease && m.u.credit.limit > limit) {
-                    limit = m.u.credit.limit;
+                const struct dproto_lease *l = &m.u.lease;
+                if (m.type == DPROTO_LEASE && l->lease != lease && l->lease != queued.lease) {
+                    if (l->after && lease && l->after == lease) {
+                        queued = *l; requested = 0;
+                    } else if (l->after && !(!lease && l->after == done)) {
+                        done = l->lease; report = 1;          /* follows a lease we no longer hold */
+                    } else {
+                        if (!l->after) queued.lease = 0;
+                        lease = l->lease; first = l->first; end = l->end; limit = l->limit; next = first; requested = 0;
+                    }
+                } else if (m.type == DPROTO_CREDIT) {
+                    if (m.u.credit.lease == lease && m.u.credit.limit > limit) limit = m.u.credit.limit;
+                    if (m.u.credit.lease == queued.lease && m.u.credit.limit > queued.limit) queued.limit = m.u.credit.limit;
                 }
             }
         }
@@ -149,18 +180,28 @@ static int dispatch_bench(const char *ep, int batches, uint32_t n, uint32_t h, u
     if (workers > 16) workers = 16;
     for (int i = 0; i < workers; i++)
         if ((pids[i] = fork()) == 0) _exit(dispatch_worker(ep, i, n, h, c, co));
-    double t0 = 0;
-    int rc = 0;
+    double t0 = 0, prev = 0, gap[2] = { 0, 0 };
+    int rc = 0, ngap[2] = { 0, 0 };
+    uint64_t K = (uint64_t)dc.split_batches;
     for (int i = 0; i < batches; i++) {
         struct dispatch_batch b;
         if (dispatcher_next(d, &b, NULL, NULL, NULL, NULL) != STATUS_OK) { fprintf(stderr, "%s\n", status_msg()); rc = 1; break; }
-        if (i == 0) t0 = log_now();
+        double now = log_now();
+        if (i == 0) t0 = now;
+        else {   /* the time between batches: the first of a split, or one inside it */
+            int first = b.index % K == 0;
+            gap[first] += now - prev;
+            ngap[first]++;
+        }
+        prev = now;
     }
     double dt = log_now() - t0;
     for (int i = 0; i < workers; i++) kill(pids[i], SIGTERM);
     for (int i = 0; i < workers; i++) waitpid(pids[i], NULL, 0);
     dispatcher_free(&d);
     size_t total = dproto_batch_size(n, h, w, c);
-    if (!rc) printf("batches %d bytes %zu wall_s %.4f\n", batches - 1, total * (size_t)(batches - 1), dt);
+    if (!rc)
+        printf("batches %d bytes %zu wall_s %.4f gap_ms split_start %.1f inside %.1f\n", batches - 1,
+               total * (size_t)(batches - 1), dt, ngap[1] ? 1e3 * gap[1] / ngap[1] : 0.0, ngap[0] ? 1e3 * gap[0] / ngap[0] : 0.0);
     return rc;
 }
