@@ -41,6 +41,7 @@ struct conn_watch {
     char last_refused[48];
     struct bucket { double tokens, at; } note, warn;   /* opened/closed lines; refusals */
     uint64_t held;
+    uint64_t goodbyes;           /* workers that said BYE and whose connection has not closed yet */
 };
 
 /* Lines of each kind: a burst of BURST, then one per second (so a flood of
@@ -172,9 +173,15 @@ void conn_watch_drain(struct conn_watch *w)
             if (allowed(w, &w->note)) {
                 if (w->held) snprintf(held, sizeof held, " (%" PRIu64 " similar lines held back)", w->held);
                 w->held = 0;
-                log_info("connection from %s closed (%d open; %" PRIu64 " closed in all; a peer sending a frame over "
-                         "the size limit is cut off this way)%s", a, w->open, w->closed, held);
+                if (w->goodbyes > 0)
+                    log_info("connection from %s closed after its worker left (%d open; %" PRIu64 " closed in all)%s",
+                             a, w->open, w->closed, held);
+                else
+                    log_info("connection from %s closed without a goodbye (%d open; %" PRIu64 " closed in all; a "
+                             "peer sending a frame over the size limit is cut off this way)%s", a, w->open, w->closed,
+                             held);
             }
+            if (w->goodbyes > 0) w->goodbyes--;
             if (known) { w->addr[fd][0] = 0; w->state[fd] = 0; }
         } else {
             w->failed++;
@@ -186,6 +193,11 @@ void conn_watch_drain(struct conn_watch *w)
                 log_warn("refused %s: %s [%" PRIu64 " refused handshakes in all]", a, why, w->failed);
         }
     }
+}
+
+void conn_watch_goodbye(struct conn_watch *w)
+{
+    if (w) w->goodbyes++;
 }
 
 void conn_watch_tick(struct conn_watch *w)

@@ -27,6 +27,9 @@ void conn_watch_drain(struct conn_watch *w);
 /* Call now and then (the dispatcher's loop): a summary line of what the
  * rate limit held back, at most once per second. */
 void conn_watch_tick(struct conn_watch *w);
+/* A worker said BYE: the next closed connection is its own, logged as such
+ * (any other close may be a peer cut off for an oversized frame). */
+void conn_watch_goodbye(struct conn_watch *w);
 int conn_watch_open(const struct conn_watch *w);
 void conn_watch_free(struct conn_watch **w);
 

@@ -320,7 +320,13 @@ static void on_message(struct dispatcher *d, struct peer *p, zmq_msg_t *body)
         break;
     case DPROTO_HEARTBEAT: p->hb = m.u.hb; p->have_hb = 1; break;
     case DPROTO_BATCH: on_batch(d, p, body, &m); break;
-    case DPROTO_BYE: peer_drop(d, p, "left"); pthread_mutex_lock(&d->mu); d->st.left++; pthread_mutex_unlock(&d->mu); break;
+    case DPROTO_BYE:
+        peer_drop(d, p, "left");
+        conn_watch_goodbye(d->conns);
+        pthread_mutex_lock(&d->mu);
+        d->st.left++;
+        pthread_mutex_unlock(&d->mu);
+        break;
     default: malformed(d, p, "a message type only a consumer sends"); break;
     }
 }
@@ -466,14 +472,15 @@ static void *thread_main(void *arg)
         zmq_pollitem_t items[3] = { { d->sock, 0, ZMQ_POLLIN, 0 }, { NULL, d->wake_fd, ZMQ_POLLIN, 0 },
                                     { conn_watch_socket(d->conns), 0, ZMQ_POLLIN, 0 } };
         int rc = zmq_poll(items, 3, 50);
-        if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) conn_watch_drain(d->conns);
-        conn_watch_tick(d->conns);
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
             uint64_t v;
             if (read(d->wake_fd, &v, sizeof v) < 0) { /* nothing to do */ }
         }
+        /* messages before connection events: a worker's BYE comes before its close */
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             for (int k = 0; k < 256 && recv_one(d); k++) {}
+        if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) conn_watch_drain(d->conns);
+        conn_watch_tick(d->conns);
         periodic(d);
     }
     return NULL;

@@ -43,6 +43,10 @@ int main(int argc, char **argv)
         host[strcspn(host, ".")] = 0;
         name = host;
     }
+    if (st == STATUS_OK) {   /* "keys/" and "keys" name the same folder: no "keys//NAME.key" in the lines below */
+        size_t n = strlen(args[0]);
+        while (n > 1 && args[0][n - 1] == '/') args[0][--n] = 0;
+    }
     if (st == STATUS_OK && mkdir(args[0], 0700) != 0 && errno != EEXIST)
         st = FAIL(STATUS_IO, "%s: mkdir: %s", args[0], strerror(errno));
     if (st == STATUS_OK) st = curve_keypair_write(args[0], name, pub, sec, sizeof pub);
