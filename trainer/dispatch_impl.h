@@ -70,6 +70,14 @@ struct dispatcher {
     pthread_t thread;
     int started;
     atomic_int quit;
+    /* Who drives the socket (and peers, ranges, the connection monitor):
+     * whoever holds sock_mu.  The consumer takes it inside dispatcher_next
+     * and receives its batches itself; the thread takes it only when the
+     * consumer has been out of dispatcher_next for DISPATCH_GRACE_S (a
+     * training step), so a consumer that keeps asking pays no hand-off. */
+    pthread_mutex_t sock_mu;
+    atomic_int consumer_in;          /* 1 while the consumer is in dispatcher_next */
+    _Atomic double consumer_left;    /* log_now() when it last left */
     uint64_t session, lease_seq, fresh;
     struct peer *peers;
     struct range *ranges;

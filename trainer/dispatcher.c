@@ -5,9 +5,14 @@
  * the consumer's window of batches.  The state is described in
  * dispatch_impl.h; which worker makes which split is dispatch_lease.c.
  *
- * The thread owns peers, ranges and the socket; slots, `next` and the
- * consumer's waiting time are shared under `mu`.  The consumer wakes the
- * thread through an eventfd when it frees a slot (new credit to grant).
+ * Peers, ranges and the socket belong to whoever holds `sock_mu`: the
+ * consumer while it is in dispatcher_next (it receives its own batches, so
+ * a consumer that waits for every batch pays no thread hand-off), the
+ * thread while the consumer is away longer than DISPATCH_GRACE_S (a
+ * training step: heartbeats, registrations and batches go on).  Both run
+ * the same pump().  Slots, `next` and the consumer's waiting time are
+ * shared under `mu`.  A consumer that needs the socket while the thread
+ * holds it wakes the thread through an eventfd.
  */
 #include "trainer/dispatcher.h"
 
@@ -465,23 +470,40 @@ static void periodic(struct dispatcher *d)
     }
 }
 
+#define DISPATCH_GRACE_S 0.005
+
+/* One round of the socket's work; the caller holds sock_mu. */
+static void pump(struct dispatcher *d, int timeout_ms)
+{
+    zmq_pollitem_t items[3] = { { d->sock, 0, ZMQ_POLLIN, 0 }, { NULL, d->wake_fd, ZMQ_POLLIN, 0 },
+                                { conn_watch_socket(d->conns), 0, ZMQ_POLLIN, 0 } };
+    int rc = zmq_poll(items, 3, timeout_ms);
+    if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
+        uint64_t v;
+        if (read(d->wake_fd, &v, sizeof v) < 0) { /* nothing to do */ }
+    }
+    /* messages before connection events: a worker's BYE comes before its close */
+    if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+        for (int k = 0; k < 256 && recv_one(d); k++) {}
+    if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) conn_watch_drain(d->conns);
+    conn_watch_tick(d->conns);
+    periodic(d);
+}
+
 static void *thread_main(void *arg)
 {
     struct dispatcher *d = arg;
     while (!atomic_load(&d->quit)) {
-        zmq_pollitem_t items[3] = { { d->sock, 0, ZMQ_POLLIN, 0 }, { NULL, d->wake_fd, ZMQ_POLLIN, 0 },
-                                    { conn_watch_socket(d->conns), 0, ZMQ_POLLIN, 0 } };
-        int rc = zmq_poll(items, 3, 50);
-        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
-            uint64_t v;
-            if (read(d->wake_fd, &v, sizeof v) < 0) { /* nothing to do */ }
+        double away = log_now() - atomic_load(&d->consumer_left);
+        if (atomic_load(&d->consumer_in) || away < DISPATCH_GRACE_S) {
+            double s = atomic_load(&d->consumer_in) ? DISPATCH_GRACE_S : DISPATCH_GRACE_S - away;
+            struct timespec ts = { 0, (long)(s * 1e9) + 1000 };
+            nanosleep(&ts, NULL);
+            continue;
         }
-        /* messages before connection events: a worker's BYE comes before its close */
-        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
-            for (int k = 0; k < 256 && recv_one(d); k++) {}
-        if (rc > 0 && (items[2].revents & ZMQ_POLLIN)) conn_watch_drain(d->conns);
-        conn_watch_tick(d->conns);
-        periodic(d);
+        pthread_mutex_lock(&d->sock_mu);
+        if (!atomic_load(&d->consumer_in)) pump(d, 50);
+        pthread_mutex_unlock(&d->sock_mu);
     }
     return NULL;
 }
@@ -500,6 +522,7 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
     d->cfg = *cfg;
     d->wake_fd = -1;
     pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->sock_mu, NULL);
     pthread_cond_init(&d->ready, NULL);
     struct dispatcher_config *c = &d->cfg;
     if (c->split_batches < 1) c->split_batches = 4;
@@ -581,29 +604,34 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
     uint64_t W = (uint64_t)d->cfg.window;
     status st = STATUS_OK;
     if (d->out_held) { zmq_msg_close(&d->out); d->out_held = 0; }   /* the previous batch's pixels */
-    pthread_mutex_lock(&d->mu);
+    /* take the socket: from the thread, if it is driving it, with a nudge out of its poll */
+    atomic_store(&d->consumer_in, 1);
+    if (pthread_mutex_trylock(&d->sock_mu) != 0) {
+        uint64_t one = 1;
+        if (write(d->wake_fd, &one, sizeof one) < 0) { /* its poll ends within 50 ms anyway */ }
+        pthread_mutex_lock(&d->sock_mu);
+    }
+    pump(d, 0);   /* what came in meanwhile; credit for the batch taken last time */
     struct slot *s = &d->slots[d->next % W];
-    while (!(s->full && s->index == d->next)) {
-        if (d->fatal[0]) {
-            st = FAIL(STATUS_STATE, "%s", d->fatal);
-            pthread_mutex_unlock(&d->mu);
-            goto done;
-        }
-        if (d->waiting_since == 0) d->waiting_since = t0;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
-        int rc = pthread_cond_timedwait(&d->ready, &d->mu, &ts);
-        if (rc == ETIMEDOUT) {
-            pthread_mutex_unlock(&d->mu);
+    double idle_at = t0;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        int ready = s->full && s->index == d->next;
+        if (!ready && d->fatal[0]) st = FAIL(STATUS_STATE, "%s", d->fatal);
+        if (!ready && st == STATUS_OK && d->waiting_since == 0) d->waiting_since = t0;
+        pthread_mutex_unlock(&d->mu);
+        if (ready || st != STATUS_OK) break;
+        pump(d, 200);
+        if (log_now() - idle_at >= 0.2) {
+            idle_at = log_now();
             if (on_idle) on_idle(ctx);
-            if (stop && *stop) { st = STATUS_INTERRUPTED; goto done; }
-            pthread_mutex_lock(&d->mu);
+            if (stop && *stop) { st = STATUS_INTERRUPTED; break; }
         }
     }
+    pthread_mutex_lock(&d->mu);
     d->waiting_since = 0;
     pthread_mutex_unlock(&d->mu);
+    if (st != STATUS_OK) goto done;
     /* the slot stays full (the thread does not touch full slots) while we copy */
     const struct wire_header *h = &s->b.header;
     for (uint32_t i = 0; i < h->n; i++) {
@@ -635,9 +663,10 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
     s->full = 0;
     d->next++;
     pthread_mutex_unlock(&d->mu);
-    uint64_t one = 1;
-    if (write(d->wake_fd, &one, sizeof one) < 0) { /* the thread polls every 50 ms anyway */ }
 done:
+    atomic_store(&d->consumer_left, log_now());
+    atomic_store(&d->consumer_in, 0);
+    pthread_mutex_unlock(&d->sock_mu);
     if (wait_s) *wait_s += log_now() - t0;
     return st;
 }
@@ -694,6 +723,7 @@ void dispatcher_free(struct dispatcher **pd)
     free(d->ranges);
     free(d->slots);
     pthread_mutex_destroy(&d->mu);
+    pthread_mutex_destroy(&d->sock_mu);
     pthread_cond_destroy(&d->ready);
     free(d);
     *pd = NULL;
