@@ -167,7 +167,7 @@ void conn_watch_drain(struct conn_watch *w)
         } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             if (known && w->state[fd] == PENDING) w->state[fd] = READY;
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
-            const char *a = fd >= 0 && fd < MAX_FDS && w->addr[fd][0] ? w->addr[fd] : "a peer";
+            const char *a = known && w->addr[fd][0] ? w->addr[fd] : "a peer";
             if (w->open > 0) w->open--;
             w->closed++;
             if (allowed(w, &w->note)) {
@@ -185,7 +185,7 @@ void conn_watch_drain(struct conn_watch *w)
             if (known) { w->addr[fd][0] = 0; w->state[fd] = 0; }
         } else {
             w->failed++;
-            const char *a = fd >= 0 && fd < MAX_FDS && w->addr[fd][0] ? w->addr[fd] : "a peer";
+            const char *a = known && w->addr[fd][0] ? w->addr[fd] : "a peer";
             char why[200];
             curve_handshake_describe(event, (uint32_t)value, why, sizeof why);
             /* a key refused by the ZAP handler has its line there, with the key */

@@ -89,7 +89,6 @@ struct dispatcher {
     uint64_t suppressed;
     /* shared with the consumer under mu */
     pthread_mutex_t mu;
-    pthread_cond_t ready;
     struct slot *slots;
     uint64_t next;
     double waiting_since, last_stall_log;
@@ -116,6 +115,8 @@ struct dispatcher {
 void dispatch_send_to(struct dispatcher *d, const struct peer *p, struct dproto_msg *m);
 
 /* dispatch_lease.c */
+/* How far range r may be sent with the consumer at next: the window's end, at most r's end. */
+uint64_t dispatch_credit_limit(const struct dispatcher *d, const struct range *r, uint64_t next);
 /* The consumer's position (`next`), read under mu. */
 uint64_t dispatch_next_snapshot(struct dispatcher *d);
 /* First index of [first, end) that is neither consumed nor held. */

@@ -147,13 +147,18 @@ void dispatch_lease_dropped(struct dispatcher *d, struct peer *p, uint64_t lease
     }
 }
 
+uint64_t dispatch_credit_limit(const struct dispatcher *d, const struct range *r, uint64_t next)
+{
+    uint64_t lim = next + (uint64_t)d->cfg.window;
+    return lim < r->end ? lim : r->end;
+}
+
 void dispatch_lease_to(struct dispatcher *d, int ri, struct peer *p, uint64_t next, uint64_t after)
 {
     struct range *r = &d->ranges[ri];
     r->peer = (int)(p - d->peers);
     r->lease = ++d->lease_seq;
-    uint64_t lim = next + (uint64_t)d->cfg.window;
-    r->granted = lim < r->end ? lim : r->end;
+    r->granted = dispatch_credit_limit(d, r, next);
     if (r->granted < r->first) r->granted = r->first;
     if (after) {
         p->queued = r->lease;

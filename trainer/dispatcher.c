@@ -157,7 +157,6 @@ static void malformed(struct dispatcher *d, struct peer *p, const char *why)
             pthread_mutex_lock(&d->mu);
             snprintf(d->fatal, sizeof d->fatal, "local worker %s keeps sending malformed batches (%s); stopping",
                      peer_label(p, lb, sizeof lb), why);
-            pthread_cond_broadcast(&d->ready);
             pthread_mutex_unlock(&d->mu);
         }
         if (p->registered) peer_drop(d, p, "is ignored from now on: too many malformed messages");
@@ -265,7 +264,6 @@ static void on_batch(struct dispatcher *d, struct peer *p, zmq_msg_t *body, cons
         s->index = k;
         d->st.batches++;
         taken = 1;
-        pthread_cond_broadcast(&d->ready);
     } else {
         d->st.stale++;
     }
@@ -442,11 +440,10 @@ static void periodic(struct dispatcher *d)
     }
     dispatch_lease_assign(d);
     /* credit */
-    uint64_t lim = next + (uint64_t)d->cfg.window;
     for (int i = 0; i < d->nranges; i++) {
         struct range *r = &d->ranges[i];
         if (r->peer < 0) continue;
-        uint64_t l = lim < r->end ? lim : r->end;
+        uint64_t l = dispatch_credit_limit(d, r, next);
         if (l > r->granted) {
             r->granted = l;
             struct dproto_msg m = { .type = DPROTO_CREDIT };
@@ -523,7 +520,6 @@ status dispatcher_new(const struct dispatcher_config *cfg, struct dispatcher **o
     d->wake_fd = -1;
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->sock_mu, NULL);
-    pthread_cond_init(&d->ready, NULL);
     struct dispatcher_config *c = &d->cfg;
     if (c->split_batches < 1) c->split_batches = 4;
     if (c->window < 1) c->window = 4 * c->split_batches;
@@ -682,6 +678,8 @@ int dispatcher_depth(struct dispatcher *d)
     return n;
 }
 
+int dispatcher_window(struct dispatcher *d) { return d->cfg.window; }
+
 void dispatcher_stats(struct dispatcher *d, struct dispatcher_stats *out)
 {
     pthread_mutex_lock(&d->mu);
@@ -724,7 +722,6 @@ void dispatcher_free(struct dispatcher **pd)
     free(d->slots);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->sock_mu);
-    pthread_cond_destroy(&d->ready);
     free(d);
     *pd = NULL;
 }

@@ -106,6 +106,8 @@ status dispatcher_next(struct dispatcher *d, struct dispatch_batch *out, volatil
 uint64_t dispatcher_position(struct dispatcher *d);
 /* Batches held (received, not yet consumed). */
 int dispatcher_depth(struct dispatcher *d);
+/* The credit window as settled at dispatcher_new: at most this many batches held or granted ahead. */
+int dispatcher_window(struct dispatcher *d);
 void dispatcher_stats(struct dispatcher *d, struct dispatcher_stats *out);
 /* Endpoints bound, as ZeroMQ resolved them (comma-separated). */
 const char *dispatcher_endpoints(struct dispatcher *d);

@@ -69,7 +69,7 @@ status input_open(struct input *in, const struct input_spec *s)
     if (s->announce) {
         double kb = (double)dproto_batch_size(dc.batch_size, dc.image_size, dc.image_size, dc.channels) / 1e3;
         log_info("input: at most %d batches of %.1f %s held ahead (--input_queue_memory_factor), splits of %d batches",
-                 dc.window > 0 ? dc.window : 4 * dc.split_batches, kb >= 1e3 ? kb / 1e3 : kb, kb >= 1e3 ? "MB" : "kB",
+                 dispatcher_window(in->disp), kb >= 1e3 ? kb / 1e3 : kb, kb >= 1e3 ? "MB" : "kB",
                  dc.split_batches);
     }
     if (s->num_workers > 0) {
